@@ -1,0 +1,1 @@
+//! jepsen-lite: histories, models and a linearizability checker. Knows nothing about Raft.

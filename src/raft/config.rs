@@ -1,0 +1,123 @@
+//! A node's static configuration. Every timing is in ticks; the driver decides how long a tick is.
+
+use super::types::NodeId;
+
+/// Static configuration of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This node.
+    pub id: NodeId,
+    /// Every voting member, this node included. Membership is fixed.
+    pub voters: Vec<NodeId>,
+    /// Lower bound of the randomized election timeout (§3.4). Also the window of check-quorum
+    /// and of leader stickiness.
+    pub election_timeout_ticks_min: u32,
+    /// Upper bound (inclusive) of the randomized election timeout.
+    pub election_timeout_ticks_max: u32,
+    /// How often a leader sends heartbeats. Must be well below the election timeout.
+    pub heartbeat_interval_ticks: u32,
+    /// Run a PreVote round before raising the term (§9.6).
+    pub pre_vote: bool,
+    /// A leader steps down when it has not heard from a quorum within an election timeout, and
+    /// a follower that heard from its leader within one ignores vote requests (§6.2, §9.6).
+    pub check_quorum: bool,
+    /// At most this many entries in one AppendEntries.
+    pub max_entries_per_message: usize,
+    /// At most about this many bytes of entries in one AppendEntries (one entry always fits).
+    pub max_bytes_per_message: usize,
+    /// At most this many AppendEntries in flight to one follower in replicate state.
+    pub max_inflight_messages: usize,
+    /// At most this many committed entries handed out in one `Ready`.
+    pub max_apply_entries_per_ready: usize,
+    /// Seeds the election-timeout randomization, mixed with `id`.
+    pub seed: u64,
+    /// Deliberately broken modes, so the checks that must catch them can be shown to.
+    pub bugs: Bugs,
+}
+
+/// Deliberately broken behaviours. Every check in raftbed has one it must catch; a detector that
+/// never fires proves nothing. All off by default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Commit an entry from an older term by counting replicas, which §3.6.2 (Figure 3.7, the
+    /// "Figure 8" case of the paper) forbids.
+    pub commit_old_term: bool,
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A field is out of range; the message names it.
+    #[error("invalid raft config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// A configuration with the defaults used across raftbed: 10–20 tick election timeouts, a
+    /// heartbeat every tick, pre-vote and check-quorum on.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            voters,
+            election_timeout_ticks_min: 10,
+            election_timeout_ticks_max: 20,
+            heartbeat_interval_ticks: 1,
+            pre_vote: true,
+            check_quorum: true,
+            max_entries_per_message: 64,
+            max_bytes_per_message: 1 << 20,
+            max_inflight_messages: 256,
+            max_apply_entries_per_ready: 4096,
+            seed: 0,
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// Checks that the configuration can work.
+    ///
+    /// # Errors
+    /// Names the first field out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |what: String| Err(ConfigError::Invalid(what));
+        if self.id.0 == 0 {
+            return invalid("id must not be 0".into());
+        }
+        if !self.voters.contains(&self.id) {
+            return invalid(format!("voters {:?} do not include id {}", self.voters, self.id));
+        }
+        let mut sorted = self.voters.clone();
+        sorted.sort();
+        sorted.dedup();
+        if sorted.len() != self.voters.len() || sorted.contains(&NodeId(0)) {
+            return invalid(format!("voters {:?} repeat an id or contain 0", self.voters));
+        }
+        if self.election_timeout_ticks_min == 0
+            || self.election_timeout_ticks_max < self.election_timeout_ticks_min
+        {
+            return invalid(format!(
+                "election timeout range {}..={} is empty",
+                self.election_timeout_ticks_min, self.election_timeout_ticks_max
+            ));
+        }
+        if self.heartbeat_interval_ticks == 0
+            || self.heartbeat_interval_ticks >= self.election_timeout_ticks_min
+        {
+            return invalid(format!(
+                "heartbeat_interval_ticks {} must be in 1..{}",
+                self.heartbeat_interval_ticks, self.election_timeout_ticks_min
+            ));
+        }
+        if self.max_entries_per_message == 0
+            || self.max_inflight_messages == 0
+            || self.max_apply_entries_per_ready == 0
+        {
+            return invalid("message, inflight and apply bounds must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The number of voters that make a majority.
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
