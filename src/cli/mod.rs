@@ -1,4 +1,7 @@
-//! The `raftbed` command line.
+//! The `raftbed` command line. Each subcommand lives in its own file; this one parses and
+//! dispatches.
+
+mod check;
 
 use std::process::ExitCode;
 
@@ -21,16 +24,30 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Check a history for linearizability (exit 0 yes, 1 no, 2 unknown, 3 bad input).
+    Check(check::CheckArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // `check` reserves exit 2 for "unknown"; a bad command line is unusable input.
+            let is_check = std::env::args().nth(1).as_deref() == Some("check");
+            if is_check && err.use_stderr() {
+                let _ = err.print();
+                return ExitCode::from(check::EXIT_MALFORMED);
+            }
+            err.exit();
+        }
+    };
     match cli.command {
         Command::Demo { seed } => {
             let report = crate::demo::run(seed);
             print!("{}", report.text);
             if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
+        Command::Check(args) => check::run(&args),
     }
 }

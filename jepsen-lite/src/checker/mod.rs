@@ -1,0 +1,292 @@
+//! The linearizability checker.
+//!
+//! 1. The history is paired into operations; `fail`ed ones are dropped (they did not happen),
+//!    and so are indeterminate ones that cannot change state (an unknown read).
+//! 2. If the model's keys are independent, the operations are split per key
+//!    (P-compositionality): the history is linearizable iff every part is.
+//! 3. The parts are searched (`search.rs`) round-robin with doubling iteration budgets, on
+//!    every core: a part that is hard to decide cannot hold up an easy illegal one, and the
+//!    first illegal part stops the rest (Porcupine gets the same from its goroutines). A
+//!    deadline, or the searches outgrowing the memory bound, turns an unfinished check into
+//!    `Unknown`.
+//! 4. For an illegal part, a counterexample is built (`counterexample.rs`). The verdict never
+//!    depends on timing. Which illegal part is reported may, when several are illegal and
+//!    several threads run; with `threads: 1` the schedule is a pure function of the history.
+
+mod counterexample;
+mod search;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub use counterexample::{Counterexample, OpSummary};
+use search::{Limits, PreparedOp, Search, SearchOutcome};
+
+use crate::history::{History, HistoryError, Op, Outcome};
+use crate::model::Model;
+use crate::value::Value;
+
+/// How to check.
+#[derive(Clone, Debug)]
+pub struct CheckOptions {
+    /// Give up after this long, with `Unknown`.
+    pub timeout: Option<Duration>,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+    /// The memory all searches together may use for remembered configurations before the
+    /// check gives up with `Unknown`.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for CheckOptions {
+    fn default() -> CheckOptions {
+        CheckOptions { timeout: None, threads: 0, max_memory_bytes: 1 << 30 }
+    }
+}
+
+/// The verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckResult {
+    /// Some order of the operations, consistent with real time, satisfies the model.
+    Linearizable,
+    /// None does; the counterexample shows where.
+    NotLinearizable(Box<Counterexample>),
+    /// The search did not finish; the reason says why (a timeout).
+    Unknown(String),
+}
+
+impl CheckResult {
+    /// "linearizable", "not-linearizable" or "unknown".
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            CheckResult::Linearizable => "linearizable",
+            CheckResult::NotLinearizable(_) => "not-linearizable",
+            CheckResult::Unknown(_) => "unknown",
+        }
+    }
+}
+
+/// A verdict with what it took.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The verdict.
+    pub result: CheckResult,
+    /// Client operations in the history.
+    pub ops: usize,
+    /// Operations that took part in the search (after dropping failed ones and unknown reads).
+    pub checked_ops: usize,
+    /// Independent parts checked.
+    pub partitions: usize,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{}: {} ops ({} checked) in {} part{}, {:.1} ms",
+            self.result.verdict(),
+            self.ops,
+            self.checked_ops,
+            self.partitions,
+            if self.partitions == 1 { "" } else { "s" },
+            self.elapsed.as_secs_f64() * 1e3
+        )?;
+        match &self.result {
+            CheckResult::NotLinearizable(counterexample) => write!(f, "{counterexample}"),
+            CheckResult::Unknown(reason) => writeln!(f, "{reason}"),
+            CheckResult::Linearizable => Ok(()),
+        }
+    }
+}
+
+/// An operation of model `M`, ready to search.
+type Prepared<M> = PreparedOp<<M as Model>::Input, <M as Model>::Output>;
+
+/// A partition of model `M`.
+type ModelPartition<M> = Partition<<M as Model>::Input, <M as Model>::Output>;
+
+/// One independent part of the history, ready to search.
+pub(crate) struct Partition<I, O> {
+    pub key: Option<Value>,
+    pub ops: Vec<PreparedOp<I, O>>,
+}
+
+/// Checks `history` against `model`.
+///
+/// # Errors
+/// If the history is malformed: a completion without an invocation, an operation the model
+/// does not know, a value of the wrong type. The error names the line.
+pub fn check<M: Model>(
+    model: &M,
+    history: &History,
+    options: &CheckOptions,
+) -> Result<Report, HistoryError> {
+    let started = Instant::now();
+    let deadline = options.timeout.map(|t| started + t);
+    let ops = history.ops()?;
+    let partitions = prepare(model, &ops)?;
+    let checked_ops = partitions.iter().map(|p| p.ops.len()).sum();
+    let result = check_partitions(model, &partitions, &ops, deadline, options);
+    Ok(Report {
+        result,
+        ops: ops.len(),
+        checked_ops,
+        partitions: partitions.len(),
+        elapsed: started.elapsed(),
+    })
+}
+
+fn prepare<M: Model>(model: &M, ops: &[Op]) -> Result<Vec<ModelPartition<M>>, HistoryError> {
+    let mut parts: BTreeMap<Option<Value>, Vec<Prepared<M>>> = BTreeMap::new();
+    for op in ops {
+        if op.outcome == Outcome::Fail {
+            // Definitely did not happen, but it still had to be well-formed.
+            model.decode(op).map_err(|e| HistoryError::new(op.line, e))?;
+            continue;
+        }
+        let (input, output) = model.decode(op).map_err(|e| HistoryError::new(op.line, e))?;
+        let ret = match op.outcome {
+            Outcome::Ok => op.complete.map(|c| c as u64),
+            _ => None,
+        };
+        if ret.is_none() && model.is_read_only(&input) {
+            continue;
+        }
+        let key = if model.partition_by_key() { op.key.clone() } else { None };
+        let prepared = PreparedOp { op_id: op.id, input, output, call: op.invoke as u64, ret };
+        parts.entry(key).or_default().push(prepared);
+    }
+    Ok(parts.into_iter().map(|(key, ops)| Partition { key, ops }).collect())
+}
+
+fn check_partitions<M: Model>(
+    model: &M,
+    partitions: &[Partition<M::Input, M::Output>],
+    ops: &[Op],
+    deadline: Option<Instant>,
+    options: &CheckOptions,
+) -> CheckResult {
+    let cancel = AtomicBool::new(false);
+    let memo_bytes = AtomicUsize::new(0);
+    let limits = Limits {
+        deadline,
+        cancel: &cancel,
+        max_memo_bytes: options.max_memory_bytes,
+        memo_bytes: &memo_bytes,
+    };
+    let outcomes = run_round_robin(model, partitions, &limits, options.threads);
+    let illegal = outcomes.iter().enumerate().find_map(|(index, outcome)| match outcome {
+        Some((SearchOutcome::Illegal { longest }, iterations)) => {
+            Some((index, longest, *iterations))
+        }
+        _ => None,
+    });
+    if let Some((index, longest, iterations)) = illegal {
+        cancel.store(false, Ordering::Relaxed);
+        let partition = &partitions[index];
+        let longest = longest.clone();
+        return CheckResult::NotLinearizable(Box::new(counterexample::explain(
+            model, partition, ops, longest, iterations, &limits,
+        )));
+    }
+    let unfinished = outcomes.iter().enumerate().find_map(|(index, outcome)| match outcome {
+        Some((SearchOutcome::Timeout, _)) => Some((index, "timed out")),
+        Some((SearchOutcome::OutOfMemory, _)) => Some((index, "reached the memory bound")),
+        _ => None,
+    });
+    match unfinished {
+        Some((index, why)) => CheckResult::Unknown(format!(
+            "{why} checking {} ({} ops)",
+            describe_key(&partitions[index].key),
+            partitions[index].ops.len()
+        )),
+        None => CheckResult::Linearizable,
+    }
+}
+
+/// The first budget of every part, in search iterations (about a millisecond).
+const FIRST_BUDGET: u64 = 1 << 14;
+
+/// A part waiting for its next turn.
+struct Task<'a, M: Model> {
+    index: usize,
+    search: Option<Search<'a, M>>,
+    budget: u64,
+}
+
+/// Runs every part's search in turns of doubling budgets, in key order, on `threads` workers,
+/// until each ends or one is illegal. Returns each part's outcome with its iteration count
+/// (`None` if it never ended).
+fn run_round_robin<M: Model>(
+    model: &M,
+    partitions: &[Partition<M::Input, M::Output>],
+    limits: &Limits<'_>,
+    threads: usize,
+) -> Vec<Option<(SearchOutcome, u64)>> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .clamp(1, partitions.len().max(1));
+    let queue: Mutex<VecDeque<Task<'_, M>>> = Mutex::new(
+        (0..partitions.len())
+            .map(|index| Task { index, search: None, budget: FIRST_BUDGET })
+            .collect(),
+    );
+    let results: Vec<Mutex<Option<(SearchOutcome, u64)>>> =
+        partitions.iter().map(|_| Mutex::new(None)).collect();
+    let work = || {
+        loop {
+            let Some(mut task) = queue.lock().expect("no panics while held").pop_front() else {
+                break;
+            };
+            if limits.cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let search =
+                task.search.get_or_insert_with(|| Search::new(model, &partitions[task.index].ops));
+            match search.run(task.budget, limits) {
+                Some(outcome) => {
+                    search.release(limits);
+                    if matches!(outcome, SearchOutcome::Illegal { .. }) {
+                        limits.cancel.store(true, Ordering::Relaxed);
+                    }
+                    let iterations = search.iterations;
+                    *results[task.index].lock().expect("no panics while held") =
+                        Some((outcome, iterations));
+                }
+                None => {
+                    task.budget = task.budget.saturating_mul(2);
+                    queue.lock().expect("no panics while held").push_back(task);
+                }
+            }
+        }
+    };
+    if threads == 1 {
+        work();
+    } else {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(work);
+            }
+        });
+    }
+    for task in queue.into_inner().expect("no panics while held") {
+        if let Some(mut search) = task.search {
+            search.release(limits);
+        }
+    }
+    results.into_iter().map(|slot| slot.into_inner().expect("no panics while held")).collect()
+}
+
+pub(crate) fn describe_key(key: &Option<Value>) -> String {
+    match key {
+        Some(key) => format!("key {key}"),
+        None => "the register".into(),
+    }
+}

@@ -1,0 +1,200 @@
+//! Generated histories that are linearizable by construction: concurrent clients run operations
+//! on a set of keys; each operation takes effect at a random instant inside its interval, and
+//! its result is computed from a real sequential store in that order. Used to test and to
+//! measure the checker at sizes no recorded history reaches.
+
+use std::collections::BTreeMap;
+
+use crate::history::{Event, EventType, History, Process};
+use crate::value::Value;
+
+/// What to generate.
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    /// Seeds everything.
+    pub seed: u64,
+    /// Operations in all.
+    pub ops: usize,
+    /// Keys (`kv` model); 0 means a single register with `read`/`write`/`cas`.
+    pub keys: usize,
+    /// Concurrent clients, each running one operation at a time.
+    pub clients: usize,
+    /// Fraction (0..=1) of operations whose outcome is lost: recorded as `info`, and taking
+    /// effect or not at random.
+    pub indeterminate: f64,
+}
+
+/// A small seeded generator (SplitMix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
+    }
+}
+
+struct Planned {
+    client: u64,
+    key: Option<Value>,
+    f: &'static str,
+    input: Value,
+    invoke: u64,
+    effect: u64,
+    complete: u64,
+    lost: bool,
+}
+
+/// Generates a linearizable history (see the module docs).
+pub fn linearizable(options: &GenOptions) -> History {
+    let mut rng = Rng(options.seed ^ 0x6a09_e667_f3bc_c908);
+    let clients = options.clients.max(1) as u64;
+    let mut next_start: Vec<u64> = (0..clients).map(|_| rng.below(1_000)).collect();
+    let mut planned = Vec::with_capacity(options.ops);
+    for seq in 0..options.ops {
+        // The client free the earliest starts the next operation.
+        let client = (0..clients).min_by_key(|c| next_start[*c as usize]).expect("a client");
+        let invoke = next_start[client as usize];
+        let effect = invoke + 1 + rng.below(2_000);
+        let complete = effect + 1 + rng.below(2_000);
+        next_start[client as usize] = complete + 1 + rng.below(500);
+        let (key, f, input) = choose_op(&mut rng, options.keys, client, seq);
+        let lost = rng.chance(options.indeterminate);
+        planned.push(Planned { client, key, f, input, invoke, effect, complete, lost });
+    }
+    let outputs = apply_in_effect_order(&mut rng, &mut planned);
+    let mut stamped: Vec<(u64, usize, Event)> = Vec::with_capacity(2 * planned.len());
+    for (i, (op, output)) in planned.iter().zip(outputs).enumerate() {
+        let event = |kind, value| Event {
+            process: Process::Client(op.client),
+            kind,
+            f: op.f.to_string(),
+            key: op.key.clone(),
+            value,
+            time: None,
+            line: 0,
+        };
+        let invoke_value =
+            if op.f == "read" || op.f == "get" { Value::Null } else { op.input.clone() };
+        stamped.push((op.invoke, 2 * i, event(EventType::Invoke, invoke_value)));
+        let completion = match output {
+            Outcome::Lost => event(EventType::Info, op.input.clone()),
+            Outcome::Failed => event(EventType::Fail, op.input.clone()),
+            Outcome::Done(value) => event(EventType::Ok, value),
+        };
+        stamped.push((op.complete, 2 * i + 1, completion));
+    }
+    stamped.sort_by_key(|(time, order, _)| (*time, *order));
+    let events = stamped
+        .into_iter()
+        .map(|(time, _, mut event)| {
+            event.time = Some(time as i64);
+            event
+        })
+        .collect();
+    History { events }
+}
+
+fn choose_op(
+    rng: &mut Rng,
+    keys: usize,
+    client: u64,
+    seq: usize,
+) -> (Option<Value>, &'static str, Value) {
+    let unique = format!("{client}.{seq}");
+    if keys == 0 {
+        return match rng.below(3) {
+            0 => (None, "read", Value::Null),
+            1 => (None, "write", Value::Int(rng.below(5) as i64)),
+            _ => {
+                let pair = vec![Value::Int(rng.below(5) as i64), Value::Int(rng.below(5) as i64)];
+                (None, "cas", Value::List(pair))
+            }
+        };
+    }
+    let key = Some(Value::Str(format!("k{}", rng.below(keys as u64))));
+    match rng.below(10) {
+        0..=3 => (key, "get", Value::Null),
+        4..=5 => (key, "put", Value::Str(unique)),
+        6..=8 => (key, "append", Value::Str(format!("[{unique}]"))),
+        _ => (key, "delete", Value::Null),
+    }
+}
+
+enum Outcome {
+    Done(Value),
+    Failed,
+    Lost,
+}
+
+/// Runs the operations against a sequential store in effect order; returns each one's outcome.
+fn apply_in_effect_order(rng: &mut Rng, planned: &mut [Planned]) -> Vec<Outcome> {
+    let mut order: Vec<usize> = (0..planned.len()).collect();
+    order.sort_by_key(|i| (planned[*i].effect, *i));
+    let mut store: BTreeMap<Option<Value>, Value> = BTreeMap::new();
+    let mut outcomes: Vec<Option<Outcome>> = (0..planned.len()).map(|_| None).collect();
+    for i in order {
+        let op = &mut planned[i];
+        let current = store.get(&op.key).cloned().unwrap_or(Value::Null);
+        // A lost operation takes effect or not, at random; its result is never seen.
+        if op.lost && rng.chance(0.5) {
+            outcomes[i] = Some(Outcome::Lost);
+            continue;
+        }
+        let (next, result) = match op.f {
+            "read" | "get" => (current.clone(), Outcome::Done(current)),
+            "write" | "put" => (op.input.clone(), Outcome::Done(op.input.clone())),
+            "delete" => (Value::Null, Outcome::Done(Value::Null)),
+            "append" => {
+                let appended = match (&current, &op.input) {
+                    (Value::Str(s), Value::Str(t)) => Value::Str(format!("{s}{t}")),
+                    _ => op.input.clone(),
+                };
+                (appended, Outcome::Done(op.input.clone()))
+            }
+            "cas" => {
+                let (from, to) = op.input.as_pair().expect("generated cas has a pair");
+                if *from == current {
+                    (to.clone(), Outcome::Done(op.input.clone()))
+                } else {
+                    (current, Outcome::Failed)
+                }
+            }
+            other => unreachable!("generator made unknown op {other}"),
+        };
+        store.insert(op.key.clone(), next);
+        outcomes[i] = Some(if op.lost { Outcome::Lost } else { result });
+    }
+    outcomes.into_iter().map(|o| o.expect("every op applied")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CheckOptions, CheckResult, ModelKind, RegisterModel, check};
+
+    #[test]
+    fn generated_histories_are_linearizable() {
+        for seed in 0..20 {
+            for keys in [0, 3] {
+                let options = GenOptions { seed, ops: 300, keys, clients: 6, indeterminate: 0.1 };
+                let history = linearizable(&options);
+                let kind = if keys == 0 { ModelKind::CasRegister } else { ModelKind::Kv };
+                let report =
+                    check(&RegisterModel::new(kind), &history, &CheckOptions::default()).unwrap();
+                assert_eq!(report.result, CheckResult::Linearizable, "seed {seed} keys {keys}");
+            }
+        }
+    }
+}

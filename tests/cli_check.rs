@@ -1,0 +1,156 @@
+//! `raftbed check` as a user runs it: every exit code, `--json`, `--html`, and bad input.
+//! Method: run the built binary on files written to a temp dir (and on the Porcupine corpus
+//! when ../shared is present).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn raftbed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_raftbed")).args(args).output().expect("runs")
+}
+
+fn code(output: &Output) -> i32 {
+    output.status.code().expect("exited")
+}
+
+fn golden(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("jepsen-lite/tests/testdata")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("raftbed-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn exit_0_for_linearizable_and_1_with_a_counterexample() {
+    let ok = raftbed(&["check", &golden("failed_cas_ok.jsonl")]);
+    assert_eq!(code(&ok), 0, "{}", String::from_utf8_lossy(&ok.stdout));
+    let bad = raftbed(&["check", &golden("failed_cas_bad.jsonl")]);
+    assert_eq!(code(&bad), 1);
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        text.contains("not-linearizable") && text.contains("cannot be explained: op 2"),
+        "{text}"
+    );
+}
+
+#[test]
+fn exit_2_when_the_search_cannot_finish_in_time() {
+    // Twelve concurrent appends and a later read of a value none of their orders gives: proving
+    // that takes 12! orders, far beyond one millisecond.
+    let mut lines = Vec::new();
+    for p in 0..12 {
+        lines.push(format!("{{\"process\":{p},\"type\":\"invoke\",\"f\":\"append\",\"key\":\"k\",\"value\":\"a{p}\"}}"));
+    }
+    for p in 0..12 {
+        lines.push(format!(
+            "{{\"process\":{p},\"type\":\"ok\",\"f\":\"append\",\"key\":\"k\",\"value\":\"a{p}\"}}"
+        ));
+    }
+    lines.push(
+        "{\"process\":99,\"type\":\"invoke\",\"f\":\"get\",\"key\":\"k\",\"value\":null}".into(),
+    );
+    lines.push(
+        "{\"process\":99,\"type\":\"ok\",\"f\":\"get\",\"key\":\"k\",\"value\":\"zz\"}".into(),
+    );
+    let path = temp_file("hard.jsonl", &(lines.join("\n") + "\n"));
+    let output = raftbed(&["check", path.to_str().unwrap(), "--timeout-ms", "1", "--json"]);
+    assert_eq!(code(&output), 2, "{}", String::from_utf8_lossy(&output.stdout));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["verdict"], "unknown");
+    assert!(json["reason"].as_str().unwrap().contains("timed out"));
+}
+
+#[test]
+fn exit_3_for_bad_input_naming_file_and_line() {
+    let path = temp_file(
+        "truncated.jsonl",
+        "{\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"value\":1}\n{\"process\":1,\"ty",
+    );
+    let output = raftbed(&["check", path.to_str().unwrap()]);
+    assert_eq!(code(&output), 3);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("truncated.jsonl:line 2") && err.contains("invalid JSON"), "{err}");
+
+    let missing = raftbed(&["check", "/nonexistent/history.jsonl"]);
+    assert_eq!(code(&missing), 3);
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/history.jsonl")
+    );
+
+    let binary = temp_file("binary.jsonl", "");
+    std::fs::write(&binary, b"{\"process\":1}\n\xff\xfe").unwrap();
+    let output = raftbed(&["check", binary.to_str().unwrap()]);
+    assert_eq!(code(&output), 3);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2: not UTF-8"));
+
+    let ok = golden("failed_cas_ok.jsonl");
+    assert_eq!(code(&raftbed(&["check", &ok, "--format", "yaml"])), 3);
+    assert_eq!(code(&raftbed(&["check", &ok, "--model", "queue"])), 3);
+    assert_eq!(code(&raftbed(&["check", &ok, "--no-such-flag"])), 3);
+    assert_eq!(
+        code(&raftbed(&["check", &ok, "--model", "register"])),
+        3,
+        "cas is not a register op"
+    );
+}
+
+#[test]
+fn json_has_verdict_ops_and_elapsed() {
+    let output = raftbed(&["check", &golden("concurrent_appends_bad.jsonl"), "--json"]);
+    assert_eq!(code(&output), 1);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["verdict"], "not-linearizable");
+    assert_eq!(json["ops"], 4);
+    assert!(json["elapsed_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(json["model"], "kv");
+    assert_eq!(json["counterexample"]["key"], "x");
+    assert_eq!(json["counterexample"]["failing_op"]["id"], 3);
+}
+
+#[test]
+fn html_timeline_marks_the_failing_window() {
+    let out = std::env::temp_dir().join(format!("raftbed-timeline-{}.html", std::process::id()));
+    let output = raftbed(&[
+        "check",
+        &golden("info_must_not_be_placed_bad.jsonl"),
+        "--html",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 1);
+    let page = std::fs::read_to_string(&out).unwrap();
+    assert!(page.contains("<svg") && page.contains("id=\"timeline\""));
+    assert!(page.contains("class=\"op failing\" data-op=\"3\""), "the failing read is marked");
+    assert!(page.contains("class=\"op window\" data-op=\"2\""), "the info cas is in the window");
+    assert!(page.contains("id=\"counterexample\""));
+    assert!(
+        !page.contains("http://") || page.contains("http://www.w3.org/2000/svg"),
+        "self-contained"
+    );
+}
+
+#[test]
+fn porcupine_corpus_through_the_cli() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/porcupine");
+    if !dir.is_dir() {
+        eprintln!("SKIPPED: ../shared/testdata/porcupine not found");
+        return;
+    }
+    for (file, expected) in [
+        ("jepsen/etcd_002.log", 0),
+        ("jepsen/etcd_000.log", 1),
+        ("kv/c50-ok.txt", 0),
+        ("kv/c50-bad.txt", 1),
+    ] {
+        let output = raftbed(&["check", dir.join(file).to_str().unwrap()]);
+        assert_eq!(code(&output), expected, "{file}: {}", String::from_utf8_lossy(&output.stdout));
+    }
+}
