@@ -3,7 +3,7 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let files = ["proto/raft.proto"];
+    let files = ["proto/raft.proto", "proto/raftbed.proto"];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
     Ok(())

@@ -21,6 +21,12 @@ compile_error!(
 );
 
 pub mod cli;
+pub mod clock;
 pub mod demo;
+pub mod kv;
 pub mod raft;
+pub mod rng;
+pub mod server;
+pub mod sim;
+pub mod storage;
 pub mod transport;

@@ -2,6 +2,7 @@
 //! dispatches.
 
 mod check;
+pub mod sim;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,8 @@ enum Command {
     },
     /// Check a history for linearizability (exit 0 yes, 1 no, 2 unknown, 3 bad input).
     Check(check::CheckArgs),
+    /// Run a deterministic simulation of a cluster under faults (or sweep seeds).
+    Sim(sim::SimArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -49,5 +52,6 @@ pub fn main() -> ExitCode {
             if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
         }
         Command::Check(args) => check::run(&args),
+        Command::Sim(args) => sim::run_sim(&args),
     }
 }

@@ -259,7 +259,10 @@ impl RaftLog {
             return false;
         }
         let last_index = self.last_index();
-        assert!(index <= last_index, "commit_to({index}) past last_index({last_index})");
+        assert!(
+            index <= last_index,
+            "commit_to({index}) past last_index({last_index}): the log was lost or corrupted"
+        );
         self.commit = index;
         true
     }

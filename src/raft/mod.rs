@@ -45,7 +45,6 @@ mod progress;
 mod quorum;
 mod ready;
 mod replication;
-mod rng;
 mod types;
 
 pub mod testkit;

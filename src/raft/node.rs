@@ -12,8 +12,8 @@ use super::config::{Config, ConfigError};
 use super::log::RaftLog;
 use super::message::{Body, Message};
 use super::progress::Progress;
-use super::rng::SplitMix64;
 use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, SoftState, Term};
+use crate::rng::SplitMix64;
 
 /// A caller's mistake, or a request this node cannot serve. Protocol rejections are messages,
 /// not errors; bugs are assertions.

@@ -22,8 +22,19 @@
 //!    corpus this order beats invocation order by 2x and earliest-return order by 5x.
 //! 6. **Resumable.** `run` takes an iteration budget, so the checker can interleave parts and
 //!    stop at the first illegal one, as Porcupine's goroutines do, even on one thread.
+//! 7. **Dominance of fewer indeterminate ops.** The memo is keyed by (completed operations
+//!    linearized, state) and keeps, for each key, the sets of indeterminate operations that were
+//!    linearized on the way there. A configuration whose indeterminate set contains one already
+//!    seen under the same key is pruned: it can do nothing the other cannot. Without this, k
+//!    unread lost writes with distinct values make 2^k configurations of one state.
 //!
-//! # Correctness of 3 and 4
+//! 8. **An indeterminate operation must matter.** In a frame reached by linearizing an
+//!    indeterminate operation `x` from a parent frame, a candidate `y` that the parent also
+//!    offers and that ends in the same state from both (a blind write, say) is skipped: the
+//!    parent reaches the same configuration without `x`, which dominates this one (7). So a lost
+//!    write is linearized only where something observes it before it is overwritten.
+//!
+//! # Correctness of 3, 4, 7 and 8
 //! 3: if a linearization uses indeterminate `b` before `a` (or `b` and not `a`) where `a` and
 //! `b` have equal inputs and `a` was invoked first, swap their roles: `a` is invoked no later
 //! than `b`, so it may sit wherever `b` sat, neither has a return bound, and the states along
@@ -33,6 +44,14 @@
 //! changes none), keeps `r`'s own result valid (it reads `s`), and respects real time (nothing
 //! left was required to precede it). So if the configuration has a linearization, it has one
 //! starting with `r`, and if `r` fails here, the configuration fails.
+//! 7: which operations may be linearized next depends only on the completed operations already
+//! linearized (the first pending return is a completed operation's). Two configurations with
+//! the same completed set and state, indeterminate sets I' ⊆ I, offer from I' every continuation
+//! they offer from I (an indeterminate operation has no deadline and stays available), so if
+//! (C, I', s) fails, (C, I, s) fails.
+//! 8: the child's configuration after `y` is (C + y, I + x, t) where the parent's after `y` is
+//! (C + y, I, t): the same completed set and state with fewer indeterminate operations, which
+//! dominates by 7, and the parent tries `y` itself (it is among its candidates).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
@@ -126,9 +145,12 @@ pub(crate) struct Search<'a, M: Model> {
     memo: Memo,
     /// Memo bytes already counted in `Limits::memo_bytes`.
     counted_bytes: usize,
-    /// The linearized set, and its Zobrist hash.
-    bits: Vec<u64>,
+    /// Per op: its position among the completed ops, or among the indeterminate ones.
+    slot: Vec<Slot>,
+    /// The completed ops linearized, with their Zobrist hash; the indeterminate ops linearized.
+    done: Vec<u64>,
     hash: u64,
+    extra: Vec<u64>,
     /// One frame per configuration on the current path.
     frames: Vec<Frame>,
     /// The frames' candidate lists, back to back.
@@ -139,14 +161,26 @@ pub(crate) struct Search<'a, M: Model> {
     longest: Vec<(u32, u32)>,
     /// Loop iterations so far.
     pub iterations: u64,
-    done: bool,
+    finished: bool,
 }
 
 impl<'a, M: Model> Search<'a, M> {
     /// A search over `ops`, which must be in invocation order.
     pub(crate) fn new(model: &'a M, ops: &'a [PreparedOp<M::Input, M::Output>]) -> Self {
         let n = ops.len();
-        let words = n.div_ceil(64);
+        let mut slot = Vec::with_capacity(n);
+        let (mut completed, mut indeterminate) = (0u32, 0u32);
+        for op in ops {
+            if op.ret.is_some() {
+                slot.push(Slot::Done(completed));
+                completed += 1;
+            } else {
+                slot.push(Slot::Extra(indeterminate));
+                indeterminate += 1;
+            }
+        }
+        let (done_words, extra_words) =
+            ((completed as usize).div_ceil(64), (indeterminate as usize).div_ceil(64));
         let mut search = Search {
             model,
             ops,
@@ -158,16 +192,18 @@ impl<'a, M: Model> Search<'a, M> {
             state_ids: HashTable::with_capacity(256),
             hasher: hashbrown::DefaultHashBuilder::default(),
             steps: hashbrown::HashMap::with_capacity(1024),
-            memo: Memo::new(words),
+            memo: Memo::new(done_words, extra_words),
             counted_bytes: 0,
-            bits: vec![0u64; words],
+            slot,
+            done: vec![0u64; done_words],
             hash: 0,
+            extra: vec![0u64; extra_words],
             frames: Vec::with_capacity(n + 1),
             candidates: Vec::with_capacity(4 * n),
             remaining: ops.iter().filter(|op| op.ret.is_some()).count(),
             longest: Vec::new(),
             iterations: 0,
-            done: false,
+            finished: false,
         };
         let initial = search.intern(model.init());
         search.open_frame(initial, NONE);
@@ -177,10 +213,10 @@ impl<'a, M: Model> Search<'a, M> {
     /// Searches for at most `budget` more iterations. `None` means the budget ran out first and
     /// `run` may be called again.
     pub(crate) fn run(&mut self, budget: u64, limits: &Limits<'_>) -> Option<SearchOutcome> {
-        assert!(!self.done, "search resumed after it ended");
+        assert!(!self.finished, "search resumed after it ended");
         let stop = self.iterations.saturating_add(budget);
         let outcome = self.run_until(stop, limits);
-        self.done = outcome.is_some();
+        self.finished = outcome.is_some();
         outcome
     }
 
@@ -246,6 +282,24 @@ impl<'a, M: Model> Search<'a, M> {
             .collect()
     }
 
+    fn is_linearized(&self, i: usize) -> bool {
+        match self.slot[i] {
+            Slot::Done(k) => bit(&self.done, k as usize),
+            Slot::Extra(k) => bit(&self.extra, k as usize),
+        }
+    }
+
+    /// Adds op `i` to the linearized sets, or removes it.
+    fn flip(&mut self, i: usize) {
+        match self.slot[i] {
+            Slot::Done(k) => {
+                flip(&mut self.done, k as usize);
+                self.hash ^= self.zobrist[i];
+            }
+            Slot::Extra(k) => flip(&mut self.extra, k as usize),
+        }
+    }
+
     fn illegal(&self) -> SearchOutcome {
         SearchOutcome::Illegal { longest: self.longest() }
     }
@@ -289,6 +343,14 @@ impl<'a, M: Model> Search<'a, M> {
     /// newest first and indeterminate ones last, or a fitting read alone (module docs, 4 and 5).
     fn open_frame(&mut self, state: u32, op: u32) {
         let start = self.candidates.len();
+        // Reached through an indeterminate op: candidates that do the same from the parent's
+        // state are the parent's business (module docs, 8).
+        let parent = match self.frames.last() {
+            Some(parent) if op != NONE && matches!(self.slot[op as usize], Slot::Extra(_)) => {
+                Some((parent.state, parent.start, parent.end))
+            }
+            _ => None,
+        };
         let mut entry = self.list.next[HEAD as usize];
         while let Some(i) = self.list.call_op(entry) {
             entry = self.list.next[entry as usize];
@@ -303,9 +365,16 @@ impl<'a, M: Model> Search<'a, M> {
                 continue;
             }
             let prev = self.prev_same[i];
-            if prev == NONE || bit(&self.bits, prev as usize) {
-                self.candidates.push(i as u32);
+            if prev != NONE && !self.is_linearized(prev as usize) {
+                continue;
             }
+            if let Some((parent_state, parent_start, parent_end)) = parent
+                && self.candidates[parent_start..parent_end].contains(&(i as u32))
+                && self.step(parent_state, i) == self.step(state, i)
+            {
+                continue;
+            }
+            self.candidates.push(i as u32);
         }
         let candidates = &mut self.candidates[start..];
         candidates.reverse();
@@ -326,22 +395,20 @@ impl<'a, M: Model> Search<'a, M> {
             return false;
         }
         let i = frame.op as usize;
-        flip(&mut self.bits, i);
-        self.hash ^= self.zobrist[i];
+        self.flip(i);
         self.list.unlift(2 * frame.op + 1);
         self.remaining += usize::from(self.ops[i].ret.is_some());
         true
     }
 
-    /// Linearizes op `i` (reaching `next`) unless that configuration was already explored.
+    /// Linearizes op `i` (reaching `next`) unless that configuration, or one dominating it,
+    /// was already explored.
     fn linearize(&mut self, i: usize, next: u32) -> bool {
-        let hash = self.hash ^ self.zobrist[i];
-        flip(&mut self.bits, i);
-        if !self.memo.insert(&self.bits, hash, next) {
-            flip(&mut self.bits, i);
+        self.flip(i);
+        if !self.memo.insert(&self.done, self.hash, &self.extra, next) {
+            self.flip(i);
             return false;
         }
-        self.hash = hash;
         self.list.lift(2 * i as u32 + 1);
         self.remaining -= usize::from(self.ops[i].ret.is_some());
         true
@@ -423,48 +490,103 @@ impl List {
     }
 }
 
-/// The set of visited configurations: bitsets in one arena, found through their hash.
+/// Where an op's bit lives.
+#[derive(Clone, Copy, Debug)]
+enum Slot {
+    /// Among the completed ops.
+    Done(u32),
+    /// Among the indeterminate ops.
+    Extra(u32),
+}
+
+/// The visited configurations. A key is (completed set, state), found through its hash; each
+/// key keeps a chain of the indeterminate sets seen with it (module docs, 7). Bitsets live in
+/// two flat arenas.
 struct Memo {
-    words: usize,
+    done_words: usize,
+    extra_words: usize,
     table: HashTable<u32>,
+    /// Per key: hash, state, and the head of its chain.
     hashes: Vec<u64>,
     states: Vec<u32>,
-    arena: Vec<u64>,
+    heads: Vec<u32>,
+    done_arena: Vec<u64>,
+    /// Per chain node: the indeterminate set and the next node.
+    extra_arena: Vec<u64>,
+    next: Vec<u32>,
 }
 
 impl Memo {
-    fn new(words: usize) -> Memo {
+    fn new(done_words: usize, extra_words: usize) -> Memo {
         Memo {
-            words,
+            done_words,
+            extra_words,
             table: HashTable::with_capacity(1024),
             hashes: Vec::with_capacity(1024),
             states: Vec::with_capacity(1024),
-            arena: Vec::with_capacity(1024 * words),
+            heads: Vec::with_capacity(1024),
+            done_arena: Vec::with_capacity(1024 * done_words),
+            extra_arena: Vec::new(),
+            next: Vec::new(),
         }
     }
 
     fn bytes(&self) -> usize {
-        self.arena.capacity() * 8 + self.states.capacity() * 12 + self.table.capacity() * 5
+        self.done_arena.capacity() * 8
+            + self.extra_arena.capacity() * 8
+            + self.states.capacity() * 16
+            + self.next.capacity() * 4
+            + self.table.capacity() * 5
     }
 
-    /// Records (bits, state); returns false if it was already there.
-    fn insert(&mut self, bits: &[u64], set_hash: u64, state: u32) -> bool {
-        let hash = set_hash ^ mix(u64::from(state));
-        let Memo { words, table, hashes, states, arena } = self;
-        let words = *words;
-        let seen = table.find(hash, |&k| {
+    /// Records (done, extra, state); returns false if it, or a configuration dominating it
+    /// (same done and state, a subset of extra), was already there.
+    fn insert(&mut self, done: &[u64], done_hash: u64, extra: &[u64], state: u32) -> bool {
+        let hash = done_hash ^ mix(u64::from(state));
+        let Memo {
+            done_words,
+            extra_words,
+            table,
+            hashes,
+            states,
+            heads,
+            done_arena,
+            extra_arena,
+            next,
+        } = self;
+        let (dw, ew) = (*done_words, *extra_words);
+        let key = table.find(hash, |&k| {
             let k = k as usize;
-            states[k] == state && arena[k * words..(k + 1) * words] == *bits
+            states[k] == state && done_arena[k * dw..(k + 1) * dw] == *done
         });
-        if seen.is_some() {
-            return false;
+        let node = next.len() as u32;
+        match key {
+            None => {
+                let k = states.len() as u32;
+                hashes.push(hash);
+                states.push(state);
+                heads.push(node);
+                done_arena.extend_from_slice(done);
+                table.insert_unique(hash, k, |&k| hashes[k as usize]);
+                extra_arena.extend_from_slice(extra);
+                next.push(NONE);
+                true
+            }
+            Some(&k) => {
+                let mut cursor = heads[k as usize];
+                while cursor != NONE {
+                    let seen = &extra_arena[cursor as usize * ew..(cursor as usize + 1) * ew];
+                    if seen.iter().zip(extra).all(|(s, e)| s & !e == 0) {
+                        return false;
+                    }
+                    cursor = next[cursor as usize];
+                }
+                extra_arena.extend_from_slice(extra);
+                next.push(heads[k as usize]);
+                heads[k as usize] = node;
+                true
+            }
         }
-        let k = states.len() as u32;
-        hashes.push(hash);
-        states.push(state);
-        arena.extend_from_slice(bits);
-        table.insert_unique(hash, k, |&k| hashes[k as usize]);
-        true
     }
 }
 

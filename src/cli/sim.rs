@@ -1,0 +1,238 @@
+//! `raftbed sim`: one deterministic simulation, or a sweep over seeds.
+//! Exit codes: 0 everything held, 1 a violation (safety, liveness or linearizability),
+//! 2 a bad command line.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::sim::nemesis::FaultKind;
+use crate::sim::sweep::{SeedResult, sweep};
+use crate::sim::{SimBugs, SimOptions, run};
+
+/// Arguments of `raftbed sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Run this one seed.
+    #[arg(long, conflicts_with = "seeds", required_unless_present = "seeds")]
+    seed: Option<u64>,
+    /// Sweep seeds A..B (B excluded), on every core.
+    #[arg(long, value_parser = parse_seeds)]
+    seeds: Option<std::ops::Range<u64>>,
+    /// Raft nodes (1 to 9).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: u64,
+    /// Workload clients (1 to 64).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
+    clients: u64,
+    /// Simulated length of the fault phase: 60s, 500ms, 2m.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Fault kinds, comma-separated: partition,crash,pause,clock,loss; or all, or none.
+    #[arg(long, default_value = "all", value_parser = parse_faults)]
+    faults: Faults,
+    /// A bug to switch on: skip-fsync, forget-vote, commit-old-term (repeatable).
+    #[arg(long = "bug", value_parser = ["skip-fsync", "forget-vote", "commit-old-term"])]
+    bugs: Vec<String>,
+    /// Write the run's trace here.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Write the clients' history here, as jsonl (for `raftbed check`, Knossos or Elle).
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// Threads for a sweep (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Peer transport: framed (prost frames over TCP) or grpc (tonic over HTTP/2).
+    #[arg(long, default_value = "framed", value_parser = ["framed", "grpc"])]
+    peer_transport: String,
+}
+
+/// A parsed `--faults` list.
+#[derive(Clone, Debug)]
+pub struct Faults(Vec<FaultKind>);
+
+fn parse_faults(text: &str) -> Result<Faults, String> {
+    match text {
+        "all" => return Ok(Faults(FaultKind::ALL.to_vec())),
+        "none" | "" => return Ok(Faults(Vec::new())),
+        _ => {}
+    }
+    let mut kinds = Vec::new();
+    for name in text.split(',') {
+        let kind = FaultKind::parse(name.trim()).ok_or_else(|| {
+            format!("unknown fault kind {name:?} (partition, crash, pause, clock, loss, all, none)")
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    kinds.sort();
+    Ok(Faults(kinds))
+}
+
+fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
+    let (a, b) = text.split_once("..").ok_or_else(|| format!("expected A..B, got {text:?}"))?;
+    let a: u64 = a.parse().map_err(|_| format!("bad start {a:?} in {text:?}"))?;
+    let b: u64 = b.parse().map_err(|_| format!("bad end {b:?} in {text:?}"))?;
+    if a >= b {
+        return Err(format!("empty range {text}: the end must be above the start"));
+    }
+    Ok(a..b)
+}
+
+/// Parses `60s`, `500ms`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(|| format!("missing unit in {text:?} (ms, s, m, h)"))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().map_err(|_| format!("bad number in {text:?}"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?} (ms, s, m, h)")),
+    };
+    if !(seconds > 0.0 && seconds < 1e7) {
+        return Err(format!("duration {text:?} out of range"));
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
+/// Runs `raftbed sim`.
+pub fn run_sim(args: &SimArgs) -> ExitCode {
+    let mut bugs = SimBugs::default();
+    for bug in &args.bugs {
+        bugs.enable(bug).expect("clap checked the names");
+    }
+    let base = SimOptions {
+        nodes: args.nodes as usize,
+        clients: args.clients as usize,
+        duration: args.duration,
+        faults: args.faults.0.clone(),
+        bugs,
+        keep_trace: args.trace.is_some(),
+        peer_transport: if args.peer_transport == "grpc" {
+            crate::transport::PeerTransport::Grpc
+        } else {
+            crate::transport::PeerTransport::Framed
+        },
+        ..SimOptions::new(args.seed.unwrap_or(0))
+    };
+    quiet_panics();
+    match &args.seeds {
+        Some(seeds) => run_sweep(&base, seeds.clone(), args.jobs),
+        None => run_one(&base, args.trace.as_ref(), args.history.as_ref()),
+    }
+}
+
+fn run_one(options: &SimOptions, trace: Option<&PathBuf>, history: Option<&PathBuf>) -> ExitCode {
+    let report = run(options);
+    let mut outputs = Vec::new();
+    if let Some(path) = trace {
+        outputs.push((path, report.trace.join("\n") + "\n"));
+    }
+    if let Some(path) = history {
+        outputs.push((path, jepsen_lite::formats::write_jsonl(&report.history)));
+    }
+    for (path, text) in outputs {
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("raftbed sim: cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    println!("{report}");
+    if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn run_sweep(base: &SimOptions, seeds: std::ops::Range<u64>, jobs: Option<usize>) -> ExitCode {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bar = ProgressBar::new(seeds.end - seeds.start);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} seeds, {msg} [{elapsed_precise}, eta {eta}]",
+        )
+        .expect("valid template"),
+    );
+    let failed = Mutex::new(0u64);
+    let results = sweep(base, seeds, jobs, &|result: &SeedResult| {
+        let mut failed = failed.lock().expect("no panic while held");
+        if !result.ok() {
+            *failed += 1;
+            bar.println(format!(
+                "seed {}: {} - {}",
+                result.seed,
+                result.verdict,
+                result.problem.clone().unwrap_or_default()
+            ));
+        }
+        bar.set_message(format!("{} failed", *failed));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{:>6}  {:<18} {:>6} {:>6} {:>6} {:>7}  trace-hash",
+        "seed", "verdict", "ops", "faults", "terms", "speed"
+    );
+    for r in &results {
+        let _ = writeln!(
+            out,
+            "{:>6}  {:<18} {:>6} {:>6} {:>6} {:>6.0}x  {:016x}",
+            r.seed, r.verdict, r.ops, r.faults, r.terms, r.speed, r.trace_hash
+        );
+    }
+    let failing: Vec<&SeedResult> = results.iter().filter(|r| !r.ok()).collect();
+    let _ = writeln!(out, "\n{} of {} seeds passed", results.len() - failing.len(), results.len());
+    for r in &failing {
+        let _ = writeln!(
+            out,
+            "FAILED seed {}: {}\n  replay: {}",
+            r.seed,
+            r.problem.clone().unwrap_or_default(),
+            r.replay
+        );
+    }
+    if failing.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// A panic inside a simulated node is reported as a violation; keep its message off the
+/// terminal, where it would tear the progress bar.
+fn quiet_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        crate::sim::note_panic(info);
+        if std::env::var_os("RAFTBED_SHOW_PANICS").is_some() {
+            default(info);
+        }
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations_seeds_and_faults() {
+        assert_eq!(parse_duration("60s").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("60").unwrap_err().contains("unit"));
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_seeds("3..9").unwrap(), 3..9);
+        assert!(parse_seeds("9..3").unwrap_err().contains("empty range"));
+        assert!(parse_faults("nonsense").unwrap_err().contains("unknown fault kind"));
+        assert_eq!(
+            parse_faults("crash,partition").unwrap().0,
+            vec![FaultKind::Partition, FaultKind::Crash]
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! A node's local clock. The driver measures Raft ticks on it, so a node whose clock drifts
+//! ticks faster or slower than its peers, exactly as a real server would.
+//!
+//! Real nodes read tokio's monotonic clock. In simulation each node's clock is
+//! `local = base_local + (sim_now - base_sim) * rate`, and the simulator can, at any instant:
+//! change `rate` (drift, for example ±10%), add an offset (a jump forward or back), or pause the
+//! node, which freezes its clock (a paused process does not see time pass; when it resumes it
+//! carries on from where it stopped, behind everyone else).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// Local time since the node started, and sleeping on it.
+pub trait Clock: 'static {
+    /// Local time now.
+    fn now(&self) -> Duration;
+    /// Sleeps until the local clock reads `deadline` (or a little after; callers re-check).
+    fn sleep_until(&self, deadline: Duration) -> impl std::future::Future<Output = ()>;
+    /// Returns once the node may run (a paused node waits here).
+    fn wait_running(&self) -> impl std::future::Future<Output = ()> {
+        std::future::ready(())
+    }
+}
+
+/// tokio's monotonic clock (virtual inside turmoil, real elsewhere).
+#[derive(Clone, Debug)]
+pub struct RealClock {
+    start: tokio::time::Instant,
+}
+
+impl RealClock {
+    /// A clock reading zero now.
+    pub fn new() -> RealClock {
+        RealClock { start: tokio::time::Instant::now() }
+    }
+}
+
+impl Default for RealClock {
+    fn default() -> RealClock {
+        RealClock::new()
+    }
+}
+
+impl Clock for RealClock {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    async fn sleep_until(&self, deadline: Duration) {
+        tokio::time::sleep_until(self.start + deadline).await;
+    }
+}
+
+#[derive(Debug)]
+struct SimClockState {
+    base_sim: Duration,
+    base_local: Duration,
+    rate: f64,
+    paused: bool,
+}
+
+/// A simulated node's clock, shared between the node (which reads it) and the simulator (which
+/// skews it). It survives the node's crashes: a restarted process keeps its machine's clock.
+#[derive(Clone, Debug)]
+pub struct SimClock {
+    state: Rc<RefCell<SimClockState>>,
+    resumed: Rc<Notify>,
+}
+
+impl SimClock {
+    /// A clock reading `offset` at simulated time `sim_now`, running at `rate` (1.0 is true).
+    pub fn new(sim_now: Duration, offset: Duration, rate: f64) -> SimClock {
+        let state = SimClockState { base_sim: sim_now, base_local: offset, rate, paused: false };
+        SimClock { state: Rc::new(RefCell::new(state)), resumed: Rc::new(Notify::new()) }
+    }
+
+    /// The local reading at simulated time `sim_now`.
+    pub fn local_at(&self, sim_now: Duration) -> Duration {
+        let state = self.state.borrow();
+        if state.paused {
+            return state.base_local;
+        }
+        let elapsed = sim_now.saturating_sub(state.base_sim).as_secs_f64() * state.rate;
+        state.base_local + Duration::from_secs_f64(elapsed)
+    }
+
+    fn rebase(&self, sim_now: Duration) {
+        let local = self.local_at(sim_now);
+        let mut state = self.state.borrow_mut();
+        state.base_local = local;
+        state.base_sim = sim_now;
+    }
+
+    /// Runs at `rate` from `sim_now` on.
+    pub fn set_rate(&self, sim_now: Duration, rate: f64) {
+        assert!(rate > 0.0, "clock rate must be positive, got {rate}");
+        self.rebase(sim_now);
+        self.state.borrow_mut().rate = rate;
+    }
+
+    /// The current rate.
+    pub fn rate(&self) -> f64 {
+        self.state.borrow().rate
+    }
+
+    /// Jumps the clock by `delta` seconds (negative: backwards, not below zero).
+    pub fn jump(&self, sim_now: Duration, delta: f64) {
+        self.rebase(sim_now);
+        let mut state = self.state.borrow_mut();
+        let local = state.base_local.as_secs_f64() + delta;
+        state.base_local = Duration::from_secs_f64(local.max(0.0));
+    }
+
+    /// Freezes the clock (the node is paused).
+    pub fn pause(&self, sim_now: Duration) {
+        self.rebase(sim_now);
+        self.state.borrow_mut().paused = true;
+    }
+
+    /// Unfreezes it: local time carries on from where it stopped.
+    pub fn resume(&self, sim_now: Duration) {
+        {
+            let mut state = self.state.borrow_mut();
+            state.paused = false;
+            state.base_sim = sim_now;
+        }
+        self.resumed.notify_waiters();
+    }
+
+    /// Whether the node is paused.
+    pub fn is_paused(&self) -> bool {
+        self.state.borrow().paused
+    }
+
+    /// Waits until the node is not paused.
+    pub async fn wait_resumed(&self) {
+        while self.is_paused() {
+            let notified = self.resumed.notified();
+            if !self.is_paused() {
+                break;
+            }
+            notified.await;
+        }
+    }
+
+    fn sim_now() -> Duration {
+        turmoil::sim_elapsed().expect("SimClock is read inside a simulated host")
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Duration {
+        self.local_at(SimClock::sim_now())
+    }
+
+    async fn sleep_until(&self, deadline: Duration) {
+        self.wait_resumed().await;
+        let now = self.now();
+        if deadline <= now {
+            return;
+        }
+        let real = (deadline - now).as_secs_f64() / self.rate();
+        tokio::time::sleep(Duration::from_secs_f64(real).max(Duration::from_micros(1))).await;
+    }
+
+    async fn wait_running(&self) {
+        self.wait_resumed().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    #[test]
+    fn drift_jump_and_pause_compose() {
+        let clock = SimClock::new(S(0), S(5), 1.0);
+        assert_eq!(clock.local_at(S(10)), S(15));
+        clock.set_rate(S(10), 1.5);
+        assert_eq!(clock.local_at(S(12)), S(18));
+        clock.jump(S(12), -3.0);
+        assert_eq!(clock.local_at(S(12)), S(15));
+        clock.pause(S(12));
+        assert_eq!(clock.local_at(S(40)), S(15), "a paused clock stands still");
+        clock.resume(S(40));
+        assert_eq!(clock.local_at(S(42)), S(18), "and carries on at its rate");
+    }
+
+    #[test]
+    fn a_jump_back_never_goes_below_zero() {
+        let clock = SimClock::new(S(0), S(1), 1.0);
+        clock.jump(S(0), -10.0);
+        assert_eq!(clock.local_at(S(0)), S(0));
+    }
+}

@@ -1,0 +1,143 @@
+//! A raftbed node: the Raft core, its write-ahead log, the key-value state machine, the peer
+//! transport and the client listener, around one driver loop (`driver.rs`).
+//!
+//! The same code runs in simulation and for real; only the network (`Net`), the filesystem
+//! (`Fs`), the clock (`Clock`) and the seed differ.
+
+mod client;
+mod driver;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+pub use client::{ClientCall, serve_clients};
+pub use driver::Driver;
+
+use crate::clock::Clock;
+use crate::raft::{Entry, Node, NodeId, Ready};
+use crate::storage::fs::Fs;
+use crate::storage::{StorageError, Wal, WalOptions};
+use crate::transport::net::Net;
+use crate::transport::peer::{self, TransportConfig};
+use crate::transport::{Outbound, PeerTransport, grpc};
+
+/// Where a member listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Peer traffic, `host:port`.
+    pub peer_addr: String,
+    /// Client requests, `host:port`.
+    pub client_addr: String,
+}
+
+/// Everything a node needs to know to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node.
+    pub id: NodeId,
+    /// Every member, this node included.
+    pub members: BTreeMap<NodeId, Member>,
+    /// The core's configuration (timing in ticks).
+    pub raft: crate::raft::Config,
+    /// How long one Raft tick is on the node's clock.
+    pub tick: Duration,
+    /// Peer transport bounds and deadlines.
+    pub transport: TransportConfig,
+    /// Which peer transport to use.
+    pub peer_transport: PeerTransport,
+    /// Write-ahead log options.
+    pub wal: WalOptions,
+    /// Where the log and snapshots live.
+    pub data_dir: PathBuf,
+    /// A proposal with no outcome after this long is answered "timeout" (indefinite).
+    pub request_timeout: Duration,
+    /// Take a snapshot and compact the log every this many applied entries.
+    pub compact_every: u64,
+    /// At most this many client requests proposed in one batch (group commit).
+    pub max_batch: usize,
+}
+
+/// A fatal node error: the node stops rather than act on state it could not make durable.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The stored state cannot start a Raft node.
+    #[error("cannot start from stored state: {0}")]
+    Restore(#[from] crate::raft::Error),
+    /// The log holds something the state machine cannot apply.
+    #[error(transparent)]
+    Command(#[from] crate::kv::BadCommand),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Watches a node from outside: the simulator's probe. Called synchronously by the driver.
+pub trait Observer {
+    /// The node started (or restarted) from storage.
+    fn started(&self, node: &Node);
+    /// One `Ready` was persisted, sent and applied; `node` is already advanced.
+    fn ready(&self, node: &Node, ready: &Ready);
+    /// A committed entry was applied by the state machine.
+    fn applied(&self, node: NodeId, entry: &Entry);
+}
+
+/// Runs a node until a fatal error.
+///
+/// # Errors
+/// A `NodeError`: storage failure, unusable stored state, or a listener that cannot be bound.
+pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
+    config: NodeConfig,
+    net: N,
+    fs: F,
+    clock: C,
+    observer: Option<Rc<dyn Observer>>,
+) -> Result<(), NodeError> {
+    let (wal, recovered) = Wal::open(fs, &config.data_dir, config.wal.clone())?;
+    let me = config.members.get(&config.id).expect("the node is a member").clone();
+    let peer_listener = net
+        .bind(&me.peer_addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr: me.peer_addr.clone(), source })?;
+    let client_listener = net
+        .bind(&me.client_addr)
+        .await
+        .map_err(|source| NodeError::Bind { addr: me.client_addr.clone(), source })?;
+    let (inbox_tx, inbox) = tokio::sync::mpsc::channel(8192);
+    let (calls_tx, calls) = tokio::sync::mpsc::channel(4096);
+    match config.peer_transport {
+        PeerTransport::Framed => {
+            tokio::task::spawn_local(peer::serve::<N>(
+                peer_listener,
+                inbox_tx,
+                config.transport.clone(),
+            ));
+        }
+        PeerTransport::Grpc => {
+            tokio::task::spawn_local(grpc::serve::<N>(
+                peer_listener,
+                inbox_tx,
+                config.transport.clone(),
+            ));
+        }
+    }
+    tokio::task::spawn_local(serve_clients::<N>(client_listener, calls_tx));
+    let peer_addrs: BTreeMap<NodeId, String> = config
+        .members
+        .iter()
+        .filter(|(id, _)| **id != config.id)
+        .map(|(id, m)| (*id, m.peer_addr.clone()))
+        .collect();
+    let peers = Outbound::start(config.peer_transport, &net, &peer_addrs, &config.transport);
+    let driver = Driver::new(config, wal, recovered, peers, clock, observer)?;
+    driver.run(inbox, calls).await
+}

@@ -1,0 +1,576 @@
+//! Cluster-wide invariants, checked as every node's `Ready` is processed (so after every
+//! simulation step), each against the property of the Raft dissertation it comes from.
+//!
+//! The probe keeps, per node, the hash chain of its log (`chain[i]` commits to every entry up to
+//! `i`), and globally: the leader of each term, the chain of every (index, term) ever stored,
+//! the committed prefix with the term in which each index was first known committed, and what
+//! was applied at each index.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+use prost::Message as _;
+
+use crate::raft::{Entry, LogIndex, Node, NodeId, Ready, Role, Term};
+use crate::transport::rbpb;
+
+/// A broken property, naming nodes, terms, indexes and the simulated time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Two leaders in one term (§3.6.3, Election Safety).
+    ElectionSafety {
+        /// The term.
+        term: Term,
+        /// Its first leader.
+        first: NodeId,
+        /// Another node leading the same term.
+        second: NodeId,
+        /// When.
+        at: Duration,
+    },
+    /// Two logs hold an entry with the same index and term but differ before it (Log Matching).
+    LogMatching {
+        /// The node whose log disagrees with one seen before.
+        node: NodeId,
+        /// The entry.
+        index: LogIndex,
+        /// Its term.
+        term: Term,
+        /// When.
+        at: Duration,
+    },
+    /// A node's committed prefix differs from what was committed before (committed entries are
+    /// immutable).
+    CommittedChanged {
+        /// The node.
+        node: NodeId,
+        /// The first index checked that disagrees.
+        index: LogIndex,
+        /// When.
+        at: Duration,
+    },
+    /// A node lacking a committed entry could still win an election and overwrite it: its log is
+    /// at least as up-to-date (§3.6.1) as those of too many of the entry's holders. Correct Raft
+    /// rules this out at the moment of commit; counting replicas of an older term's entry does
+    /// not (the Figure 8 case, §3.6.2).
+    CommittedNotSafe {
+        /// The committed index.
+        index: LogIndex,
+        /// The node that lacks it.
+        node: NodeId,
+        /// That node's last log entry (term, index).
+        last: (Term, LogIndex),
+        /// Holders whose logs are strictly more up-to-date than that node's.
+        outvoting: usize,
+        /// When.
+        at: Duration,
+    },
+    /// A leader lacks an entry committed in an earlier term (Leader Completeness).
+    LeaderCompleteness {
+        /// The leader.
+        leader: NodeId,
+        /// Its term.
+        term: Term,
+        /// The committed index it lacks or holds differently.
+        index: LogIndex,
+        /// The term in which that index was committed.
+        committed_in: Term,
+        /// When.
+        at: Duration,
+    },
+    /// Two nodes applied different commands at one index (State Machine Safety).
+    StateMachineSafety {
+        /// The index.
+        index: LogIndex,
+        /// The node that applied it first, with the entry's term.
+        first: (NodeId, Term),
+        /// The node that applied something else.
+        second: (NodeId, Term),
+        /// When.
+        at: Duration,
+    },
+    /// A node's commit index went backwards while it ran.
+    CommitDecreased {
+        /// The node.
+        node: NodeId,
+        /// From.
+        from: LogIndex,
+        /// To.
+        to: LogIndex,
+        /// When.
+        at: Duration,
+    },
+    /// A write acknowledged to a client is not in the final committed log.
+    AckedWriteLost {
+        /// The client.
+        client: u64,
+        /// Its request number.
+        seq: u64,
+        /// The index it was acknowledged at.
+        index: LogIndex,
+        /// What the final log holds there.
+        found: String,
+    },
+    /// A node stopped with a fatal error or panicked.
+    NodeFailed {
+        /// The host.
+        host: String,
+        /// The error.
+        error: String,
+        /// When.
+        at: Duration,
+    },
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = |at: &Duration| format!("t={:.3}s", at.as_secs_f64());
+        match self {
+            Violation::ElectionSafety { term, first, second, at } => {
+                write!(f, "election safety: {first} and {second} both led term {term} ({})", t(at))
+            }
+            Violation::LogMatching { node, index, term, at } => write!(
+                f,
+                "log matching: {node} holds entry {term}/{index} on a different history than another node ({})",
+                t(at)
+            ),
+            Violation::CommittedChanged { node, index, at } => {
+                write!(
+                    f,
+                    "committed entry changed: {node} disagrees with the committed log at index {index} ({})",
+                    t(at)
+                )
+            }
+            Violation::CommittedNotSafe { index, node, last, outvoting, at } => write!(
+                f,
+                "committed entry not safe: index {index} is committed, but {node}, which lacks it, ends at {}/{} and only {outvoting} holders would refuse it their vote, so it could be elected and overwrite the entry ({})",
+                last.0,
+                last.1,
+                t(at)
+            ),
+            Violation::LeaderCompleteness { leader, term, index, committed_in, at } => write!(
+                f,
+                "leader completeness: {leader}, leader of term {term}, lacks index {index} committed in term {committed_in} ({})",
+                t(at)
+            ),
+            Violation::StateMachineSafety { index, first, second, at } => write!(
+                f,
+                "state machine safety: at index {index}, {} applied an entry of term {} and {} one of term {} ({})",
+                first.0,
+                first.1,
+                second.0,
+                second.1,
+                t(at)
+            ),
+            Violation::CommitDecreased { node, from, to, at } => {
+                write!(f, "commit index decreased on {node}: {from} -> {to} ({})", t(at))
+            }
+            Violation::AckedWriteLost { client, seq, index, found } => write!(
+                f,
+                "acknowledged write lost: client {client} request {seq} was acknowledged at index {index}, which now holds {found}"
+            ),
+            Violation::NodeFailed { host, error, at } => {
+                write!(f, "{host} failed: {error} ({})", t(at))
+            }
+        }
+    }
+}
+
+/// What one node looks like to the checks.
+#[derive(Debug, Default)]
+struct NodeView {
+    role: Option<Role>,
+    term: Term,
+    vote: Option<NodeId>,
+    leader: Option<NodeId>,
+    /// The commit index in this incarnation (a restart may come back lower: commit is
+    /// persisted lazily).
+    commit: LogIndex,
+    /// `chain[i]`: hash of every entry up to index `i`; `chain[0]` is the empty log.
+    chain: Vec<u64>,
+    /// The term of the last entry (or of the snapshot, with no entries after it).
+    last_term: Term,
+}
+
+impl NodeView {
+    /// (last term, last index): the order of §3.6.1's up-to-date comparison.
+    fn last(&self) -> (Term, LogIndex) {
+        (self.last_term, LogIndex(self.chain.len() as u64 - 1))
+    }
+}
+
+/// Something applied at an index: who, the entry's term, its hash, and its client request.
+#[derive(Clone, Copy, Debug)]
+struct Applied {
+    node: NodeId,
+    term: Term,
+    hash: u64,
+    request: Option<(u64, u64)>,
+}
+
+/// Events the checks produce for the trace.
+pub enum Event {
+    /// A node's role or known leader changed.
+    Role {
+        /// The node.
+        node: NodeId,
+        /// Its role.
+        role: Role,
+        /// Its term.
+        term: Term,
+        /// The leader it knows.
+        leader: Option<NodeId>,
+    },
+    /// A node's commit index moved.
+    Commit {
+        /// The node.
+        node: NodeId,
+        /// The new commit index.
+        commit: LogIndex,
+    },
+    /// A node voted (its vote is now durable, unless a bug forgets it).
+    Vote {
+        /// The voter.
+        node: NodeId,
+        /// The term.
+        term: Term,
+        /// The candidate.
+        candidate: NodeId,
+    },
+}
+
+/// The state behind every check.
+#[derive(Debug, Default)]
+pub struct Checks {
+    nodes: BTreeMap<NodeId, NodeView>,
+    leaders: BTreeMap<Term, NodeId>,
+    /// (index, term) -> chain, for every entry any node stored.
+    chains: HashMap<(u64, u64), u64>,
+    /// committed[i - 1] = (chain at i, term in which i was first known committed).
+    committed: Vec<(u64, Term)>,
+    applied: Vec<Option<Applied>>,
+    violations: Vec<Violation>,
+}
+
+impl Checks {
+    /// The violations found so far.
+    pub fn violations(&self) -> &[Violation] {
+        &self.violations
+    }
+
+    /// Records a violation from outside (a failed node, a lost write).
+    pub fn violate(&mut self, violation: Violation) {
+        self.violations.push(violation);
+    }
+
+    /// The leader of every term seen.
+    pub fn leaders(&self) -> &BTreeMap<Term, NodeId> {
+        &self.leaders
+    }
+
+    /// The highest index known committed.
+    pub fn commit_index(&self) -> LogIndex {
+        LogIndex(self.committed.len() as u64)
+    }
+
+    /// The current leader with the highest term, by the nodes' own account.
+    pub fn current_leader(&self) -> Option<(NodeId, Term)> {
+        self.nodes
+            .iter()
+            .filter(|(_, v)| v.role == Some(Role::Leader))
+            .max_by_key(|(_, v)| v.term)
+            .map(|(id, v)| (*id, v.term))
+    }
+
+    /// Nodes that currently consider themselves leader.
+    pub fn leaders_now(&self) -> Vec<(NodeId, Term)> {
+        self.nodes
+            .iter()
+            .filter(|(_, v)| v.role == Some(Role::Leader))
+            .map(|(id, v)| (*id, v.term))
+            .collect()
+    }
+
+    /// A node went down: it no longer leads anything.
+    pub fn crashed(&mut self, node: NodeId) {
+        if let Some(view) = self.nodes.get_mut(&node) {
+            view.role = None;
+        }
+    }
+
+    /// A node (re)started from storage: rebuild its view from its log.
+    pub fn started(&mut self, node: &Node, at: Duration) {
+        let log = node.log();
+        let snapshot = log.snapshot();
+        let mut view = NodeView {
+            role: Some(node.role()),
+            term: node.term(),
+            commit: log.commit(),
+            ..NodeView::default()
+        };
+        view.chain = self.committed_chain_through(snapshot.index);
+        view.last_term = snapshot.term;
+        let mut index = log.first_index();
+        let mut entries = Vec::new();
+        while let Some(entry) = log.entry(index) {
+            entries.push(entry.clone());
+            index = index.next();
+        }
+        self.nodes.insert(node.id(), view);
+        self.append(node.id(), &entries, at);
+    }
+
+    /// Checks one processed `Ready` of `node`. Returns events for the trace.
+    pub fn ready(&mut self, node: &Node, ready: &Ready, at: Duration) -> Vec<Event> {
+        let id = node.id();
+        let mut events = Vec::new();
+        if let Some(snapshot) = &ready.snapshot {
+            let chain = self.committed_chain_through(snapshot.meta.index);
+            let view = self.nodes.entry(id).or_default();
+            view.chain = chain;
+            view.last_term = snapshot.meta.term;
+        }
+        if !ready.entries.is_empty() {
+            self.append(id, &ready.entries, at);
+        }
+        let view = self.nodes.entry(id).or_default();
+        view.term = node.term();
+        if let Some(soft) = ready.soft_state {
+            view.role = Some(soft.role);
+            view.leader = soft.leader;
+            events.push(Event::Role {
+                node: id,
+                role: soft.role,
+                term: node.term(),
+                leader: soft.leader,
+            });
+            if soft.role == Role::Leader {
+                self.check_election_safety(id, node.term(), at);
+            }
+        }
+        if let Some(hard_state) = ready.hard_state {
+            let view = self.nodes.get_mut(&id).expect("inserted above");
+            if let Some(candidate) = hard_state.vote
+                && candidate != id
+                && view.vote != hard_state.vote
+            {
+                events.push(Event::Vote { node: id, term: hard_state.term, candidate });
+            }
+            view.vote = hard_state.vote;
+            if hard_state.commit < view.commit {
+                let from = view.commit;
+                self.violations.push(Violation::CommitDecreased {
+                    node: id,
+                    from,
+                    to: hard_state.commit,
+                    at,
+                });
+            } else if hard_state.commit > view.commit {
+                view.commit = hard_state.commit;
+                events.push(Event::Commit { node: id, commit: hard_state.commit });
+                self.check_commit(id, hard_state.commit, node.term(), at);
+            }
+        }
+        if node.role() == Role::Leader {
+            self.check_leader_completeness(id, node.term(), at);
+        }
+        events
+    }
+
+    /// Checks an applied entry (State Machine Safety).
+    pub fn applied(&mut self, node: NodeId, entry: &Entry, at: Duration) {
+        let slot = entry.index.0 as usize;
+        if self.applied.len() <= slot {
+            self.applied.resize(slot + 1, None);
+        }
+        let hash = hash_bytes(&entry.data);
+        match self.applied[slot] {
+            None => {
+                let request = rbpb::ClientRequest::decode(entry.data.as_ref())
+                    .ok()
+                    .map(|c| (c.client_id, c.seq));
+                let request = request.filter(|_| !entry.data.is_empty());
+                self.applied[slot] = Some(Applied { node, term: entry.term, hash, request });
+            }
+            Some(first) if first.term != entry.term || first.hash != hash => {
+                self.violations.push(Violation::StateMachineSafety {
+                    index: entry.index,
+                    first: (first.node, first.term),
+                    second: (node, entry.term),
+                    at,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Checks that a write acknowledged at `index` for (client, seq) is in the committed log.
+    pub fn check_acked(&mut self, client: u64, seq: u64, index: LogIndex) {
+        let applied = self.applied.get(index.0 as usize).copied().flatten();
+        let committed = index <= self.commit_index();
+        let ok = committed && applied.and_then(|a| a.request) == Some((client, seq));
+        if !ok {
+            let found = match applied {
+                Some(a) if committed => match a.request {
+                    Some((c, s)) => format!("client {c} request {s} (term {})", a.term),
+                    None => format!("a no-op of term {}", a.term),
+                },
+                _ => "nothing committed".into(),
+            };
+            self.violations.push(Violation::AckedWriteLost { client, seq, index, found });
+        }
+    }
+
+    fn append(&mut self, id: NodeId, entries: &[Entry], at: Duration) {
+        let Some(first) = entries.first() else { return };
+        let view = self.nodes.entry(id).or_default();
+        let keep = (first.index.0 as usize).min(view.chain.len());
+        view.chain.truncate(keep.max(1));
+        if view.chain.is_empty() {
+            view.chain.push(0);
+        }
+        for entry in entries {
+            if view.chain.len() as u64 != entry.index.0 {
+                // The log has a hole (a restore we could not reconstruct); stop tracking it.
+                break;
+            }
+            let previous = *view.chain.last().expect("chain[0] exists");
+            let chain = mix(previous, entry.term.0, hash_bytes(&entry.data));
+            view.chain.push(chain);
+            view.last_term = entry.term;
+            match self.chains.get(&(entry.index.0, entry.term.0)) {
+                Some(seen) if *seen != chain => {
+                    self.violations.push(Violation::LogMatching {
+                        node: id,
+                        index: entry.index,
+                        term: entry.term,
+                        at,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    self.chains.insert((entry.index.0, entry.term.0), chain);
+                }
+            }
+        }
+    }
+
+    fn check_election_safety(&mut self, id: NodeId, term: Term, at: Duration) {
+        match self.leaders.get(&term) {
+            Some(first) if *first != id => {
+                self.violations.push(Violation::ElectionSafety {
+                    term,
+                    first: *first,
+                    second: id,
+                    at,
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.leaders.insert(term, id);
+            }
+        }
+    }
+
+    /// A node reports commit index `commit` in `term`: its prefix must agree with the committed
+    /// log, and extends it.
+    fn check_commit(&mut self, id: NodeId, commit: LogIndex, term: Term, at: Duration) {
+        let view = &self.nodes[&id];
+        let known = self.committed.len() as u64;
+        let check_at = commit.0.min(known);
+        if check_at > 0 {
+            let mine = view.chain.get(check_at as usize).copied();
+            if mine != Some(self.committed[check_at as usize - 1].0) {
+                self.violations.push(Violation::CommittedChanged {
+                    node: id,
+                    index: LogIndex(check_at),
+                    at,
+                });
+                return;
+            }
+        }
+        for index in known + 1..=commit.0 {
+            let Some(chain) = view.chain.get(index as usize) else { break };
+            self.committed.push((*chain, term));
+        }
+        if self.committed.len() as u64 > known {
+            self.check_committed_safe(at);
+        }
+    }
+
+    /// The newest committed entry is electorally safe: every node lacking it is outvoted by a
+    /// majority of nodes holding it, each with a strictly more up-to-date log (§3.6.1). (An older
+    /// committed entry is lacked only by nodes that also lack the newest.)
+    fn check_committed_safe(&mut self, at: Duration) {
+        let index = self.committed.len();
+        let chain = self.committed[index - 1].0;
+        let majority = self.nodes.len() / 2 + 1;
+        let holders: Vec<(Term, LogIndex)> = self
+            .nodes
+            .values()
+            .filter(|v| v.chain.get(index) == Some(&chain))
+            .map(NodeView::last)
+            .collect();
+        for (id, view) in &self.nodes {
+            if view.chain.get(index) == Some(&chain) {
+                continue;
+            }
+            let last = view.last();
+            let outvoting = holders.iter().filter(|h| **h > last).count();
+            if outvoting < majority {
+                self.violations.push(Violation::CommittedNotSafe {
+                    index: LogIndex(index as u64),
+                    node: *id,
+                    last,
+                    outvoting,
+                    at,
+                });
+                return;
+            }
+        }
+    }
+
+    /// Leader Completeness: a leader of term T holds every entry committed in a term before T.
+    fn check_leader_completeness(&mut self, id: NodeId, term: Term, at: Duration) {
+        // Commit terms never decrease along the log, so the entries committed before `term`
+        // form a prefix.
+        let k = self.committed.partition_point(|(_, t)| *t < term);
+        if k == 0 {
+            return;
+        }
+        let view = &self.nodes[&id];
+        let (chain, committed_in) = self.committed[k - 1];
+        if view.chain.get(k).copied() != Some(chain) {
+            self.violations.push(Violation::LeaderCompleteness {
+                leader: id,
+                term,
+                index: LogIndex(k as u64),
+                committed_in,
+                at,
+            });
+        }
+    }
+
+    /// The chain through `index` as committed (a snapshot covers only committed entries).
+    fn committed_chain_through(&self, index: LogIndex) -> Vec<u64> {
+        let mut chain = vec![0];
+        chain.extend(self.committed.iter().take(index.0 as usize).map(|(c, _)| *c));
+        chain
+    }
+}
+
+fn hash_bytes(data: &[u8]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325u64;
+    for byte in data {
+        hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+fn mix(previous: u64, term: u64, data: u64) -> u64 {
+    let mut z = previous ^ term.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ data.rotate_left(17);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,465 @@
+//! Deterministic simulation: a cluster of real raftbed nodes (the same `server` code) under
+//! turmoil, with simulated network, disks and clocks, driven by one seed.
+//!
+//! A run has two phases:
+//! 1. **Safety**: clients run a workload while the nemesis injects faults; every node's `Ready`
+//!    is checked against the cluster-wide invariants (`checks.rs`) as it happens, so a
+//!    violation stops the run at the step that caused it.
+//! 2. **Liveness**: every fault is healed; within a bound, one leader must remain and a fresh
+//!    write must commit. Failing that is reported apart from safety.
+//!
+//! Then every acknowledged write must be in the committed log, and the clients' history must be
+//! linearizable (jepsen-lite). Every parameter (timeouts, latencies, fault schedule) derives
+//! from the seed, and the same seed gives the same trace, byte for byte.
+
+pub mod checks;
+mod harness;
+pub mod nemesis;
+mod report;
+pub mod sweep;
+pub mod trace;
+pub mod workload;
+
+pub use harness::note_panic;
+use harness::{Harness, Probe, sim_now};
+pub use report::SimReport;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use checks::Checks;
+use jepsen_lite::{CheckOptions, CheckResult, ModelKind, RegisterModel};
+use nemesis::{Fault, FaultKind, Links};
+use trace::Trace;
+use workload::{ClientParams, Shared};
+
+use crate::clock::SimClock;
+use crate::raft::NodeId;
+use crate::rng::SplitMix64;
+use crate::server::{Member, NodeConfig, Observer, run_node};
+use crate::storage::WalOptions;
+use crate::storage::fs::SimFs;
+use crate::transport::net::SimNet;
+use crate::transport::peer::TransportConfig;
+
+/// Deliberately broken modes the checks must catch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimBugs {
+    /// Acknowledge before the WAL sync (never sync).
+    pub skip_fsync: bool,
+    /// Do not persist the vote.
+    pub forget_vote: bool,
+    /// Commit an older term's entry by counting replicas.
+    pub commit_old_term: bool,
+}
+
+impl SimBugs {
+    /// The command-line names of the bugs switched on.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.skip_fsync {
+            names.push("skip-fsync");
+        }
+        if self.forget_vote {
+            names.push("forget-vote");
+        }
+        if self.commit_old_term {
+            names.push("commit-old-term");
+        }
+        names
+    }
+
+    /// Switches on a bug by its command-line name.
+    pub fn enable(&mut self, name: &str) -> Result<(), String> {
+        match name {
+            "skip-fsync" => self.skip_fsync = true,
+            "forget-vote" => self.forget_vote = true,
+            "commit-old-term" => self.commit_old_term = true,
+            other => {
+                return Err(format!(
+                    "unknown bug {other} (skip-fsync, forget-vote, commit-old-term)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct SimOptions {
+    /// Everything derives from it.
+    pub seed: u64,
+    /// Raft nodes.
+    pub nodes: usize,
+    /// Workload clients.
+    pub clients: usize,
+    /// Length of the safety phase, in simulated time.
+    pub duration: Duration,
+    /// Fault kinds the nemesis may use.
+    pub faults: Vec<FaultKind>,
+    /// Bugs to switch on.
+    pub bugs: SimBugs,
+    /// Keep the trace's lines (for `--trace`).
+    pub keep_trace: bool,
+    /// How long the healed cluster has to recover.
+    pub liveness_bound: Duration,
+    /// The peer transport the nodes use.
+    pub peer_transport: crate::transport::PeerTransport,
+}
+
+impl SimOptions {
+    /// Defaults: 5 nodes, 8 clients, 60 s, every fault kind.
+    pub fn new(seed: u64) -> SimOptions {
+        SimOptions {
+            seed,
+            nodes: 5,
+            clients: 8,
+            duration: Duration::from_secs(60),
+            faults: FaultKind::ALL.to_vec(),
+            bugs: SimBugs::default(),
+            keep_trace: false,
+            liveness_bound: Duration::from_secs(30),
+            peer_transport: crate::transport::PeerTransport::Framed,
+        }
+    }
+
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut command = format!("raftbed sim --seed {}", self.seed);
+        let defaults = SimOptions::new(self.seed);
+        if self.nodes != defaults.nodes {
+            command += &format!(" --nodes {}", self.nodes);
+        }
+        if self.clients != defaults.clients {
+            command += &format!(" --clients {}", self.clients);
+        }
+        if self.duration != defaults.duration {
+            command += &format!(" --duration {}ms", self.duration.as_millis());
+        }
+        if self.faults != defaults.faults {
+            let names: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
+            command += &format!(
+                " --faults {}",
+                if names.is_empty() { "none".into() } else { names.join(",") }
+            );
+        }
+        for bug in self.bugs.names() {
+            command += &format!(" --bug {bug}");
+        }
+        if self.peer_transport == crate::transport::PeerTransport::Grpc {
+            command += " --peer-transport grpc";
+        }
+        command
+    }
+}
+
+/// Timing derived from the seed, so a sweep explores many clusters (swarm testing).
+#[derive(Clone, Debug)]
+pub struct SimParams {
+    /// One Raft tick on a node's clock.
+    pub tick: Duration,
+    /// Minimum election timeout, in ticks (the maximum is twice it).
+    pub election_ticks: u32,
+    /// Heartbeat interval, in ticks.
+    pub heartbeat_ticks: u32,
+    /// Largest one-way network latency.
+    pub latency_max: Duration,
+    /// Longest client think time.
+    pub think_max: Duration,
+    /// Entries between snapshots.
+    pub compact_every: u64,
+    /// Keys in the workload.
+    pub keys: u64,
+    /// At most this many entries per AppendEntries (small batches widen the windows in which a
+    /// new leader hears of old entries before its own).
+    pub max_entries_per_message: usize,
+    /// Pre-vote (§9.6) on.
+    pub pre_vote: bool,
+    /// Check-quorum and leader stickiness (§6.2) on.
+    pub check_quorum: bool,
+}
+
+impl SimParams {
+    fn derive(rng: &mut SplitMix64) -> SimParams {
+        SimParams {
+            tick: Duration::from_millis(10),
+            election_ticks: rng.range_inclusive(10, 20),
+            heartbeat_ticks: rng.range_inclusive(2, 4),
+            latency_max: Duration::from_millis(u64::from(rng.range_inclusive(2, 15))),
+            think_max: Duration::from_millis(u64::from(rng.range_inclusive(5, 60))),
+            compact_every: u64::from(rng.range_inclusive(100, 1000)),
+            keys: u64::from(rng.range_inclusive(2, 6)),
+            max_entries_per_message: [1, 4, 16, 64][rng.below(4) as usize],
+            pre_vote: rng.chance(0.75),
+            check_quorum: rng.chance(0.75),
+        }
+    }
+}
+
+/// One turmoil step: every host runs this much simulated time, then the checks run. Raft ticks
+/// are 10 ms; a 5 ms step keeps message delivery finer than a tick and runs a 5-node cluster
+/// with 8 clients at over 100x real time (1 ms steps: about 40x).
+const SIM_STEP: Duration = Duration::from_millis(5);
+
+const PEER_PORT: u16 = 7000;
+const CLIENT_PORT: u16 = 7001;
+
+fn node_config(id: NodeId, options: &SimOptions, params: &SimParams, seed: u64) -> NodeConfig {
+    let members = (1..=options.nodes as u64)
+        .map(|n| {
+            let host = format!("n{n}");
+            let member = Member {
+                peer_addr: format!("{host}:{PEER_PORT}"),
+                client_addr: format!("{host}:{CLIENT_PORT}"),
+            };
+            (NodeId(n), member)
+        })
+        .collect::<BTreeMap<_, _>>();
+    let mut raft = crate::raft::Config::new(id, members.keys().copied().collect());
+    raft.election_timeout_ticks_min = params.election_ticks;
+    raft.election_timeout_ticks_max = 2 * params.election_ticks;
+    raft.heartbeat_interval_ticks = params.heartbeat_ticks;
+    raft.seed = seed;
+    raft.max_entries_per_message = params.max_entries_per_message;
+    raft.pre_vote = params.pre_vote;
+    raft.check_quorum = params.check_quorum;
+    raft.bugs.commit_old_term = options.bugs.commit_old_term;
+    let round_trip = params.latency_max * 2;
+    NodeConfig {
+        id,
+        members,
+        raft,
+        tick: params.tick,
+        transport: TransportConfig {
+            rpc_timeout: (round_trip * 4).max(Duration::from_millis(100)),
+            idle_timeout: Duration::from_secs(5),
+            queue_depth: 1024,
+        },
+        peer_transport: options.peer_transport,
+        wal: WalOptions {
+            segment_bytes: 256 << 10,
+            sync: !options.bugs.skip_fsync,
+            lazy_sync_interval: Duration::from_millis(500),
+            persist_vote: !options.bugs.forget_vote,
+        },
+        data_dir: PathBuf::from("/data"),
+        request_timeout: Duration::from_secs(1),
+        compact_every: params.compact_every,
+        max_batch: 256,
+    }
+}
+
+/// Runs one simulation.
+pub fn run(options: &SimOptions) -> SimReport {
+    let wall = Instant::now();
+    let mut rng = SplitMix64::new(options.seed);
+    let params = SimParams::derive(&mut rng);
+    let schedule =
+        nemesis::schedule(&mut rng.fork(), &options.faults, options.nodes, options.duration);
+    let mut sim = turmoil::Builder::new()
+        .simulation_duration(options.duration + options.liveness_bound + Duration::from_secs(60))
+        .tick_duration(SIM_STEP)
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(params.latency_max)
+        .repair_rate(0.5)
+        .tcp_capacity(1 << 16)
+        .rng_seed(options.seed)
+        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+        .build();
+    let checks = Rc::new(RefCell::new(Checks::default()));
+    let trace = Rc::new(RefCell::new(Trace::new(options.keep_trace)));
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let nodes: Vec<String> = (1..=options.nodes).map(|n| format!("n{n}")).collect();
+    let clocks: Vec<SimClock> =
+        (0..options.nodes).map(|_| SimClock::new(Duration::ZERO, Duration::ZERO, 1.0)).collect();
+    for (i, name) in nodes.iter().enumerate() {
+        let config = node_config(NodeId(i as u64 + 1), options, &params, options.seed);
+        let clock = clocks[i].clone();
+        let probe: Rc<dyn Observer> =
+            Rc::new(Probe { checks: checks.clone(), trace: trace.clone(), events: events.clone() });
+        let host = name.clone();
+        sim.host(name.as_str(), move || {
+            let (config, clock, probe, host) =
+                (config.clone(), clock.clone(), probe.clone(), host.clone());
+            async move {
+                run_node(config, SimNet, SimFs, clock, Some(probe))
+                    .await
+                    .map_err(|e| format!("{host}: {e}").into())
+            }
+        });
+    }
+    let shared = Rc::new(Shared::default());
+    let client_params = ClientParams {
+        nodes: nodes.iter().map(|n| format!("{n}:{CLIENT_PORT}")).collect(),
+        keys: params.keys,
+        think_max: params.think_max,
+        timeout: Duration::from_millis(1500),
+        clients: options.clients as u64,
+    };
+    let mut hosts = nodes.clone();
+    for c in 0..options.clients {
+        let name = format!("c{}", c + 1);
+        hosts.push(name.clone());
+        let future = workload::run(
+            c as u64,
+            client_params.clone(),
+            rng.fork(),
+            shared.clone(),
+            trace.clone(),
+        );
+        sim.client(name.as_str(), future);
+    }
+    let mut harness = Harness {
+        sim,
+        nodes,
+        hosts,
+        clocks,
+        checks: checks.clone(),
+        trace: trace.clone(),
+        links: Links::default(),
+        crashed: BTreeSet::new(),
+        paused: BTreeSet::new(),
+        rng: rng.fork(),
+        faults: Vec::new(),
+        active: Vec::new(),
+        events,
+        chaos: None,
+        timed: Vec::new(),
+    };
+
+    let safe = safety_phase(&mut harness, schedule, options.duration);
+    shared.stop.set(true);
+    let liveness = if safe {
+        liveness_phase(&mut harness, options, &client_params)
+    } else {
+        Err("not run: safety failed".into())
+    };
+    let safe = harness.checks.borrow().violations().is_empty();
+    if safe {
+        for (client, seq, index) in shared.acked.borrow().iter() {
+            harness.checks.borrow_mut().check_acked(*client, *seq, *index);
+        }
+    }
+    let history = shared.history.borrow().clone();
+    let sim_wall = wall.elapsed();
+    let linearizability = harness.checks.borrow().violations().is_empty().then(|| {
+        let check = CheckOptions {
+            timeout: Some(Duration::from_secs(60)),
+            threads: 1,
+            ..CheckOptions::default()
+        };
+        jepsen_lite::check(&RegisterModel::new(ModelKind::Kv), &history, &check)
+            .map(|report| report.result)
+            .unwrap_or_else(|e| CheckResult::Unknown(format!("history malformed: {e}")))
+    });
+    let ops = history.ops().unwrap_or_default();
+    let count = |o: jepsen_lite::Outcome| ops.iter().filter(|op| op.outcome == o).count();
+    let checks = harness.checks.borrow();
+    let trace = harness.trace.borrow();
+    SimReport {
+        options: options.clone(),
+        params,
+        ops: (
+            ops.len(),
+            count(jepsen_lite::Outcome::Ok),
+            count(jepsen_lite::Outcome::Fail),
+            count(jepsen_lite::Outcome::Indeterminate),
+        ),
+        leaders: checks.leaders().clone(),
+        faults: harness.faults.clone(),
+        violations: checks.violations().to_vec(),
+        liveness,
+        linearizability,
+        trace_hash: trace.hash(),
+        trace: trace.lines().to_vec(),
+        sim_time: harness.sim.elapsed(),
+        wall_time: sim_wall,
+        check_time: wall.elapsed() - sim_wall,
+        history,
+    }
+}
+
+/// Runs the workload under the fault schedule until `duration`; false if a check failed.
+fn safety_phase(h: &mut Harness<'_>, mut schedule: Vec<Fault>, duration: Duration) -> bool {
+    schedule.reverse();
+    while h.now() < duration {
+        let now = h.now();
+        while schedule.last().is_some_and(|f| f.start <= now) {
+            let fault = schedule.pop().expect("checked");
+            let undo = h.start(&fault);
+            h.active.push((fault, undo));
+        }
+        let mut i = 0;
+        while i < h.active.len() {
+            if h.active[i].0.end <= now {
+                let (_, undo) = h.active.remove(i);
+                h.undo(undo);
+            } else {
+                i += 1;
+            }
+        }
+        h.run_timed(false);
+        if !h.step() {
+            return false;
+        }
+        h.react();
+    }
+    true
+}
+
+/// Heals everything, then waits (within the bound) for one leader and a fresh committed write.
+fn liveness_phase(
+    h: &mut Harness<'_>,
+    options: &SimOptions,
+    client: &ClientParams,
+) -> Result<Duration, String> {
+    let healed_at = h.now();
+    for (_, undo) in std::mem::take(&mut h.active) {
+        h.undo(undo);
+    }
+    h.chaos = None;
+    h.run_timed(true);
+    h.record("heal everything".into());
+    let committed: Rc<Cell<Option<Duration>>> = Rc::new(Cell::new(None));
+    let done = committed.clone();
+    let nodes = client.nodes.clone();
+    h.sim.client("liveness", async move {
+        let (mut seq, mut target) = (0, 0);
+        while done.get().is_none() {
+            seq += 1;
+            if workload::put_once(&nodes, &mut target, u64::MAX, seq).await.is_some() {
+                done.set(Some(sim_now()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    });
+    let bound = healed_at + options.liveness_bound;
+    while h.now() < bound {
+        if !h.step() {
+            return Err("a safety check failed during recovery".into());
+        }
+        let leaders = h.checks.borrow().leaders_now();
+        if let Some(at) = committed.get()
+            && leaders.len() == 1
+        {
+            return Ok(at.saturating_sub(healed_at));
+        }
+    }
+    let leaders = h.checks.borrow().leaders_now();
+    Err(match committed.get() {
+        None => format!(
+            "no fresh write committed within {:.0}s of the heal (leaders: {leaders:?})",
+            options.liveness_bound.as_secs_f64()
+        ),
+        Some(_) => format!(
+            "{} nodes still claim leadership {:.0}s after the heal: {leaders:?}",
+            leaders.len(),
+            options.liveness_bound.as_secs_f64()
+        ),
+    })
+}

@@ -1,0 +1,392 @@
+//! The nemesis: a schedule of faults derived from the seed, and the link table that turns
+//! partitions and pauses into turmoil link states.
+//!
+//! Fault kinds: partitions of any shape (halves, majority/minority, the current leader alone, a
+//! bridge node that sees both sides, one-way), crash and restart, pause and resume, clock drift
+//! and jumps, and lossy links (turmoil makes a link flap: over TCP, loss means a broken stream).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use crate::rng::SplitMix64;
+
+/// A kind of fault the nemesis may inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// Network partitions.
+    Partition,
+    /// Crash a node (losing unsynced writes) and restart it later.
+    Crash,
+    /// Pause a node (it runs nothing, its clock stops, messages to it queue).
+    Pause,
+    /// Clock drift and jumps.
+    Clock,
+    /// Lossy (flapping) links.
+    Loss,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::Partition,
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::Clock,
+        FaultKind::Loss,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
+            FaultKind::Clock => "clock",
+            FaultKind::Loss => "loss",
+        }
+    }
+
+    /// Parses a command-line name.
+    pub fn parse(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// The shape of a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// Two random halves.
+    Halves,
+    /// A random minority cut off from the majority.
+    MajorityMinority,
+    /// Whoever leads when the fault starts, alone.
+    IsolateLeader,
+    /// Two sides that cannot talk, and one node talking to both.
+    Bridge,
+    /// One side cannot send to the other; replies still flow.
+    OneWay,
+}
+
+/// What a scheduled fault does. Nodes are indexes into the node list.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Cut the nodes into sides.
+    Partition(Shape),
+    /// Crash a node (`None`: the leader at that moment) and restart it at the end.
+    Crash(Option<usize>),
+    /// Pause a node (`None`: the leader) and resume it at the end.
+    Pause(Option<usize>),
+    /// Run a node's clock at `rate` until the end.
+    Drift(usize, f64),
+    /// Jump a node's clock by this many seconds.
+    Jump(usize, f64),
+    /// Make the links between these node pairs flap at `rate` until the end.
+    Loss(Vec<(usize, usize)>, f64),
+    /// Until the end, react to elections: a node that grants a vote is crashed at once (with
+    /// probability `after_vote`) and restarted 10-100 ms later; a node that wins (with
+    /// probability `after_win`) is cut off from every other node at once for 0.5-2 s, or
+    /// crashed 0-60 ms after winning and restarted 100-600 ms later. Each episode opens by
+    /// cutting off the current leader while clients still write to it. A new leader that leaves an uncommitted
+    /// entry behind and returns later is the pattern of Figure 8 (§3.6.2).
+    ElectionChaos {
+        /// Chance of crashing a voter right after it votes.
+        after_vote: f64,
+        /// Chance of crashing a new leader right after it wins.
+        after_win: f64,
+    },
+}
+
+/// One scheduled fault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fault {
+    /// When it starts.
+    pub start: Duration,
+    /// When it is undone.
+    pub end: Duration,
+    /// What it does.
+    pub action: Action,
+}
+
+/// Builds a fault schedule: episodes of random kinds from `kinds`, starting after a warm-up,
+/// a random 0.5-3 s apart, each lasting 0.5-6 s, all over by `until`. Half the crash episodes
+/// are storms: several nodes crashed in quick succession and restarted within 20-300 ms, which
+/// is what catches state lost in the middle of an election; and some partition episodes are
+/// leader flapping, the current leader cut off briefly several times in a row.
+pub fn schedule(
+    rng: &mut SplitMix64,
+    kinds: &[FaultKind],
+    nodes: usize,
+    until: Duration,
+) -> Vec<Fault> {
+    let mut faults = Vec::new();
+    if kinds.is_empty() || nodes < 2 {
+        return faults;
+    }
+    let mut at = Duration::from_secs(2);
+    loop {
+        at += rng.duration(Duration::from_millis(500), Duration::from_secs(3));
+        let length = rng.duration(Duration::from_millis(500), Duration::from_secs(6));
+        if at + length >= until {
+            return faults;
+        }
+        let kind = kinds[rng.below(kinds.len() as u64) as usize];
+        let node = rng.below(nodes as u64) as usize;
+        if kind == FaultKind::Partition && rng.chance(0.3) {
+            // Leader flapping: whoever leads is cut off, briefly, again and again, so leaders
+            // keep leaving uncommitted tails behind and coming back (the Figure 8 pattern).
+            let mut t = at;
+            for _ in 0..rng.range_inclusive(3, 8) {
+                let cut = rng.duration(Duration::from_millis(150), Duration::from_millis(800));
+                faults.push(Fault {
+                    start: t,
+                    end: t + cut,
+                    action: Action::Partition(Shape::IsolateLeader),
+                });
+                t += cut + rng.duration(Duration::from_millis(50), Duration::from_millis(600));
+            }
+            continue;
+        }
+        if kind == FaultKind::Crash && rng.chance(0.5) {
+            let action = Action::ElectionChaos {
+                after_vote: rng.float(0.2, 0.8),
+                after_win: rng.float(0.2, 0.8),
+            };
+            faults.push(Fault { start: at, end: at + length, action });
+            continue;
+        }
+        if kind == FaultKind::Crash && rng.chance(0.5) {
+            let mut t = at;
+            for _ in 0..rng.range_inclusive(3, 8) {
+                let down = rng.duration(Duration::from_millis(20), Duration::from_millis(300));
+                let victim =
+                    if rng.chance(0.3) { None } else { Some(rng.below(nodes as u64) as usize) };
+                faults.push(Fault { start: t, end: t + down, action: Action::Crash(victim) });
+                t += rng.duration(Duration::from_millis(100), Duration::from_millis(500));
+            }
+            continue;
+        }
+        let leader_or = |rng: &mut SplitMix64| if rng.chance(0.5) { None } else { Some(node) };
+        let action = match kind {
+            FaultKind::Partition => {
+                let shapes = [
+                    Shape::Halves,
+                    Shape::MajorityMinority,
+                    Shape::IsolateLeader,
+                    Shape::Bridge,
+                    Shape::OneWay,
+                ];
+                Action::Partition(shapes[rng.below(5) as usize])
+            }
+            FaultKind::Crash => Action::Crash(leader_or(rng)),
+            FaultKind::Pause => Action::Pause(leader_or(rng)),
+            FaultKind::Clock if rng.chance(0.5) => Action::Drift(node, rng.float(0.9, 1.1)),
+            FaultKind::Clock => Action::Jump(node, rng.float(-2.0, 2.0)),
+            FaultKind::Loss => {
+                let mut pairs = Vec::new();
+                for a in 0..nodes {
+                    for b in a + 1..nodes {
+                        if rng.chance(0.4) {
+                            pairs.push((a, b));
+                        }
+                    }
+                }
+                Action::Loss(pairs, rng.float(0.01, 0.1))
+            }
+        };
+        faults.push(Fault { start: at, end: at + length, action });
+    }
+}
+
+/// Splits `nodes` into the sides of `shape`: a list of directed cuts (from, to).
+pub fn cuts(
+    shape: Shape,
+    nodes: usize,
+    leader: Option<usize>,
+    rng: &mut SplitMix64,
+) -> Vec<(usize, usize)> {
+    let mut order: Vec<usize> = (0..nodes).collect();
+    for i in (1..nodes).rev() {
+        order.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let both = |a: &[usize], b: &[usize]| {
+        let mut cuts = Vec::new();
+        for &x in a {
+            for &y in b {
+                cuts.push((x, y));
+                cuts.push((y, x));
+            }
+        }
+        cuts
+    };
+    match shape {
+        Shape::Halves | Shape::MajorityMinority => {
+            let minority = if shape == Shape::Halves {
+                nodes / 2
+            } else {
+                1 + rng.below(((nodes - 1) / 2) as u64) as usize
+            };
+            let (a, b) = order.split_at(minority.max(1));
+            both(a, b)
+        }
+        Shape::IsolateLeader => {
+            let alone = leader.unwrap_or(order[0]);
+            let rest: Vec<usize> = (0..nodes).filter(|n| *n != alone).collect();
+            both(&[alone], &rest)
+        }
+        Shape::Bridge if nodes >= 3 => {
+            // order[0] is the bridge: cut from no one.
+            let (a, b) = order[1..].split_at((nodes - 1) / 2);
+            both(a, b)
+        }
+        Shape::Bridge => both(&order[..1], &order[1..]),
+        Shape::OneWay => {
+            let (a, b) = order.split_at(nodes / 2);
+            a.iter().flat_map(|x| b.iter().map(move |y| (*x, *y))).collect()
+        }
+    }
+}
+
+/// The state of one direction of a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LinkState {
+    Healthy,
+    Held,
+    Cut,
+}
+
+/// Desired link states, from active cuts (counted, so overlapping partitions compose) and
+/// paused hosts, applied to turmoil as they change. A cut beats a hold.
+#[derive(Debug, Default)]
+pub struct Links {
+    cuts: BTreeMap<(String, String), u32>,
+    paused: BTreeSet<String>,
+    current: BTreeMap<(String, String), (LinkState, LinkState)>,
+}
+
+impl Links {
+    /// Adds directed cuts.
+    pub fn cut(&mut self, pairs: &[(String, String)]) {
+        for pair in pairs {
+            *self.cuts.entry(pair.clone()).or_insert(0) += 1;
+        }
+    }
+
+    /// Removes directed cuts added before.
+    pub fn uncut(&mut self, pairs: &[(String, String)]) {
+        for pair in pairs {
+            if let Some(count) = self.cuts.get_mut(pair) {
+                *count -= 1;
+                if *count == 0 {
+                    self.cuts.remove(pair);
+                }
+            }
+        }
+    }
+
+    /// Marks a host paused or running.
+    pub fn set_paused(&mut self, host: &str, paused: bool) {
+        if paused {
+            self.paused.insert(host.to_string());
+        } else {
+            self.paused.remove(host);
+        }
+    }
+
+    fn desired(&self, from: &str, to: &str) -> LinkState {
+        if self.cuts.contains_key(&(from.to_string(), to.to_string())) {
+            LinkState::Cut
+        } else if self.paused.contains(from) || self.paused.contains(to) {
+            LinkState::Held
+        } else {
+            LinkState::Healthy
+        }
+    }
+
+    /// Brings every link among `hosts` to its desired state.
+    pub fn apply(&mut self, sim: &turmoil::Sim<'_>, hosts: &[String]) {
+        for (i, a) in hosts.iter().enumerate() {
+            for b in &hosts[i + 1..] {
+                let want = (self.desired(a, b), self.desired(b, a));
+                let key = (a.clone(), b.clone());
+                let now = self
+                    .current
+                    .get(&key)
+                    .copied()
+                    .unwrap_or((LinkState::Healthy, LinkState::Healthy));
+                if now == want {
+                    continue;
+                }
+                match want {
+                    (LinkState::Healthy, LinkState::Healthy) => sim.release(a.as_str(), b.as_str()),
+                    (LinkState::Cut, LinkState::Cut) => sim.partition(a.as_str(), b.as_str()),
+                    (ab, ba) => {
+                        if ab == LinkState::Held || ba == LinkState::Held {
+                            sim.hold(a.as_str(), b.as_str());
+                        } else {
+                            sim.release(a.as_str(), b.as_str());
+                        }
+                        if ab == LinkState::Cut {
+                            sim.partition_oneway(a.as_str(), b.as_str());
+                        }
+                        if ba == LinkState::Cut {
+                            sim.partition_oneway(b.as_str(), a.as_str());
+                        }
+                    }
+                }
+                self.current.insert(key, want);
+            }
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let node =
+            |n: &Option<usize>| n.map_or("the leader".to_string(), |n| format!("n{}", n + 1));
+        match self {
+            Action::Partition(shape) => write!(f, "partition ({shape:?})"),
+            Action::Crash(n) => write!(f, "crash {}", node(n)),
+            Action::Pause(n) => write!(f, "pause {}", node(n)),
+            Action::Drift(n, rate) => write!(f, "clock drift n{} x{rate:.3}", n + 1),
+            Action::Jump(n, delta) => write!(f, "clock jump n{} {delta:+.3}s", n + 1),
+            Action::Loss(pairs, rate) => {
+                write!(f, "lossy links ({} pairs, flap rate {rate:.3})", pairs.len())
+            }
+            Action::ElectionChaos { after_vote, after_win } => {
+                write!(
+                    f,
+                    "election chaos (crash voters {after_vote:.2}, new leaders {after_win:.2})"
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_cut_what_they_say() {
+        let mut rng = SplitMix64::new(3);
+        let halves = cuts(Shape::Halves, 5, None, &mut rng);
+        assert_eq!(halves.len(), 2 * 2 * 3, "2 | 3, both directions");
+        let isolated = cuts(Shape::IsolateLeader, 5, Some(4), &mut rng);
+        assert!(isolated.iter().all(|(a, b)| *a == 4 || *b == 4));
+        assert_eq!(isolated.len(), 8);
+        let one_way = cuts(Shape::OneWay, 5, None, &mut rng);
+        assert_eq!(one_way.len(), 6, "2 -> 3 only");
+        let bridge = cuts(Shape::Bridge, 5, None, &mut rng);
+        assert_eq!(bridge.len(), 2 * 2 * 2, "2 | 2, the bridge cut from no one");
+    }
+
+    #[test]
+    fn schedules_are_a_function_of_the_seed() {
+        let a = schedule(&mut SplitMix64::new(9), &FaultKind::ALL, 5, Duration::from_secs(60));
+        let b = schedule(&mut SplitMix64::new(9), &FaultKind::ALL, 5, Duration::from_secs(60));
+        assert_eq!(a, b);
+        assert!(a.len() > 5);
+        assert!(a.iter().all(|f| f.end < Duration::from_secs(60)));
+    }
+}

@@ -1,0 +1,160 @@
+//! What a run reports, and how it reads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use jepsen_lite::CheckResult;
+
+use super::checks::Violation;
+use super::{SimOptions, SimParams};
+use crate::raft::{NodeId, Term};
+
+/// The outcome of a run.
+#[derive(Debug)]
+pub struct SimReport {
+    /// What ran.
+    pub options: SimOptions,
+    /// The parameters the seed chose.
+    pub params: SimParams,
+    /// Client operations: invoked, ok, failed, indeterminate.
+    pub ops: (usize, usize, usize, usize),
+    /// The leader of each term.
+    pub leaders: BTreeMap<Term, NodeId>,
+    /// Faults injected, with their simulated start times.
+    pub faults: Vec<(Duration, String)>,
+    /// Safety violations (the run stops at the first step that has any).
+    pub violations: Vec<Violation>,
+    /// Liveness: how long recovery took, or why it failed.
+    pub liveness: Result<Duration, String>,
+    /// The history's verdict, when the run got that far.
+    pub linearizability: Option<CheckResult>,
+    /// The trace's hash.
+    pub trace_hash: u64,
+    /// The trace's lines, when kept.
+    pub trace: Vec<String>,
+    /// Simulated time covered.
+    pub sim_time: Duration,
+    /// Wall time the simulation took (without the history check).
+    pub wall_time: Duration,
+    /// Wall time the history check took.
+    pub check_time: Duration,
+    /// The clients' history.
+    pub history: jepsen_lite::History,
+}
+
+impl SimReport {
+    /// Whether every safety check held, the cluster recovered, and the history is
+    /// linearizable.
+    pub fn ok(&self) -> bool {
+        self.violations.is_empty()
+            && self.liveness.is_ok()
+            && matches!(self.linearizability, Some(CheckResult::Linearizable))
+    }
+
+    /// A one-word verdict.
+    pub fn verdict(&self) -> &'static str {
+        if !self.violations.is_empty() {
+            "SAFETY VIOLATION"
+        } else if matches!(self.linearizability, Some(CheckResult::NotLinearizable(_))) {
+            "NOT LINEARIZABLE"
+        } else if matches!(self.linearizability, Some(CheckResult::Unknown(_))) {
+            "HISTORY UNCHECKED"
+        } else if self.liveness.is_err() {
+            "LIVENESS FAILURE"
+        } else if self.linearizability.is_none() {
+            "UNCHECKED"
+        } else {
+            "OK"
+        }
+    }
+
+    /// Simulated seconds per wall second.
+    pub fn speed(&self) -> f64 {
+        self.sim_time.as_secs_f64() / self.wall_time.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for SimReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.options;
+        let p = &self.params;
+        writeln!(
+            f,
+            "seed {}: {} nodes, {} clients, {:.0}s, faults [{}]{}",
+            o.seed,
+            o.nodes,
+            o.clients,
+            o.duration.as_secs_f64(),
+            o.faults.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
+            if o.bugs.names().is_empty() {
+                String::new()
+            } else {
+                format!(", bugs [{}]", o.bugs.names().join(","))
+            }
+        )?;
+        writeln!(
+            f,
+            "params: tick {}ms, election {}-{} ticks, heartbeat {} ticks, latency <= {}ms, {} entries per append, snapshot every {} entries, {} keys, pre-vote {}, check-quorum {}",
+            p.tick.as_millis(),
+            p.election_ticks,
+            2 * p.election_ticks,
+            p.heartbeat_ticks,
+            p.latency_max.as_millis(),
+            p.max_entries_per_message,
+            p.compact_every,
+            p.keys,
+            if p.pre_vote { "on" } else { "off" },
+            if p.check_quorum { "on" } else { "off" }
+        )?;
+        let (invoked, ok, fail, info) = self.ops;
+        writeln!(f, "ops: {invoked} invoked, {ok} ok, {fail} failed, {info} indeterminate")?;
+        let leaders: Vec<String> = self.leaders.iter().map(|(t, n)| format!("{t}:{n}")).collect();
+        writeln!(
+            f,
+            "leaders by term: {}",
+            if leaders.is_empty() { "none".into() } else { leaders.join(" ") }
+        )?;
+        writeln!(f, "faults applied: {}", self.faults.len())?;
+        for (at, fault) in self.faults.iter().take(12) {
+            writeln!(f, "  {:>8.3}s {fault}", at.as_secs_f64())?;
+        }
+        if self.faults.len() > 12 {
+            writeln!(f, "  ... {} more", self.faults.len() - 12)?;
+        }
+        if self.violations.is_empty() {
+            writeln!(f, "safety: every invariant held after every step")?;
+        } else {
+            for violation in &self.violations {
+                writeln!(f, "safety: VIOLATED: {violation}")?;
+            }
+        }
+        match &self.liveness {
+            Ok(took) => writeln!(
+                f,
+                "liveness: one leader and a fresh write committed {:.3}s after the heal",
+                took.as_secs_f64()
+            )?,
+            Err(why) => writeln!(f, "liveness: FAILED: {why}")?,
+        }
+        match &self.linearizability {
+            Some(CheckResult::Linearizable) => writeln!(f, "history: linearizable")?,
+            Some(CheckResult::NotLinearizable(c)) => write!(f, "history: NOT linearizable\n{c}")?,
+            Some(CheckResult::Unknown(why)) => writeln!(f, "history: unknown ({why})")?,
+            None => writeln!(f, "history: not checked (the run stopped early)")?,
+        }
+        writeln!(
+            f,
+            "simulated {:.1}s in {:.2}s wall ({:.0}x real time); history checked in {:.2}s",
+            self.sim_time.as_secs_f64(),
+            self.wall_time.as_secs_f64(),
+            self.speed(),
+            self.check_time.as_secs_f64()
+        )?;
+        writeln!(f, "verdict: {}", self.verdict())?;
+        if !self.ok() {
+            writeln!(f, "replay: {}", self.options.replay_command())?;
+        }
+        write!(f, "trace-hash: {:016x}", self.trace_hash)
+    }
+}

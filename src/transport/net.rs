@@ -1,0 +1,82 @@
+//! The network facade: listen, accept, connect. Real nodes use tokio's TCP on loopback; the
+//! simulation uses turmoil's TCP between simulated hosts. Everything above is shared.
+
+use std::future::Future;
+use std::io;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Listening and dialing.
+pub trait Net: Clone + 'static {
+    /// A connected byte stream.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// A bound listener.
+    type Listener: 'static;
+
+    /// Binds `addr` (`host:port`).
+    fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>>;
+    /// Waits for the next connection.
+    fn accept(listener: &Self::Listener) -> impl Future<Output = io::Result<Self::Stream>>;
+    /// Connects to `addr` (`host:port`).
+    fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+}
+
+/// tokio's TCP.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioNet;
+
+// `Net` values travel into connectors that may run on other tasks.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<TokioNet>();
+    send_sync::<SimNet>();
+};
+
+impl Net for TokioNet {
+    type Stream = tokio::net::TcpStream;
+    type Listener = tokio::net::TcpListener;
+
+    async fn bind(&self, addr: &str) -> io::Result<Self::Listener> {
+        tokio::net::TcpListener::bind(addr).await
+    }
+
+    async fn accept(listener: &Self::Listener) -> io::Result<Self::Stream> {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        let addr = addr.to_string();
+        async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        }
+    }
+}
+
+/// turmoil's simulated TCP. Only usable inside a simulated host.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SimNet;
+
+impl Net for SimNet {
+    type Stream = turmoil::net::TcpStream;
+    type Listener = turmoil::net::TcpListener;
+
+    async fn bind(&self, addr: &str) -> io::Result<Self::Listener> {
+        let port =
+            addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("no port in {addr}"))
+            })?;
+        turmoil::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await
+    }
+
+    async fn accept(listener: &Self::Listener) -> io::Result<Self::Stream> {
+        Ok(listener.accept().await?.0)
+    }
+
+    fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        turmoil::net::TcpStream::connect(addr.to_string())
+    }
+}

@@ -1,0 +1,49 @@
+//! `raftbed sim` from the command line: a run prints its summary and trace hash, a violation
+//! exits 1 with the replay command, and malformed values exit 2 with a clear message.
+
+use std::process::{Command, Output};
+
+fn raftbed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_raftbed")).args(args).output().expect("runs")
+}
+
+#[test]
+fn a_run_prints_its_verdict_and_trace_hash() {
+    let trace = std::env::temp_dir().join(format!("raftbed-trace-{}.txt", std::process::id()));
+    let output =
+        raftbed(&["sim", "--seed", "3", "--duration", "5s", "--trace", trace.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("verdict: OK"), "{stdout}");
+    let hash = stdout.lines().last().unwrap();
+    assert!(hash.starts_with("trace-hash: ") && hash.len() == "trace-hash: ".len() + 16, "{hash}");
+    let lines = std::fs::read_to_string(&trace).unwrap();
+    assert!(lines.lines().count() > 100, "the trace holds the run's events");
+    assert!(lines.contains(" leader term="), "elections are traced");
+}
+
+#[test]
+fn a_caught_bug_exits_1_with_the_replay_command() {
+    let output = raftbed(&["sim", "--seed", "1", "--bug", "commit-old-term"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("committed entry not safe"), "{stdout}");
+    assert!(stdout.contains("replay: raftbed sim --seed 1 --bug commit-old-term"), "{stdout}");
+}
+
+#[test]
+fn malformed_values_exit_2_with_a_clear_error() {
+    for (args, expected) in [
+        (vec!["sim", "--seeds", "9..3"], "empty range"),
+        (vec!["sim", "--seed", "1", "--nodes", "0"], "--nodes"),
+        (vec!["sim", "--seed", "1", "--faults", "nonsense"], "unknown fault kind"),
+        (vec!["sim", "--seed", "1", "--duration", "10"], "missing unit"),
+        (vec!["sim", "--seed", "1", "--bug", "typo"], "--bug"),
+        (vec!["sim"], "--seed"),
+    ] {
+        let output = raftbed(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
