@@ -46,9 +46,11 @@ fn run(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String> {
 
 fn dispatch(cluster: &mut MemCluster, case: &mut TestCase, ids: &[NodeId]) -> Result<String> {
     let ids = ids.to_vec();
-    let needs_running = ["campaign", "propose", "tick-election", "tick-heartbeat", "compact"];
+    let needs_running =
+        ["campaign", "propose", "tick-election", "tick-heartbeat", "tick", "compact"];
     let needs_running = needs_running.contains(&case.directive.as_str())
-        || ["transfer-leadership", "raft-log", "status"].contains(&case.directive.as_str());
+        || ["transfer-leadership", "raft-log", "status", "read-index", "lease-read"]
+            .contains(&case.directive.as_str());
     for id in &ids {
         let running = cluster.nodes.get(id).ok_or(format!("unknown node {id}"))?.node.is_some();
         if needs_running && !running {
@@ -74,6 +76,31 @@ fn dispatch(cluster: &mut MemCluster, case: &mut TestCase, ids: &[NodeId]) -> Re
                 (0..n * interval).for_each(|_| cluster.tick(id));
             })
         }
+        // Example: tick 1 n=3
+        "tick" => {
+            let n: u32 = take_or(case, "n", 1)?;
+            each(&ids, |id| (0..n).for_each(|_| cluster.tick(id)))
+        }
+        // Example: read-index 1 req=7
+        "read-index" => {
+            let request: u64 = take_or(case, "req", 1)?;
+            let id = *ids.first().ok_or("which node?")?;
+            Ok(match cluster.node(id).read_index(request) {
+                Ok(()) => "ok\n".into(),
+                Err(err) => format!("rejected: {err}\n"),
+            })
+        }
+        // Example: lease-read 1
+        "lease-read" => Ok(ids
+            .iter()
+            .map(|id| {
+                let node = cluster.node(*id);
+                match node.lease_read_index() {
+                    Some(index) => format!("{id}: lease holds, read at {index}\n"),
+                    None => format!("{id}: no lease (ticks={})\n", node.ticks()),
+                }
+            })
+            .collect()),
         // Example: process-ready 1 2
         "process-ready" => Ok(ids.iter().map(|id| process_ready(cluster, *id)).collect()),
         // Example: deliver-msgs 2 3 from=1
@@ -158,6 +185,7 @@ fn each(ids: &[NodeId], mut f: impl FnMut(NodeId)) -> Result<String> {
 }
 
 // Example: add-nodes 5 pre-vote=false check-quorum=false election=10 max-msg-entries=1 index=10
+//          heartbeat=2 lease=true
 fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String> {
     let n = node_ids(case)?.first().ok_or("how many nodes?")?.0;
     let pre_vote: bool = take_or(case, "pre-vote", true)?;
@@ -165,6 +193,8 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
     let election: u32 = take_or(case, "election", 10)?;
     let max_entries: usize = take_or(case, "max-msg-entries", 64)?;
     let max_inflight: usize = take_or(case, "max-inflight", 256)?;
+    let lease: bool = take_or(case, "lease", false)?;
+    let heartbeat: u32 = take_or(case, "heartbeat", 1)?;
     let index: u64 = take_or(case, "index", 0)?;
     let mut cluster = MemCluster::new(n, |config| {
         config.pre_vote = pre_vote;
@@ -173,6 +203,10 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
         config.election_timeout_ticks_max = election * 2;
         config.max_entries_per_message = max_entries;
         config.max_inflight_messages = max_inflight;
+        config.heartbeat_interval_ticks = heartbeat;
+        if lease {
+            *config = config.clone().with_lease_reads();
+        }
     });
     if index > 0 {
         // Start every node from a snapshot at `index` in term 1, as if a long history
@@ -283,6 +317,12 @@ fn format_ready(ready: &Ready) -> String {
     }
     for message in &ready.messages {
         writeln!(out, "  send: {message}").unwrap();
+    }
+    for read in &ready.read_states {
+        writeln!(out, "  read confirmed: req={} at index {}", read.request, read.index).unwrap();
+    }
+    if !ready.failed_reads.is_empty() {
+        writeln!(out, "  reads failed: {:?}", ready.failed_reads).unwrap();
     }
     out
 }

@@ -29,10 +29,32 @@ pub struct Config {
     pub max_inflight_messages: usize,
     /// At most this many committed entries handed out in one `Ready`.
     pub max_apply_entries_per_ready: usize,
+    /// Serve reads under a leader lease (§6.4.1) while it holds. Requires `check_quorum`.
+    pub lease_reads: bool,
+    /// The lease is the minimum election timeout less this margin, which covers clock drift
+    /// between the leader and its followers (§6.4.1). With clocks within ±10% of true time,
+    /// a quarter of the timeout is enough.
+    pub lease_drift_margin_ticks: u32,
+    /// Refuse votes for one minimum election timeout after starting: a restarted node cannot
+    /// know whether it answered a leader's heartbeat just before, and that leader may be
+    /// serving lease reads on the strength of it.
+    pub startup_stickiness: bool,
     /// Seeds the election-timeout randomization, mixed with `id`.
     pub seed: u64,
     /// Deliberately broken modes, so the checks that must catch them can be shown to.
     pub bugs: Bugs,
+}
+
+impl Config {
+    /// Turns on lease reads with the drift margin of `lease_drift_margin_ticks`' docs, and the
+    /// check-quorum and start-up stickiness they rely on.
+    pub fn with_lease_reads(mut self) -> Config {
+        self.lease_reads = true;
+        self.check_quorum = true;
+        self.startup_stickiness = true;
+        self.lease_drift_margin_ticks = self.election_timeout_ticks_min / 4;
+        self
+    }
 }
 
 /// Deliberately broken behaviours. Every check in raftbed has one it must catch; a detector that
@@ -68,6 +90,9 @@ impl Config {
             max_bytes_per_message: 1 << 20,
             max_inflight_messages: 256,
             max_apply_entries_per_ready: 4096,
+            lease_reads: false,
+            lease_drift_margin_ticks: 0,
+            startup_stickiness: false,
             seed: 0,
             bugs: Bugs::default(),
         }
@@ -105,6 +130,17 @@ impl Config {
             return invalid(format!(
                 "heartbeat_interval_ticks {} must be in 1..{}",
                 self.heartbeat_interval_ticks, self.election_timeout_ticks_min
+            ));
+        }
+        if self.lease_reads && !self.check_quorum {
+            return invalid(
+                "lease_reads requires check_quorum: a lease must end with leadership".into(),
+            );
+        }
+        if self.lease_drift_margin_ticks >= self.election_timeout_ticks_min {
+            return invalid(format!(
+                "lease_drift_margin_ticks {} leaves no lease within {} ticks",
+                self.lease_drift_margin_ticks, self.election_timeout_ticks_min
             ));
         }
         if self.max_entries_per_message == 0

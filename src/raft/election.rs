@@ -33,7 +33,9 @@ impl Node {
         }
         if self.heartbeat_elapsed >= self.config.heartbeat_interval_ticks {
             self.heartbeat_elapsed = 0;
-            self.broadcast_heartbeat(0);
+            // Every heartbeat is a read round: its answers keep the lease (§6.4.1).
+            let context = self.new_round(Vec::new());
+            self.broadcast_heartbeat(context);
         }
     }
 

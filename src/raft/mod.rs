@@ -7,7 +7,7 @@
 //! # The contract
 //!
 //! ```text
-//!   tick() / step(msg) / propose(data) / transfer_leadership(id) / compact(index, data)
+//!   tick() / step(msg) / propose(data) / read_index(id) / transfer_leadership(id) / compact(..)
 //!                               |
 //!                               v
 //!                        +-------------+
@@ -15,7 +15,7 @@
 //!                        +-------------+
 //!                               |  ready()
 //!                               v
-//!   Ready { hard_state, entries, snapshot, must_sync, messages, committed_entries, soft_state }
+//!   Ready { hard_state, entries, snapshot, must_sync, messages, committed_entries, read_states }
 //!                               |
 //!     1. persist (fsync if must_sync)  2. send  3. apply  4. advance()
 //! ```
@@ -32,6 +32,8 @@
 //! - The commit rule of §3.6.2: replicas are counted only for entries of the current term.
 //! - Leadership transfer with TimeoutNow (§3.10).
 //! - Log compaction and InstallSnapshot (§5).
+//! - Reads without log writes: ReadIndex (§6.4), batched per heartbeat round, and the leader
+//!   lease (§6.4.1), shortened by a clock-drift margin.
 //!
 //! Membership is fixed; joint consensus is out of scope.
 
@@ -43,6 +45,7 @@ mod message;
 mod node;
 mod progress;
 mod quorum;
+mod read_only;
 mod ready;
 mod replication;
 mod types;
@@ -56,6 +59,7 @@ pub use message::{Body, Message};
 pub use node::{Error, Node, Proposal, Restored};
 pub use progress::{Progress, ProgressState};
 pub use quorum::{VoteResult, committed_index, vote_result};
+pub use read_only::ReadState;
 pub use ready::Ready;
 pub use types::{
     Entry, HardState, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, SoftState, Term,

@@ -12,6 +12,7 @@ use super::config::{Config, ConfigError};
 use super::log::RaftLog;
 use super::message::{Body, Message};
 use super::progress::Progress;
+use super::read_only::{ReadOnly, ReadState};
 use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, SoftState, Term};
 use crate::rng::SplitMix64;
 
@@ -20,7 +21,7 @@ use crate::rng::SplitMix64;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     /// Only the leader accepts proposals and transfers. Definite: nothing was appended.
-    #[error("not leader (leader hint: {leader_hint:?})")]
+    #[error("not the leader (leader: {})", leader_hint.map_or("unknown".into(), |l| l.to_string()))]
     NotLeader {
         /// The leader this node knows of, if any.
         leader_hint: Option<NodeId>,
@@ -113,6 +114,16 @@ pub struct Node {
     pub(super) prev_hard_state: HardState,
     pub(super) prev_soft_state: SoftState,
     pub(super) outstanding: Option<Outstanding>,
+    /// Ticks since this node started.
+    pub(super) ticks: u64,
+    /// Still within the first election timeout after starting (see
+    /// `Config::startup_stickiness`).
+    pub(super) starting: bool,
+    pub(super) read_only: ReadOnly,
+    /// Reads confirmed since the last `Ready`.
+    pub(super) read_states: Vec<ReadState>,
+    /// Reads that can no longer be confirmed (leadership was lost) since the last `Ready`.
+    pub(super) failed_reads: Vec<u64>,
 }
 
 impl Node {
@@ -162,6 +173,11 @@ impl Node {
             messages: Vec::new(),
             prev_soft_state: soft_state,
             outstanding: None,
+            ticks: 0,
+            starting: config.startup_stickiness,
+            read_only: ReadOnly::default(),
+            read_states: Vec::new(),
+            failed_reads: Vec::new(),
             config,
         };
         node.randomize_election_timeout();
@@ -172,6 +188,10 @@ impl Node {
     /// leaders towards heartbeats and the check-quorum round.
     pub fn tick(&mut self) {
         self.assert_no_outstanding_ready();
+        self.ticks += 1;
+        if self.ticks >= u64::from(self.config.election_timeout_ticks_min) {
+            self.starting = false;
+        }
         if self.role == Role::Leader {
             self.tick_leader();
         } else {
@@ -374,7 +394,7 @@ impl Node {
             // timeout ignores vote requests, so a node rejoining after a partition cannot
             // depose a working leader. A TimeoutNow-triggered election is exempt.
             let in_lease = self.config.check_quorum
-                && self.leader.is_some()
+                && (self.leader.is_some() || self.starting)
                 && self.election_elapsed < self.config.election_timeout_ticks_min;
             if in_lease && !leadership_transfer {
                 return false;
@@ -496,6 +516,10 @@ impl Node {
     // ----- role transitions ------------------------------------------------------------------
 
     pub(super) fn reset(&mut self, term: Term) {
+        if self.role == Role::Leader {
+            let dropped = self.drop_reads();
+            self.failed_reads.extend(dropped);
+        }
         if self.term != term {
             self.term = term;
             self.vote = None;

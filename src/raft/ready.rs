@@ -3,6 +3,7 @@
 
 use super::message::Message;
 use super::node::{Node, Outstanding};
+use super::read_only::ReadState;
 use super::types::{Entry, HardState, Snapshot, SoftState};
 
 /// Work for the driver, produced by `Node::ready`.
@@ -23,6 +24,9 @@ use super::types::{Entry, HardState, Snapshot, SoftState};
 /// 4. **Advance**: `Node::advance`.
 ///
 /// `soft_state`, when set, reports a change of role or leader; it needs no persistence.
+/// `read_states` are reads confirmed by a quorum: serve each once the state machine has applied
+/// its index (after step 3 at the earliest). `failed_reads` can no longer be confirmed
+/// (leadership was lost): they did not happen.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Ready {
     /// Role or leader changed.
@@ -40,6 +44,10 @@ pub struct Ready {
     pub messages: Vec<Message>,
     /// Entries to apply to the state machine, in order.
     pub committed_entries: Vec<Entry>,
+    /// Confirmed reads (§6.4).
+    pub read_states: Vec<ReadState>,
+    /// Reads that will not be confirmed.
+    pub failed_reads: Vec<u64>,
 }
 
 impl Node {
@@ -51,6 +59,9 @@ impl Node {
                 || self.pending_snapshot.is_some()
                 || self.log.stable() < self.log.last_index()
                 || !self.messages.is_empty()
+                || !self.read_states.is_empty()
+                || !self.failed_reads.is_empty()
+                || self.has_queued_reads()
                 || self.log.has_next_committed_entries())
     }
 
@@ -63,6 +74,7 @@ impl Node {
         if !self.has_ready() {
             return None;
         }
+        self.flush_queued_reads();
         let hard_state = self.hard_state();
         let soft_state = self.soft_state();
         let snapshot = self.pending_snapshot.clone();
@@ -88,6 +100,8 @@ impl Node {
             must_sync,
             messages: std::mem::take(&mut self.messages),
             committed_entries,
+            read_states: std::mem::take(&mut self.read_states),
+            failed_reads: std::mem::take(&mut self.failed_reads),
         })
     }
 

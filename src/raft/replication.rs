@@ -253,7 +253,10 @@ impl Node {
         }
     }
 
-    pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, _context: u64) {
+    pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, context: u64) {
+        if context != 0 {
+            self.handle_round_ack(from, context);
+        }
         let max_inflight = self.config.max_inflight_messages;
         let last_index = self.log.last_index();
         let progress = self.progress.get_mut(&from).expect("leader tracks every voter");
@@ -293,7 +296,9 @@ impl Node {
         if self.log.term(candidate) != Some(self.term) && !self.config.bugs.commit_old_term {
             return false;
         }
-        self.log.commit_to(candidate)
+        let moved = self.log.commit_to(candidate);
+        self.release_deferred_reads();
+        moved
     }
 }
 
