@@ -3,7 +3,12 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let files = ["proto/raft.proto", "proto/raftbed.proto"];
+    let files = [
+        "proto/raft.proto",
+        "proto/raftbed.proto",
+        "proto/etcd/mvccpb/kv.proto",
+        "proto/etcd/etcdserverpb/rpc.proto",
+    ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
     Ok(())

@@ -21,9 +21,11 @@ compile_error!(
 );
 
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod demo;
 pub mod kv;
+pub mod proto;
 pub mod raft;
 pub mod rng;
 pub mod server;
