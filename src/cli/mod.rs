@@ -2,6 +2,7 @@
 //! dispatches.
 
 mod check;
+mod kv;
 pub mod sim;
 
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Run a deterministic simulation of a cluster under faults (or sweep seeds).
     Sim(sim::SimArgs),
+    /// Talk to a running cluster: put, get, del, cas, lock.
+    Kv(kv::KvArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -53,5 +56,6 @@ pub fn main() -> ExitCode {
         }
         Command::Check(args) => check::run(&args),
         Command::Sim(args) => sim::run_sim(&args),
+        Command::Kv(args) => kv::run(&args),
     }
 }

@@ -1,22 +1,24 @@
 //! The one async driver around the Raft core.
 //!
 //! ```text
-//!            peer inbox ──┐      client calls ──┐        tick (node clock)
-//!                         v                     v              v
-//!   loop { select! { biased; step(message) | admit(call) | tick() }
-//!          propose the admitted calls as one batch (group commit)
+//!            peer inbox ──┐      API calls ──┐        tick (node clock)
+//!                         v                  v              v
+//!   loop { select! { biased; step(message) | call(call) | wake }
+//!          fire the ticks that are due (before any lease decision)
+//!          propose the admitted commands as one batch (group commit)
 //!          while let Some(ready) = node.ready() {
 //!              1. wal.persist(ready)        fsync if must_sync
 //!              2. peers.send(messages)      bounded queues, never blocks
-//!              3. apply committed entries   answer the clients waiting on them
+//!              3. apply committed entries   answer the proposals waiting on them;
+//!                                           serve confirmed reads whose index is applied
 //!              4. node.advance()
 //!          } }
 //! ```
 //!
 //! `select!` is `biased`, so the loop polls in a fixed order and replays exactly under turmoil.
-//! A client waiting on an entry gets "applied" when its entry is applied with its term,
-//! "rejected" (definite) when another entry took its slot, and "timeout" (indefinite) when
-//! neither happened by its deadline.
+//! A proposal is answered with its outcome when its entry is applied with its term, "leader
+//! changed" (definite) when another entry took its slot, and "timed out" (indefinite) when
+//! neither happened by its deadline. Reads never touch the log: see `raft::read_only`.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -24,23 +26,32 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message as _;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
-use super::client::{ClientCall, rejected};
+use super::calls::{Call, CallError, Consistency, Query, QueryAnswer, Reply, Served};
+use super::lessor::Lessor;
 use super::{NodeConfig, NodeError, Observer};
 use crate::clock::Clock;
-use crate::kv::{CommandResult, KvStore};
-use crate::raft::{Error as RaftError, LogIndex, Message, Node, Role, Snapshot, Term};
+use crate::kv::{ApiError, KvStore};
+use crate::proto::etcdserverpb::{LeaseTimeToLiveResponse, ResponseHeader, StatusResponse};
+use crate::proto::raftbed::{Command, LeaseExpire, Outcome, command::Op};
+use crate::raft::{Error as RaftError, LogIndex, Message, Node, NodeId, Role, Snapshot, Term};
 use crate::storage::fs::Fs;
 use crate::storage::{Recovered, Wal};
 use crate::transport::Outbound;
-use crate::transport::rbpb::{self, client_response::Result as Reply};
 
-/// A client waiting for its entry.
+/// A proposal waiting for its entry.
 struct Pending {
     term: Term,
-    reply: oneshot::Sender<rbpb::ClientResponse>,
+    reply: Reply<Outcome>,
     /// On the node's clock.
+    deadline: Duration,
+}
+
+/// A read waiting for confirmation or for its index to be applied.
+struct PendingRead {
+    query: Query,
+    reply: Reply<QueryAnswer>,
     deadline: Duration,
 }
 
@@ -53,16 +64,41 @@ pub struct Driver<F: Fs, C: Clock> {
     peers: Outbound,
     clock: C,
     observer: Option<Rc<dyn Observer>>,
-    admitted: Vec<ClientCall>,
+    admitted: Vec<(Command, Reply<Outcome>)>,
     pending: BTreeMap<LogIndex, Pending>,
+    /// Reads sent for confirmation, by request id.
+    reads: BTreeMap<u64, PendingRead>,
+    /// Confirmed reads, waiting for their index to be applied.
+    confirmed: Vec<(LogIndex, PendingRead)>,
+    next_read: u64,
+    lessor: Lessor,
+    next_tick: Duration,
+    next_sync: Duration,
+    published: Published,
 }
 
-/// At most this many ticks are fired at once after the clock jumps forward; the rest are
-/// skipped, as a real ticker would.
-const MAX_TICKS_AT_ONCE: u32 = 64;
+/// What the driver publishes for the API's waiting handlers.
+pub struct Published {
+    /// The state machine's revision after every applied batch (lock waiters watch it).
+    pub revision: watch::Sender<i64>,
+    /// The leader this node knows (forwarded requests watch it).
+    pub leader: watch::Sender<Option<NodeId>>,
+}
+
+/// At most this many ticks are fired at once after the node was held up (a pause); the rest
+/// are skipped, as a real ticker would. It exceeds any election timeout, so a lease counted in
+/// ticks has certainly lapsed after a skip.
+const MAX_TICKS_AT_ONCE: u32 = 1000;
+
+/// Why the loop woke.
+enum Wake {
+    Message(Message),
+    Call(Call),
+    Timer,
+}
 
 impl<F: Fs, C: Clock> Driver<F, C> {
-    /// A driver for a node restored from `recovered`.
+    /// A driver for a node restored from `recovered`, publishing to `published`.
     ///
     /// # Errors
     /// If the stored state cannot start a node.
@@ -73,6 +109,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         peers: Outbound,
         clock: C,
         observer: Option<Rc<dyn Observer>>,
+        published: Published,
     ) -> Result<Self, NodeError> {
         let kv = match &recovered.restored.snapshot {
             Some(snapshot) => KvStore::decode(&snapshot.data)?,
@@ -82,7 +119,10 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         if let Some(observer) = &observer {
             observer.started(&node);
         }
+        let now = clock.now();
         Ok(Driver {
+            next_tick: now + config.tick,
+            next_sync: now,
             config,
             node,
             wal,
@@ -92,6 +132,11 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             observer,
             admitted: Vec::new(),
             pending: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            confirmed: Vec::new(),
+            next_read: 0,
+            lessor: Lessor::default(),
+            published,
         })
     }
 
@@ -102,17 +147,21 @@ impl<F: Fs, C: Clock> Driver<F, C> {
     pub async fn run(
         mut self,
         mut inbox: mpsc::Receiver<Message>,
-        mut calls: mpsc::Receiver<ClientCall>,
+        mut calls: mpsc::Receiver<Call>,
     ) -> Result<(), NodeError> {
-        let tick = self.config.tick;
-        let mut next_tick = self.clock.now() + tick;
-        let lazy_sync = (!self.wal.options().sync).then_some(self.wal.options().lazy_sync_interval);
-        let mut next_sync = self.clock.now();
         loop {
             self.clock.wait_running().await;
-            tokio::select! {
+            let wake = tokio::select! {
                 biased;
-                Some(message) = inbox.recv() => {
+                Some(message) = inbox.recv() => Wake::Message(message),
+                Some(call) = calls.recv() => Wake::Call(call),
+                () = self.clock.sleep_until(self.next_tick) => Wake::Timer,
+            };
+            // Time first: a lease must be judged on the ticks that are due, not on the last
+            // ones fired before the node was held up.
+            self.on_time()?;
+            match wake {
+                Wake::Message(message) => {
                     self.step(message);
                     // Take what else has arrived without waiting, bounded.
                     for _ in 0..256 {
@@ -122,38 +171,50 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                         }
                     }
                 }
-                Some(call) = calls.recv() => {
-                    self.admit(call);
+                Wake::Call(call) => {
+                    self.call(call);
                     while self.admitted.len() < self.config.max_batch {
                         match calls.try_recv() {
-                            Ok(call) => self.admit(call),
+                            Ok(call) => self.call(call),
                             Err(_) => break,
                         }
                     }
                 }
-                () = self.clock.sleep_until(next_tick) => {
-                    let now = self.clock.now();
-                    let mut fired = 0;
-                    while next_tick <= now && fired < MAX_TICKS_AT_ONCE {
-                        self.node.tick();
-                        next_tick += tick;
-                        fired += 1;
-                    }
-                    if next_tick <= now {
-                        next_tick = now + tick;
-                    }
-                    self.expire(now);
-                    if let Some(interval) = lazy_sync
-                        && now >= next_sync
-                    {
-                        self.wal.sync()?;
-                        next_sync = now + interval;
-                    }
-                }
+                Wake::Timer => {}
             }
             self.propose_admitted();
             self.process_readies()?;
         }
+    }
+
+    /// Fires due ticks, then the deadlines that depend on them.
+    fn on_time(&mut self) -> Result<(), NodeError> {
+        let now = self.clock.now();
+        if self.next_tick > now {
+            return Ok(());
+        }
+        let mut fired = 0;
+        while self.next_tick <= now && fired < MAX_TICKS_AT_ONCE {
+            self.node.tick();
+            self.next_tick += self.config.tick;
+            fired += 1;
+        }
+        if self.next_tick <= now {
+            self.next_tick = now + self.config.tick;
+        }
+        self.expire(now);
+        if self.node.role() == Role::Leader {
+            for id in self.lessor.expired(now) {
+                let command =
+                    Command { client_id: 0, seq: 0, op: Some(Op::LeaseExpire(LeaseExpire { id })) };
+                let _ = self.node.propose(Bytes::from(command.encode_to_vec()));
+            }
+        }
+        if !self.wal.options().sync && now >= self.next_sync {
+            self.wal.sync()?;
+            self.next_sync = now + self.wal.options().lazy_sync_interval;
+        }
+        Ok(())
     }
 
     fn step(&mut self, message: Message) {
@@ -161,51 +222,157 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         let _ = self.node.step(message);
     }
 
-    /// Takes a client call: a follower answers at once (definite), a leader batches it.
-    fn admit(&mut self, call: ClientCall) {
+    fn not_leader(&self) -> CallError {
+        CallError::NotLeader(self.node.leader().filter(|l| *l != self.node.id()))
+    }
+
+    fn served<T>(&self, value: T, index: u64) -> Result<Served<T>, CallError> {
+        Ok(Served { value, term: self.node.term().0, index })
+    }
+
+    fn call(&mut self, call: Call) {
+        match call {
+            Call::Propose { command, reply } => {
+                if self.node.role() == Role::Leader {
+                    self.admitted.push((command, reply));
+                } else {
+                    let _ = reply.send(Err(self.not_leader()));
+                }
+            }
+            Call::Read { query, consistency, reply } => self.read(query, consistency, reply),
+            Call::Status { reply } => {
+                let status = self.status();
+                let _ = reply.send(self.served(status, 0));
+            }
+        }
+    }
+
+    fn status(&self) -> StatusResponse {
+        let log = self.node.log();
+        let size = self.kv.approximate_size();
+        StatusResponse {
+            header: Some(ResponseHeader { revision: self.kv.revision(), ..Default::default() }),
+            version: super::VERSION.into(),
+            db_size: size,
+            leader: self.node.leader().map_or(0, |l| l.0),
+            raft_index: log.commit().0,
+            raft_term: self.node.term().0,
+            raft_applied_index: log.applied().0,
+            errors: Vec::new(),
+            db_size_in_use: size,
+            is_learner: false,
+        }
+    }
+
+    fn read(&mut self, query: Query, consistency: Consistency, reply: Reply<QueryAnswer>) {
+        let deadline = self.clock.now() + self.config.request_timeout;
+        let read = PendingRead { query, reply, deadline };
+        let local =
+            matches!(read.query, Query::Range(_) | Query::Leases | Query::LockHolder { .. });
+        if local && consistency == Consistency::Serializable {
+            return self.answer(read);
+        }
         if self.node.role() != Role::Leader {
-            let hint = self.node.leader().map_or(0, |l| l.0);
-            let reply = Reply::NotLeader(rbpb::NotLeader { leader_hint: hint });
-            let _ = call.reply.send(rbpb::ClientResponse { result: Some(reply) });
+            if self.config.bugs.stale_follower_read && matches!(read.query, Query::Range(_)) {
+                return self.answer(read);
+            }
+            let _ = read.reply.send(Err(self.not_leader()));
             return;
         }
-        self.admitted.push(call);
+        if consistency == Consistency::Lease
+            && let Some(index) = self.node.lease_read_index()
+        {
+            self.confirmed.push((index, read));
+            return self.serve_confirmed();
+        }
+        self.next_read += 1;
+        match self.node.read_index(self.next_read) {
+            Ok(()) => {
+                self.reads.insert(self.next_read, read);
+            }
+            Err(_) => {
+                let _ = read.reply.send(Err(self.not_leader()));
+            }
+        }
+    }
+
+    /// Answers a read from the state machine as it is now.
+    fn answer(&mut self, read: PendingRead) {
+        let now = self.clock.now();
+        let answer = match read.query {
+            Query::Range(request) => {
+                self.kv.range(&request).map(QueryAnswer::Range).map_err(Into::into)
+            }
+            Query::LockHolder { name, key } => {
+                Ok(QueryAnswer::LockHolder(self.kv.lock_holder(&name), self.kv.get(&key).is_some()))
+            }
+            Query::Leases => Ok(QueryAnswer::Leases(self.kv.leases().map(|(id, _)| id).collect())),
+            Query::KeepAlive(_) | Query::TimeToLive { .. } if self.node.role() != Role::Leader => {
+                Err(self.not_leader())
+            }
+            Query::KeepAlive(id) => {
+                let ttl = self.kv.lease_ttl(id).unwrap_or(0);
+                let renewed = ttl > 0 && self.lessor.renew(id, ttl, now);
+                Ok(QueryAnswer::KeepAlive(if renewed { ttl } else { 0 }))
+            }
+            Query::TimeToLive { id, keys } => {
+                let mut response = LeaseTimeToLiveResponse { id, ttl: -1, ..Default::default() };
+                if let Some(granted) = self.kv.lease_ttl(id) {
+                    let left = self
+                        .lessor
+                        .remaining(id, now)
+                        .unwrap_or(Duration::from_secs(granted as u64));
+                    response.granted_ttl = granted;
+                    response.ttl = left.as_secs_f64().ceil() as i64;
+                    if keys {
+                        response.keys = self.kv.lease_keys(id);
+                    }
+                }
+                response.header =
+                    Some(ResponseHeader { revision: self.kv.revision(), ..Default::default() });
+                Ok(QueryAnswer::TimeToLive(response))
+            }
+        };
+        let _ = read.reply.send(answer.and_then(|value| self.served(value, 0)));
+    }
+
+    /// Serves the confirmed reads whose index the state machine has reached.
+    fn serve_confirmed(&mut self) {
+        let applied = self.node.log().applied();
+        if self.confirmed.iter().all(|(index, _)| *index > applied) {
+            return;
+        }
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.confirmed)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.confirmed = waiting;
+        for (_, read) in due {
+            self.answer(read);
+        }
     }
 
     fn propose_admitted(&mut self) {
         if self.admitted.is_empty() {
             return;
         }
-        let calls = std::mem::take(&mut self.admitted);
-        let mut commands = Vec::with_capacity(calls.len());
-        let mut replies = Vec::with_capacity(calls.len());
-        for call in calls {
-            if call.request.op.is_none() {
-                let _ = call.reply.send(rejected("request without an op"));
-                continue;
-            }
-            commands.push(Bytes::from(call.request.encode_to_vec()));
-            replies.push(call.reply);
-        }
+        let admitted = std::mem::take(&mut self.admitted);
+        let commands: Vec<Bytes> =
+            admitted.iter().map(|(command, _)| Bytes::from(command.encode_to_vec())).collect();
         match self.node.propose_batch(commands) {
             Ok(proposal) => {
                 let deadline = self.clock.now() + self.config.request_timeout;
-                for (i, reply) in replies.into_iter().enumerate() {
+                for (i, (_, reply)) in admitted.into_iter().enumerate() {
                     let index = LogIndex(proposal.index.0 + i as u64);
                     self.pending.insert(index, Pending { term: proposal.term, reply, deadline });
                 }
             }
             Err(err) => {
-                let response = match err {
-                    RaftError::NotLeader { leader_hint } => rbpb::ClientResponse {
-                        result: Some(Reply::NotLeader(rbpb::NotLeader {
-                            leader_hint: leader_hint.map_or(0, |l| l.0),
-                        })),
-                    },
-                    other => rejected(&other.to_string()),
+                let error = match err {
+                    RaftError::NotLeader { .. } => self.not_leader(),
+                    other => CallError::Api(ApiError::invalid(format!("raftbed: {other}"))),
                 };
-                for reply in replies {
-                    let _ = reply.send(response.clone());
+                for (_, reply) in admitted {
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }
@@ -222,25 +389,69 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 self.kv = KvStore::decode(&snapshot.data)?;
             }
             for entry in &ready.committed_entries {
-                let result = self.kv.apply(&entry.data)?;
+                let applied = self.kv.apply(entry.index.0, &entry.data)?;
                 if let Some(observer) = &self.observer {
                     observer.applied(self.node.id(), entry);
                 }
                 if let Some(pending) = self.pending.remove(&entry.index) {
-                    let response = if pending.term == entry.term {
-                        applied(entry.index, entry.term, result.map(|r| r.2))
-                    } else {
-                        rejected("another entry took this proposal's place in the log")
+                    let answer = match applied {
+                        Some(applied) if pending.term == entry.term => Ok(Served {
+                            value: applied.outcome,
+                            term: entry.term.0,
+                            index: entry.index.0,
+                        }),
+                        _ => Err(CallError::Api(ApiError::leader_changed())),
                     };
-                    let _ = pending.reply.send(response);
+                    let _ = pending.reply.send(answer);
+                }
+            }
+            for read in &ready.read_states {
+                if let Some(pending) = self.reads.remove(&read.request) {
+                    self.confirmed.push((read.index, pending));
+                }
+            }
+            for request in &ready.failed_reads {
+                if let Some(pending) = self.reads.remove(request) {
+                    let _ = pending.reply.send(Err(CallError::Api(ApiError::leader_changed())));
                 }
             }
             self.node.advance();
+            if let Some(soft) = ready.soft_state {
+                self.published.leader.send_if_modified(|leader| {
+                    std::mem::replace(leader, soft.leader) != soft.leader
+                });
+                let now = self.clock.now();
+                if soft.role == Role::Leader {
+                    self.lessor.promote(now, self.kv.leases());
+                } else {
+                    self.lessor.demote();
+                }
+            }
+            if !ready.committed_entries.is_empty() || ready.snapshot.is_some() {
+                self.lessor.sync(self.clock.now(), self.kv.leases());
+                self.published.revision.send_if_modified(|revision| {
+                    std::mem::replace(revision, self.kv.revision()) != self.kv.revision()
+                });
+            }
+            self.serve_confirmed();
             if let Some(observer) = &self.observer {
                 observer.ready(&self.node, &ready);
             }
         }
+        self.report_lease();
         self.maybe_compact()
+    }
+
+    /// Tells the observer until when, on this node's clock, its lease holds.
+    fn report_lease(&self) {
+        let Some(observer) = &self.observer else { return };
+        let until = self.node.lease_read_index().and_then(|_| {
+            let until = self.node.lease_until_tick()?;
+            let ticks_left = until.saturating_sub(self.node.ticks()) as u32;
+            // The last tick fired at `next_tick - tick`.
+            Some(self.next_tick - self.config.tick + self.config.tick * ticks_left)
+        });
+        observer.lease(self.node.id(), self.node.term(), until);
     }
 
     /// Snapshots the state machine and compacts the log every `compact_every` entries.
@@ -258,24 +469,26 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         Ok(())
     }
 
-    /// Answers "timeout" to clients whose deadline passed: their entry may still commit.
+    /// Answers the proposals and reads whose deadline passed: a proposal may still commit
+    /// (indefinite); a read had no effect (definite).
     fn expire(&mut self, now: Duration) {
         let expired: Vec<LogIndex> =
             self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(i, _)| *i).collect();
         for index in expired {
             let pending = self.pending.remove(&index).expect("listed");
-            let reply = Reply::Timeout(rbpb::Timeout {});
-            let _ = pending.reply.send(rbpb::ClientResponse { result: Some(reply) });
+            let _ = pending.reply.send(Err(CallError::Api(ApiError::timeout())));
         }
-    }
-}
-
-fn applied(index: LogIndex, term: Term, result: Option<CommandResult>) -> rbpb::ClientResponse {
-    let (found, value) = match result {
-        Some(CommandResult::Get(Some(value))) => (true, value),
-        _ => (false, Bytes::new()),
-    };
-    rbpb::ClientResponse {
-        result: Some(Reply::Applied(rbpb::Applied { index: index.0, term: term.0, found, value })),
+        let expired: Vec<u64> =
+            self.reads.iter().filter(|(_, r)| r.deadline <= now).map(|(id, _)| *id).collect();
+        for id in expired {
+            let read = self.reads.remove(&id).expect("listed");
+            let _ = read.reply.send(Err(CallError::Api(ApiError::read_timeout())));
+        }
+        let (late, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.confirmed).into_iter().partition(|(_, r)| r.deadline <= now);
+        self.confirmed = waiting;
+        for (_, read) in late {
+            let _ = read.reply.send(Err(CallError::Api(ApiError::read_timeout())));
+        }
     }
 }

@@ -1,27 +1,39 @@
 //! A raftbed node: the Raft core, its write-ahead log, the key-value state machine, the peer
-//! transport and the client listener, around one driver loop (`driver.rs`).
+//! transport and the client API (`api/`), around one driver loop (`driver.rs`).
 //!
 //! The same code runs in simulation and for real; only the network (`Net`), the filesystem
 //! (`Fs`), the clock (`Clock`) and the seed differ.
 
-mod client;
+pub mod api;
+pub mod calls;
 mod driver;
+mod lessor;
+pub mod local;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-pub use client::{ClientCall, serve_clients};
 pub use driver::Driver;
 
 use crate::clock::Clock;
-use crate::raft::{Entry, Node, NodeId, Ready};
+use crate::raft::{Entry, Node, NodeId, Ready, Term};
 use crate::storage::fs::Fs;
 use crate::storage::{StorageError, Wal, WalOptions};
 use crate::transport::net::Net;
 use crate::transport::peer::{self, TransportConfig};
 use crate::transport::{Outbound, PeerTransport, grpc};
+
+/// The version `Maintenance.Status` reports: the etcd API version served, and raftbed's.
+pub const VERSION: &str = concat!("3.4.0-raftbed.", env!("CARGO_PKG_VERSION"));
+
+/// Deliberately broken server behaviours (all off by default), for the checks to catch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerBugs {
+    /// A follower answers linearizable reads from its own, possibly stale, state.
+    pub stale_follower_read: bool,
+}
 
 /// Where a member listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -57,6 +69,10 @@ pub struct NodeConfig {
     pub compact_every: u64,
     /// At most this many client requests proposed in one batch (group commit).
     pub max_batch: usize,
+    /// Leases are granted at least this many seconds.
+    pub min_lease_ttl: i64,
+    /// Deliberate bugs.
+    pub bugs: ServerBugs,
 }
 
 /// A fatal node error: the node stops rather than act on state it could not make durable.
@@ -89,6 +105,9 @@ pub trait Observer {
     fn ready(&self, node: &Node, ready: &Ready);
     /// A committed entry was applied by the state machine.
     fn applied(&self, node: NodeId, entry: &Entry);
+    /// Until when, on the node's own clock, its leader lease holds (`None`: no lease), as of
+    /// the end of a round of `Ready`s.
+    fn lease(&self, _node: NodeId, _term: Term, _until: Option<Duration>) {}
 }
 
 /// Runs a node until a fatal error.
@@ -114,6 +133,8 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
         .map_err(|source| NodeError::Bind { addr: me.client_addr.clone(), source })?;
     let (inbox_tx, inbox) = tokio::sync::mpsc::channel(8192);
     let (calls_tx, calls) = tokio::sync::mpsc::channel(4096);
+    let (revision_tx, revision) = tokio::sync::watch::channel(0);
+    let (leader_tx, leader) = tokio::sync::watch::channel(None);
     match config.peer_transport {
         PeerTransport::Framed => {
             tokio::task::spawn_local(peer::serve::<N>(
@@ -130,7 +151,8 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
             ));
         }
     }
-    tokio::task::spawn_local(serve_clients::<N>(client_listener, calls_tx));
+    let api = api::Api::new(&config, calls_tx, revision, leader, net.clone());
+    tokio::task::spawn_local(api::serve::<N>(client_listener, api, config.transport.rpc_timeout));
     let peer_addrs: BTreeMap<NodeId, String> = config
         .members
         .iter()
@@ -138,6 +160,7 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
         .map(|(id, m)| (*id, m.peer_addr.clone()))
         .collect();
     let peers = Outbound::start(config.peer_transport, &net, &peer_addrs, &config.transport);
-    let driver = Driver::new(config, wal, recovered, peers, clock, observer)?;
+    let published = driver::Published { revision: revision_tx, leader: leader_tx };
+    let driver = Driver::new(config, wal, recovered, peers, clock, observer, published)?;
     driver.run(inbox, calls).await
 }

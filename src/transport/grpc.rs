@@ -58,7 +58,7 @@ pub async fn serve<N: Net>(
         let keepalive = config.rpc_timeout;
         tokio::task::spawn_local(async move {
             let mut builder =
-                hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+                hyper::server::conn::http2::Builder::new(crate::transport::net::Spawner::of::<N>());
             builder
                 .auto_date_header(false)
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -113,6 +113,7 @@ async fn send_loop<N: Net + Send + Sync>(
         let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
             .expect("a host:port makes a URI")
             .connect_timeout(config.rpc_timeout)
+            .executor(super::net::Spawner::of::<N>())
             .http2_keep_alive_interval(config.rpc_timeout)
             .keep_alive_timeout(config.rpc_timeout)
             .keep_alive_while_idle(true);

@@ -7,17 +7,7 @@ pub mod grpc;
 pub mod net;
 pub mod peer;
 
-/// Types generated from `proto/raft.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod pb {
-    tonic::include_proto!("raft");
-}
-
-/// Types generated from `proto/raftbed.proto`.
-#[allow(missing_docs, clippy::all, clippy::pedantic)]
-pub mod rbpb {
-    tonic::include_proto!("raftbed");
-}
+pub use crate::proto::raft as pb;
 
 use std::collections::BTreeMap;
 

@@ -12,6 +12,11 @@ pub trait Net: Clone + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// A bound listener.
     type Listener: 'static;
+    /// Whether background tasks (HTTP/2 connections, channel workers) must stay on the current
+    /// `LocalSet`. In simulation they must: tasks given to tokio's shared list are dropped at
+    /// a crash in an order that depends on process-wide task ids, so a second run of a seed in
+    /// one process would tear connections down in another order than the first.
+    const LOCAL_TASKS: bool;
 
     /// Binds `addr` (`host:port`).
     fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>>;
@@ -35,6 +40,7 @@ const _: () = {
 impl Net for TokioNet {
     type Stream = tokio::net::TcpStream;
     type Listener = tokio::net::TcpListener;
+    const LOCAL_TASKS: bool = false;
 
     async fn bind(&self, addr: &str) -> io::Result<Self::Listener> {
         tokio::net::TcpListener::bind(addr).await
@@ -63,6 +69,7 @@ pub struct SimNet;
 impl Net for SimNet {
     type Stream = turmoil::net::TcpStream;
     type Listener = turmoil::net::TcpListener;
+    const LOCAL_TASKS: bool = true;
 
     async fn bind(&self, addr: &str) -> io::Result<Self::Listener> {
         let port =
@@ -78,5 +85,33 @@ impl Net for SimNet {
 
     fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send {
         turmoil::net::TcpStream::connect(addr.to_string())
+    }
+}
+
+/// Spawns background tasks where `Net::LOCAL_TASKS` says: on the current `LocalSet`, or on the
+/// runtime. An executor for hyper's and tonic's connection tasks.
+#[derive(Clone, Copy, Debug)]
+pub struct Spawner {
+    local: bool,
+}
+
+impl Spawner {
+    /// The spawner for `N`.
+    pub fn of<N: Net>() -> Spawner {
+        Spawner { local: N::LOCAL_TASKS }
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for Spawner
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        if self.local {
+            tokio::task::spawn_local(future);
+        } else {
+            tokio::spawn(future);
+        }
     }
 }

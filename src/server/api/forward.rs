@@ -1,0 +1,120 @@
+//! A follower's way to the leader: one lazily dialled gRPC channel per member, over the node's
+//! `Net`. The forwarded request keeps the client's metadata (its session included, so a retry
+//! through another node still applies once) and is marked so that it is not forwarded again.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Response, Status};
+
+use super::{DEFINITE_HEADER, FORWARDED_HEADER, status};
+use crate::kv::ApiError;
+use crate::raft::NodeId;
+use crate::transport::net::Net;
+
+/// Channels to the other members' client APIs.
+pub struct Forwarder<N: Net> {
+    net: N,
+    addrs: BTreeMap<NodeId, String>,
+    channels: Mutex<BTreeMap<NodeId, Channel>>,
+    timeout: Duration,
+    /// The leader this node knows, as the driver publishes it.
+    leader: watch::Receiver<Option<NodeId>>,
+}
+
+impl<N: Net + Send + Sync> Forwarder<N> {
+    /// Forwards to the client addresses `addrs`, giving each request `timeout`; `leader`
+    /// follows the leader this node knows.
+    pub fn new(
+        net: N,
+        addrs: BTreeMap<NodeId, String>,
+        timeout: Duration,
+        leader: watch::Receiver<Option<NodeId>>,
+    ) -> Forwarder<N> {
+        Forwarder { net, addrs, channels: Mutex::new(BTreeMap::new()), timeout, leader }
+    }
+
+    /// A channel to `to`, dialled on first use.
+    pub fn channel(&self, to: NodeId) -> Option<Channel> {
+        let mut channels = self.channels.lock().expect("never poisoned: no panics under it");
+        if let Some(channel) = channels.get(&to) {
+            return Some(channel.clone());
+        }
+        let addr = self.addrs.get(&to)?.clone();
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .ok()?
+            .connect_timeout(self.timeout)
+            .timeout(self.timeout)
+            .executor(crate::transport::net::Spawner::of::<N>());
+        let net = self.net.clone();
+        let connector = tower::service_fn(move |_: http::Uri| {
+            let (net, addr) = (net.clone(), addr.clone());
+            async move { net.connect(&addr).await.map(hyper_util::rt::TokioIo::new) }
+        });
+        let channel = endpoint.connect_with_connector_lazy(connector);
+        channels.insert(to, channel.clone());
+        Some(channel)
+    }
+
+    /// Sends `request` to `leader` through `call`. A failure on the way is indefinite for a
+    /// write (it may have reached the leader) and definite for a read. When this node learns
+    /// of another leader first, the wait ends at once: the old leader, cut off, would only
+    /// have let the client time out, and a client with a session can safely retry.
+    pub async fn unary<Req, Resp, Fut>(
+        &self,
+        leader: NodeId,
+        request: Request<Req>,
+        write: bool,
+        call: impl FnOnce(Channel, Request<Req>) -> Fut,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let Some(channel) = self.channel(leader) else {
+            return Err(status(&ApiError::not_leader()));
+        };
+        let (mut metadata, _, message) = request.into_parts();
+        metadata.insert(FORWARDED_HEADER, MetadataValue::from_static("1"));
+        let mut forwarded = Request::from_parts(metadata, Default::default(), message);
+        forwarded.set_timeout(self.timeout);
+        let mut known = self.leader.clone();
+        let deposed = async move {
+            let _ = known.wait_for(|now| *now != Some(leader)).await;
+        };
+        let answer = tokio::select! {
+            biased;
+            answer = call(channel, forwarded) => answer,
+            () = deposed => {
+                let message = format!("etcdserver: leader changed (from {leader} while forwarding)");
+                let error = if write {
+                    ApiError::indefinite(tonic::Code::Unavailable, message)
+                } else {
+                    ApiError::new(tonic::Code::Unavailable, message)
+                };
+                return Err(status(&error));
+            }
+        };
+        match answer {
+            Ok(response) => Ok(response),
+            // The leader answered: its verdict stands.
+            Err(error) if error.metadata().contains_key(DEFINITE_HEADER) => Err(error),
+            Err(error) => {
+                let message = format!(
+                    "raftbed: forwarding to the leader {leader} failed: {}",
+                    error.message()
+                );
+                let error = if write {
+                    ApiError::indefinite(tonic::Code::Unavailable, message)
+                } else {
+                    ApiError::new(tonic::Code::Unavailable, message)
+                };
+                Err(status(&error))
+            }
+        }
+    }
+}
