@@ -1,11 +1,13 @@
-//! A node's local clock. The driver measures Raft ticks on it, so a node whose clock drifts
-//! ticks faster or slower than its peers, exactly as a real server would.
+//! A node's local monotonic clock. The driver measures Raft ticks, leases and deadlines on it,
+//! so a node whose clock drifts ticks faster or slower than its peers, exactly as a real server
+//! would.
 //!
 //! Real nodes read tokio's monotonic clock. In simulation each node's clock is
-//! `local = base_local + (sim_now - base_sim) * rate`, and the simulator can, at any instant:
-//! change `rate` (drift, for example ±10%), add an offset (a jump forward or back), or pause the
-//! node, which freezes its clock (a paused process does not see time pass; when it resumes it
-//! carries on from where it stopped, behind everyone else).
+//! `local = base_local + (sim_now - base_sim) * rate`, and the simulator can, at any instant,
+//! change `rate` (drift, for example ±10%) or pause the node. A pause stops the process, not
+//! its clock: like `CLOCK_MONOTONIC` under SIGSTOP or a long GC pause, the clock keeps running,
+//! and the node finds on waking that time has passed (its lease may have lapsed). A monotonic
+//! clock never jumps, so none is simulated; wall-clock steps do not reach raftbed's timers.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -80,9 +82,6 @@ impl SimClock {
     /// The local reading at simulated time `sim_now`.
     pub fn local_at(&self, sim_now: Duration) -> Duration {
         let state = self.state.borrow();
-        if state.paused {
-            return state.base_local;
-        }
         let elapsed = sim_now.saturating_sub(state.base_sim).as_secs_f64() * state.rate;
         state.base_local + Duration::from_secs_f64(elapsed)
     }
@@ -106,27 +105,14 @@ impl SimClock {
         self.state.borrow().rate
     }
 
-    /// Jumps the clock by `delta` seconds (negative: backwards, not below zero).
-    pub fn jump(&self, sim_now: Duration, delta: f64) {
-        self.rebase(sim_now);
-        let mut state = self.state.borrow_mut();
-        let local = state.base_local.as_secs_f64() + delta;
-        state.base_local = Duration::from_secs_f64(local.max(0.0));
-    }
-
-    /// Freezes the clock (the node is paused).
-    pub fn pause(&self, sim_now: Duration) {
-        self.rebase(sim_now);
+    /// Stops the node (its clock runs on).
+    pub fn pause(&self) {
         self.state.borrow_mut().paused = true;
     }
 
-    /// Unfreezes it: local time carries on from where it stopped.
-    pub fn resume(&self, sim_now: Duration) {
-        {
-            let mut state = self.state.borrow_mut();
-            state.paused = false;
-            state.base_sim = sim_now;
-        }
+    /// Lets the node run again.
+    pub fn resume(&self) {
+        self.state.borrow_mut().paused = false;
         self.resumed.notify_waiters();
     }
 
@@ -178,23 +164,22 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     #[test]
-    fn drift_jump_and_pause_compose() {
+    fn drift_changes_the_rate_from_now_on() {
         let clock = SimClock::new(S(0), S(5), 1.0);
         assert_eq!(clock.local_at(S(10)), S(15));
         clock.set_rate(S(10), 1.5);
         assert_eq!(clock.local_at(S(12)), S(18));
-        clock.jump(S(12), -3.0);
-        assert_eq!(clock.local_at(S(12)), S(15));
-        clock.pause(S(12));
-        assert_eq!(clock.local_at(S(40)), S(15), "a paused clock stands still");
-        clock.resume(S(40));
-        assert_eq!(clock.local_at(S(42)), S(18), "and carries on at its rate");
+        clock.set_rate(S(12), 0.5);
+        assert_eq!(clock.local_at(S(16)), S(20));
     }
 
     #[test]
-    fn a_jump_back_never_goes_below_zero() {
-        let clock = SimClock::new(S(0), S(1), 1.0);
-        clock.jump(S(0), -10.0);
-        assert_eq!(clock.local_at(S(0)), S(0));
+    fn a_paused_node_finds_its_clock_has_run_on() {
+        let clock = SimClock::new(S(0), S(0), 1.0);
+        clock.pause();
+        assert!(clock.is_paused());
+        assert_eq!(clock.local_at(S(30)), S(30), "a pause stops the process, not the clock");
+        clock.resume();
+        assert!(!clock.is_paused());
     }
 }

@@ -36,9 +36,14 @@ pub struct SimArgs {
     /// Fault kinds, comma-separated: partition,crash,pause,clock,loss; or all, or none.
     #[arg(long, default_value = "all", value_parser = parse_faults)]
     faults: Faults,
-    /// A bug to switch on: skip-fsync, forget-vote, commit-old-term (repeatable).
-    #[arg(long = "bug", value_parser = ["skip-fsync", "forget-vote", "commit-old-term"])]
+    /// A bug to switch on (repeatable): skip-fsync, forget-vote, commit-old-term,
+    /// lease-no-drift-margin, stale-follower-read.
+    #[arg(long = "bug", value_parser = crate::sim::BUG_NAMES)]
     bugs: Vec<String>,
+    /// Run the whole schedule even after an invariant breaks, so the history shows what
+    /// clients would have seen of it.
+    #[arg(long)]
+    keep_going: bool,
     /// Write the run's trace here.
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -119,6 +124,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         faults: args.faults.0.clone(),
         bugs,
         keep_trace: args.trace.is_some(),
+        keep_going: args.keep_going,
         peer_transport: if args.peer_transport == "grpc" {
             crate::transport::PeerTransport::Grpc
         } else {

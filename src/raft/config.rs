@@ -32,8 +32,9 @@ pub struct Config {
     /// Serve reads under a leader lease (§6.4.1) while it holds. Requires `check_quorum`.
     pub lease_reads: bool,
     /// The lease is the minimum election timeout less this margin, which covers clock drift
-    /// between the leader and its followers (§6.4.1). With clocks within ±10% of true time,
-    /// a quarter of the timeout is enough.
+    /// between the leader and its followers (§6.4.1) and the tick's granularity: with a
+    /// margin of half the timeout, a follower's clock may run up to 1.6 times as fast as the
+    /// leader's (with 10 ticks or more per timeout).
     pub lease_drift_margin_ticks: u32,
     /// Refuse votes for one minimum election timeout after starting: a restarted node cannot
     /// know whether it answered a leader's heartbeat just before, and that leader may be
@@ -52,7 +53,7 @@ impl Config {
         self.lease_reads = true;
         self.check_quorum = true;
         self.startup_stickiness = true;
-        self.lease_drift_margin_ticks = self.election_timeout_ticks_min / 4;
+        self.lease_drift_margin_ticks = self.election_timeout_ticks_min / 2;
         self
     }
 }

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use prost::Message as _;
 
+use crate::proto::raftbed::Command;
 use crate::raft::{Entry, LogIndex, Node, NodeId, Ready, Role, Term};
-use crate::transport::rbpb;
 
 /// A broken property, naming nodes, terms, indexes and the simulated time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +112,26 @@ pub enum Violation {
         /// What the final log holds there.
         found: String,
     },
+    /// A node held a valid leader lease by its own clock while another node already led a
+    /// later term (§6.4.1): the lease holder answers reads locally, and the new leader may
+    /// commit writes those reads miss.
+    LeaseOverlap {
+        /// The lease holder and its term.
+        holder: (NodeId, Term),
+        /// The newer leader and its term.
+        leader: (NodeId, Term),
+        /// How long the lease still had to run, on the holder's clock.
+        left: Duration,
+        /// When.
+        at: Duration,
+    },
+    /// A lock grant carried a token no larger than one granted before it was asked for.
+    FencingTokenOrder {
+        /// The earlier grant: (lock client, token, when it completed).
+        earlier: (u64, i64, Duration),
+        /// The later one: (lock client, token, when it was invoked).
+        later: (u64, i64, Duration),
+    },
     /// A node stopped with a fatal error or panicked.
     NodeFailed {
         /// The host.
@@ -169,6 +189,26 @@ impl fmt::Display for Violation {
             Violation::AckedWriteLost { client, seq, index, found } => write!(
                 f,
                 "acknowledged write lost: client {client} request {seq} was acknowledged at index {index}, which now holds {found}"
+            ),
+            Violation::LeaseOverlap { holder, leader, left, at } => write!(
+                f,
+                "leader lease outlived its leadership: {} still held a lease of term {}, valid for {}ms more, while {} led term {} ({})",
+                holder.0,
+                holder.1,
+                left.as_millis(),
+                leader.0,
+                leader.1,
+                t(at)
+            ),
+            Violation::FencingTokenOrder { earlier, later } => write!(
+                f,
+                "fencing tokens out of order: l{} was granted token {} at {}, then l{} asked at {} and got token {}",
+                earlier.0,
+                earlier.1,
+                t(&earlier.2),
+                later.0,
+                t(&later.2),
+                later.1
             ),
             Violation::NodeFailed { host, error, at } => {
                 write!(f, "{host} failed: {error} ({})", t(at))
@@ -251,6 +291,10 @@ pub struct Checks {
     committed: Vec<(u64, Term)>,
     applied: Vec<Option<Applied>>,
     violations: Vec<Violation>,
+    /// Per node, its term and until when (its own clock) its lease holds, as last reported.
+    leases: BTreeMap<NodeId, (Term, Duration)>,
+    /// Lease overlaps already reported (a run that keeps going would report one every step).
+    overlaps: std::collections::BTreeSet<(NodeId, Term)>,
 }
 
 impl Checks {
@@ -296,6 +340,36 @@ impl Checks {
     pub fn crashed(&mut self, node: NodeId) {
         if let Some(view) = self.nodes.get_mut(&node) {
             view.role = None;
+        }
+        self.leases.remove(&node);
+    }
+
+    /// A node's lease as it reported it: until `until` on its own clock, or none.
+    pub fn lease(&mut self, node: NodeId, term: Term, until: Option<Duration>) {
+        match until {
+            Some(until) => self.leases.insert(node, (term, until)),
+            None => self.leases.remove(&node),
+        };
+    }
+
+    /// Checks that no node holds a valid lease (by its clock, which `local` reads) while
+    /// another leads a later term. (Two valid leases at once are a special case.)
+    pub fn check_leases(&mut self, at: Duration, local: impl Fn(NodeId) -> Duration) {
+        let newest = self.current_leader();
+        for (node, (term, until)) in &self.leases {
+            if let Some((leader, leader_term)) = newest
+                && leader_term > *term
+                && local(*node) < *until
+                && self.overlaps.insert((*node, *term))
+            {
+                self.violations.push(Violation::LeaseOverlap {
+                    holder: (*node, *term),
+                    leader: (leader, leader_term),
+                    left: *until - local(*node),
+                    at,
+                });
+                return;
+            }
         }
     }
 
@@ -387,9 +461,8 @@ impl Checks {
         let hash = hash_bytes(&entry.data);
         match self.applied[slot] {
             None => {
-                let request = rbpb::ClientRequest::decode(entry.data.as_ref())
-                    .ok()
-                    .map(|c| (c.client_id, c.seq));
+                let request =
+                    Command::decode(entry.data.as_ref()).ok().map(|c| (c.client_id, c.seq));
                 let request = request.filter(|_| !entry.data.is_empty());
                 self.applied[slot] = Some(Applied { node, term: entry.term, hash, request });
             }

@@ -71,6 +71,10 @@ impl Observer for Probe {
     fn applied(&self, node: NodeId, entry: &Entry) {
         self.checks.borrow_mut().applied(node, entry, sim_now());
     }
+
+    fn lease(&self, node: NodeId, term: crate::raft::Term, until: Option<Duration>) {
+        self.checks.borrow_mut().lease(node, term, until);
+    }
 }
 
 /// The running simulation and everything the harness tracks about it.
@@ -115,6 +119,7 @@ pub(super) enum Undo {
     Restart(usize),
     Resume(usize),
     Rate(usize),
+    Rates,
     Unloss(Vec<(usize, usize)>),
     EndChaos,
     Nothing,
@@ -168,7 +173,7 @@ impl Harness<'_> {
                     return Undo::Nothing;
                 }
                 self.record(format!("pause {}", self.nodes[node]));
-                self.clocks[node].pause(now);
+                self.clocks[node].pause();
                 self.links.set_paused(&self.nodes[node], true);
                 self.links.apply(&self.sim, &self.hosts);
                 self.paused.insert(node);
@@ -179,10 +184,24 @@ impl Harness<'_> {
                 self.clocks[*node].set_rate(now, *rate);
                 Undo::Rate(*node)
             }
-            Action::Jump(node, delta) => {
-                self.record(format!("clock {} jumps {delta:+.3}s", self.nodes[*node]));
-                self.clocks[*node].jump(now, *delta);
-                Undo::Nothing
+            Action::SkewedIsolation(slow, fast) => {
+                let Some(leader) = self.leader_index() else { return Undo::Nothing };
+                self.record(format!(
+                    "clock {} runs at x{slow:.3}, the others at x{fast:.3}",
+                    self.nodes[leader]
+                ));
+                for (i, clock) in self.clocks.iter().enumerate() {
+                    clock.set_rate(now, if i == leader { *slow } else { *fast });
+                }
+                // Cut the slow leader off after a moment, while clients still reach it: the
+                // others elect a leader as fast as their clocks allow, while the old one counts
+                // its lease down slowly.
+                let time =
+                    self.rng.duration(Duration::from_millis(500), Duration::from_millis(3000));
+                let at =
+                    now + self.rng.duration(Duration::from_millis(50), Duration::from_millis(500));
+                self.timed.push((at, Timed::Isolate(leader, time)));
+                Undo::Rates
             }
             Action::ElectionChaos { after_vote, after_win } => {
                 self.record(format!("start {}", fault.action));
@@ -230,7 +249,7 @@ impl Harness<'_> {
             }
             Undo::Resume(node) => {
                 self.record(format!("resume {}", self.nodes[node]));
-                self.clocks[node].resume(now);
+                self.clocks[node].resume();
                 self.links.set_paused(&self.nodes[node], false);
                 self.links.apply(&self.sim, &self.hosts);
                 self.paused.remove(&node);
@@ -238,6 +257,12 @@ impl Harness<'_> {
             Undo::Rate(node) => {
                 self.record(format!("clock {} runs true", self.nodes[node]));
                 self.clocks[node].set_rate(now, 1.0);
+            }
+            Undo::Rates => {
+                self.record("clocks run true".into());
+                for clock in &self.clocks {
+                    clock.set_rate(now, 1.0);
+                }
             }
             Undo::Unloss(pairs) => {
                 self.record("links stop losing".into());
@@ -394,6 +419,11 @@ impl Harness<'_> {
                 });
             }
         }
+        let clocks = &self.clocks;
+        let now = self.now();
+        self.checks
+            .borrow_mut()
+            .check_leases(now, |node| clocks[node.0 as usize - 1].local_at(now));
         self.checks.borrow().violations().is_empty()
     }
 }

@@ -13,6 +13,7 @@
 //! from the seed, and the same seed gives the same trace, byte for byte.
 
 pub mod checks;
+pub mod fencing;
 mod harness;
 pub mod nemesis;
 mod report;
@@ -54,7 +55,20 @@ pub struct SimBugs {
     pub forget_vote: bool,
     /// Commit an older term's entry by counting replicas.
     pub commit_old_term: bool,
+    /// A leader lease as long as the minimum election timeout (no clock-drift margin).
+    pub lease_no_drift_margin: bool,
+    /// Followers answer linearizable reads from their own state.
+    pub stale_follower_read: bool,
 }
+
+/// Every bug's command-line name.
+pub const BUG_NAMES: [&str; 5] = [
+    "skip-fsync",
+    "forget-vote",
+    "commit-old-term",
+    "lease-no-drift-margin",
+    "stale-follower-read",
+];
 
 impl SimBugs {
     /// The command-line names of the bugs switched on.
@@ -69,6 +83,12 @@ impl SimBugs {
         if self.commit_old_term {
             names.push("commit-old-term");
         }
+        if self.lease_no_drift_margin {
+            names.push("lease-no-drift-margin");
+        }
+        if self.stale_follower_read {
+            names.push("stale-follower-read");
+        }
         names
     }
 
@@ -78,11 +98,9 @@ impl SimBugs {
             "skip-fsync" => self.skip_fsync = true,
             "forget-vote" => self.forget_vote = true,
             "commit-old-term" => self.commit_old_term = true,
-            other => {
-                return Err(format!(
-                    "unknown bug {other} (skip-fsync, forget-vote, commit-old-term)"
-                ));
-            }
+            "lease-no-drift-margin" => self.lease_no_drift_margin = true,
+            "stale-follower-read" => self.stale_follower_read = true,
+            other => return Err(format!("unknown bug {other} ({})", BUG_NAMES.join(", "))),
         }
         Ok(())
     }
@@ -97,6 +115,8 @@ pub struct SimOptions {
     pub nodes: usize,
     /// Workload clients.
     pub clients: usize,
+    /// Lock clients writing to the fenced resource.
+    pub lock_clients: usize,
     /// Length of the safety phase, in simulated time.
     pub duration: Duration,
     /// Fault kinds the nemesis may use.
@@ -105,6 +125,8 @@ pub struct SimOptions {
     pub bugs: SimBugs,
     /// Keep the trace's lines (for `--trace`).
     pub keep_trace: bool,
+    /// Go on after a safety violation instead of stopping at the step that caused it.
+    pub keep_going: bool,
     /// How long the healed cluster has to recover.
     pub liveness_bound: Duration,
     /// The peer transport the nodes use.
@@ -118,10 +140,12 @@ impl SimOptions {
             seed,
             nodes: 5,
             clients: 8,
+            lock_clients: 2,
             duration: Duration::from_secs(60),
             faults: FaultKind::ALL.to_vec(),
             bugs: SimBugs::default(),
             keep_trace: false,
+            keep_going: false,
             liveness_bound: Duration::from_secs(30),
             peer_transport: crate::transport::PeerTransport::Framed,
         }
@@ -149,6 +173,9 @@ impl SimOptions {
         }
         for bug in self.bugs.names() {
             command += &format!(" --bug {bug}");
+        }
+        if self.keep_going {
+            command += " --keep-going";
         }
         if self.peer_transport == crate::transport::PeerTransport::Grpc {
             command += " --peer-transport grpc";
@@ -181,6 +208,10 @@ pub struct SimParams {
     pub pre_vote: bool,
     /// Check-quorum and leader stickiness (§6.2) on.
     pub check_quorum: bool,
+    /// Leader-lease reads (§6.4.1) on (they need check-quorum).
+    pub lease_reads: bool,
+    /// Attempts per client request.
+    pub attempts: usize,
 }
 
 impl SimParams {
@@ -196,6 +227,8 @@ impl SimParams {
             max_entries_per_message: [1, 4, 16, 64][rng.below(4) as usize],
             pre_vote: rng.chance(0.75),
             check_quorum: rng.chance(0.75),
+            lease_reads: rng.chance(0.75),
+            attempts: rng.range_inclusive(1, 3) as usize,
         }
     }
 }
@@ -227,6 +260,12 @@ fn node_config(id: NodeId, options: &SimOptions, params: &SimParams, seed: u64) 
     raft.max_entries_per_message = params.max_entries_per_message;
     raft.pre_vote = params.pre_vote;
     raft.check_quorum = params.check_quorum;
+    if params.lease_reads || options.bugs.lease_no_drift_margin {
+        raft = raft.with_lease_reads();
+    }
+    if options.bugs.lease_no_drift_margin {
+        raft.lease_drift_margin_ticks = 0;
+    }
     raft.bugs.commit_old_term = options.bugs.commit_old_term;
     let round_trip = params.latency_max * 2;
     NodeConfig {
@@ -250,7 +289,26 @@ fn node_config(id: NodeId, options: &SimOptions, params: &SimParams, seed: u64) 
         request_timeout: Duration::from_secs(1),
         compact_every: params.compact_every,
         max_batch: 256,
+        min_lease_ttl: min_lease_ttl(params),
+        bugs: crate::server::ServerBugs { stale_follower_read: options.bugs.stale_follower_read },
     }
+}
+
+/// Runs `futures` as tasks of the current host, until all finish.
+async fn join_local(
+    futures: Vec<impl std::future::Future<Output = turmoil::Result> + 'static>,
+) -> turmoil::Result {
+    let tasks: Vec<_> = futures.into_iter().map(tokio::task::spawn_local).collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+/// etcd's minimum lease TTL: one and a half of the longest election timeout, in whole seconds.
+fn min_lease_ttl(params: &SimParams) -> i64 {
+    let election = params.tick * (2 * params.election_ticks);
+    (election.as_secs_f64() * 1.5).ceil().max(1.0) as i64
 }
 
 /// Runs one simulation.
@@ -298,20 +356,58 @@ pub fn run(options: &SimOptions) -> SimReport {
         keys: params.keys,
         think_max: params.think_max,
         timeout: Duration::from_millis(1500),
-        clients: options.clients as u64,
+        attempts: params.attempts,
+        processes: (options.clients + options.nodes) as u64,
+        lease_reads: if params.lease_reads || options.bugs.lease_no_drift_margin {
+            0.5
+        } else {
+            0.0
+        },
     };
+    // All workload clients share one simulated host, and the lock clients another: they are
+    // never partitioned one by one, and every host costs a runtime polled at every step.
     let mut hosts = nodes.clone();
-    for c in 0..options.clients {
-        let name = format!("c{}", c + 1);
-        hosts.push(name.clone());
-        let future = workload::run(
+    let mut clients = Vec::new();
+    for c in 0..options.clients + options.nodes {
+        let role = if c < options.clients {
+            workload::Role::Mixed
+        } else {
+            workload::Role::Reader(c - options.clients)
+        };
+        clients.push(workload::run(
             c as u64,
+            role,
             client_params.clone(),
             rng.fork(),
             shared.clone(),
             trace.clone(),
-        );
-        sim.client(name.as_str(), future);
+        ));
+    }
+    hosts.push("clients".into());
+    sim.client("clients", join_local(clients));
+    let fencing = Rc::new(RefCell::new(fencing::FencingLog::default()));
+    let lock_stop = Rc::new(Cell::new(false));
+    if options.lock_clients > 0 {
+        sim.client("resource", fencing::resource(fencing.clone(), trace.clone()));
+        let lock_params = fencing::LockParams {
+            nodes: client_params.nodes.clone(),
+            ttl: min_lease_ttl(&params),
+            pause_chance: 0.5,
+        };
+        let lockers = (0..options.lock_clients)
+            .map(|l| {
+                fencing::lock_client(
+                    l as u64 + 1,
+                    lock_params.clone(),
+                    rng.fork(),
+                    fencing.clone(),
+                    trace.clone(),
+                    lock_stop.clone(),
+                )
+            })
+            .collect();
+        hosts.push("lockers".into());
+        sim.client("lockers", join_local(lockers));
     }
     let mut harness = Harness {
         sim,
@@ -331,8 +427,9 @@ pub fn run(options: &SimOptions) -> SimReport {
         timed: Vec::new(),
     };
 
-    let safe = safety_phase(&mut harness, schedule, options.duration);
+    let safe = safety_phase(&mut harness, schedule, options.duration, options.keep_going);
     shared.stop.set(true);
+    lock_stop.set(true);
     let liveness = if safe {
         liveness_phase(&mut harness, options, &client_params)
     } else {
@@ -344,18 +441,36 @@ pub fn run(options: &SimOptions) -> SimReport {
             harness.checks.borrow_mut().check_acked(*client, *seq, *index);
         }
     }
+    if let Some((earlier, later)) = fencing.borrow().token_order_violation() {
+        harness.checks.borrow_mut().violate(checks::Violation::FencingTokenOrder {
+            earlier: (earlier.client, earlier.token, earlier.completed),
+            later: (later.client, later.token, later.invoked),
+        });
+    }
     let history = shared.history.borrow().clone();
     let sim_wall = wall.elapsed();
-    let linearizability = harness.checks.borrow().violations().is_empty().then(|| {
+    // The history is checked even after a safety violation: what the clients saw of it is
+    // evidence of its own.
+    let linearizability = {
         let check = CheckOptions {
             timeout: Some(Duration::from_secs(60)),
             threads: 1,
             ..CheckOptions::default()
         };
-        jepsen_lite::check(&RegisterModel::new(ModelKind::Kv), &history, &check)
+        let result = jepsen_lite::check(&RegisterModel::new(ModelKind::Kv), &history, &check)
             .map(|report| report.result)
-            .unwrap_or_else(|e| CheckResult::Unknown(format!("history malformed: {e}")))
-    });
+            .unwrap_or_else(|e| CheckResult::Unknown(format!("history malformed: {e}")));
+        Some(result)
+    };
+    let fencing = {
+        let log = fencing.borrow();
+        report::FencingStats {
+            grants: log.grants.len(),
+            writes: log.writes.len(),
+            refused: log.refused(),
+            pauses: log.pauses,
+        }
+    };
     let ops = history.ops().unwrap_or_default();
     let count = |o: jepsen_lite::Outcome| ops.iter().filter(|op| op.outcome == o).count();
     let checks = harness.checks.borrow();
@@ -374,6 +489,7 @@ pub fn run(options: &SimOptions) -> SimReport {
         violations: checks.violations().to_vec(),
         liveness,
         linearizability,
+        fencing,
         trace_hash: trace.hash(),
         trace: trace.lines().to_vec(),
         sim_time: harness.sim.elapsed(),
@@ -384,7 +500,12 @@ pub fn run(options: &SimOptions) -> SimReport {
 }
 
 /// Runs the workload under the fault schedule until `duration`; false if a check failed.
-fn safety_phase(h: &mut Harness<'_>, mut schedule: Vec<Fault>, duration: Duration) -> bool {
+fn safety_phase(
+    h: &mut Harness<'_>,
+    mut schedule: Vec<Fault>,
+    duration: Duration,
+    keep_going: bool,
+) -> bool {
     schedule.reverse();
     while h.now() < duration {
         let now = h.now();
@@ -403,12 +524,12 @@ fn safety_phase(h: &mut Harness<'_>, mut schedule: Vec<Fault>, duration: Duratio
             }
         }
         h.run_timed(false);
-        if !h.step() {
+        if !h.step() && !keep_going {
             return false;
         }
         h.react();
     }
-    true
+    h.checks.borrow().violations().is_empty()
 }
 
 /// Heals everything, then waits (within the bound) for one leader and a fresh committed write.
@@ -428,12 +549,16 @@ fn liveness_phase(
     let done = committed.clone();
     let nodes = client.nodes.clone();
     h.sim.client("liveness", async move {
-        let (mut seq, mut target) = (0, 0);
+        let mut client = crate::client::Client::new(SimNet, nodes, u64::MAX);
+        client.timeout = Duration::from_secs(1);
+        client.attempts = 1;
+        let mut value = 0;
         while done.get().is_none() {
-            seq += 1;
-            if workload::put_once(&nodes, &mut target, u64::MAX, seq).await.is_some() {
+            value += 1;
+            if workload::put_once(&mut client, value).await.is_some() {
                 done.set(Some(sim_now()));
             }
+            client.prefer(client.current() + 1);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())

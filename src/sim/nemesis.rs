@@ -3,7 +3,8 @@
 //!
 //! Fault kinds: partitions of any shape (halves, majority/minority, the current leader alone, a
 //! bridge node that sees both sides, one-way), crash and restart, pause and resume, clock drift
-//! and jumps, and lossy links (turmoil makes a link flap: over TCP, loss means a broken stream).
+//! (one node, or a slow leader against fast followers and then cut off from them), and lossy
+//! links (turmoil makes a link flap: over TCP, loss means a broken stream).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -20,7 +21,8 @@ pub enum FaultKind {
     Crash,
     /// Pause a node (it runs nothing, its clock stops, messages to it queue).
     Pause,
-    /// Clock drift and jumps.
+    /// Clock drift: one node within ±10%, or a leader slowed by about 20% against followers
+    /// sped up by 20-30% (within the 1.6x the lease's drift margin covers).
     Clock,
     /// Lossy (flapping) links.
     Loss,
@@ -79,8 +81,9 @@ pub enum Action {
     Pause(Option<usize>),
     /// Run a node's clock at `rate` until the end.
     Drift(usize, f64),
-    /// Jump a node's clock by this many seconds.
-    Jump(usize, f64),
+    /// Slow the leader's clock to the first rate and speed up every other to the second, then
+    /// cut the leader off from the other nodes for a while (the lease-safety case).
+    SkewedIsolation(f64, f64),
     /// Make the links between these node pairs flap at `rate` until the end.
     Loss(Vec<(usize, usize)>, f64),
     /// Until the end, react to elections: a node that grants a vote is crashed at once (with
@@ -181,7 +184,7 @@ pub fn schedule(
             FaultKind::Crash => Action::Crash(leader_or(rng)),
             FaultKind::Pause => Action::Pause(leader_or(rng)),
             FaultKind::Clock if rng.chance(0.5) => Action::Drift(node, rng.float(0.9, 1.1)),
-            FaultKind::Clock => Action::Jump(node, rng.float(-2.0, 2.0)),
+            FaultKind::Clock => Action::SkewedIsolation(rng.float(0.78, 0.82), rng.float(1.2, 1.3)),
             FaultKind::Loss => {
                 let mut pairs = Vec::new();
                 for a in 0..nodes {
@@ -349,7 +352,9 @@ impl fmt::Display for Action {
             Action::Crash(n) => write!(f, "crash {}", node(n)),
             Action::Pause(n) => write!(f, "pause {}", node(n)),
             Action::Drift(n, rate) => write!(f, "clock drift n{} x{rate:.3}", n + 1),
-            Action::Jump(n, delta) => write!(f, "clock jump n{} {delta:+.3}s", n + 1),
+            Action::SkewedIsolation(slow, fast) => {
+                write!(f, "skewed isolation leader x{slow:.3} others x{fast:.3}")
+            }
             Action::Loss(pairs, rate) => {
                 write!(f, "lossy links ({} pairs, flap rate {rate:.3})", pairs.len())
             }

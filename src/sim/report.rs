@@ -10,6 +10,20 @@ use super::checks::Violation;
 use super::{SimOptions, SimParams};
 use crate::raft::{NodeId, Term};
 
+/// Locks and fencing in a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FencingStats {
+    /// Lock grants.
+    pub grants: usize,
+    /// Writes the fenced resource received.
+    pub writes: usize,
+    /// Writes it refused for carrying a superseded token: each one a write a holder made
+    /// after pausing past its lease, which without fencing would have clobbered newer data.
+    pub refused: usize,
+    /// Holders that paused past their lease.
+    pub pauses: usize,
+}
+
 /// The outcome of a run.
 #[derive(Debug)]
 pub struct SimReport {
@@ -29,6 +43,8 @@ pub struct SimReport {
     pub liveness: Result<Duration, String>,
     /// The history's verdict, when the run got that far.
     pub linearizability: Option<CheckResult>,
+    /// What the lock clients and the fenced resource saw.
+    pub fencing: FencingStats,
     /// The trace's hash.
     pub trace_hash: u64,
     /// The trace's lines, when kept.
@@ -95,7 +111,7 @@ impl fmt::Display for SimReport {
         )?;
         writeln!(
             f,
-            "params: tick {}ms, election {}-{} ticks, heartbeat {} ticks, latency <= {}ms, {} entries per append, snapshot every {} entries, {} keys, pre-vote {}, check-quorum {}",
+            "params: tick {}ms, election {}-{} ticks, heartbeat {} ticks, latency <= {}ms, {} entries per append, snapshot every {} entries, {} keys, pre-vote {}, check-quorum {}, lease reads {}, {} attempts per request",
             p.tick.as_millis(),
             p.election_ticks,
             2 * p.election_ticks,
@@ -105,7 +121,9 @@ impl fmt::Display for SimReport {
             p.compact_every,
             p.keys,
             if p.pre_vote { "on" } else { "off" },
-            if p.check_quorum { "on" } else { "off" }
+            if p.check_quorum { "on" } else { "off" },
+            if p.lease_reads { "on" } else { "off" },
+            p.attempts
         )?;
         let (invoked, ok, fail, info) = self.ops;
         writeln!(f, "ops: {invoked} invoked, {ok} ok, {fail} failed, {info} indeterminate")?;
@@ -125,8 +143,11 @@ impl fmt::Display for SimReport {
         if self.violations.is_empty() {
             writeln!(f, "safety: every invariant held after every step")?;
         } else {
-            for violation in &self.violations {
+            for violation in self.violations.iter().take(10) {
                 writeln!(f, "safety: VIOLATED: {violation}")?;
+            }
+            if self.violations.len() > 10 {
+                writeln!(f, "safety: ... {} more violations", self.violations.len() - 10)?;
             }
         }
         match &self.liveness {
@@ -136,6 +157,14 @@ impl fmt::Display for SimReport {
                 took.as_secs_f64()
             )?,
             Err(why) => writeln!(f, "liveness: FAILED: {why}")?,
+        }
+        let fencing = &self.fencing;
+        if fencing.grants > 0 {
+            writeln!(
+                f,
+                "fencing: {} lock grants, tokens increasing; {} holders paused past their lease; the resource refused {} of {} writes as stale",
+                fencing.grants, fencing.pauses, fencing.refused, fencing.writes
+            )?;
         }
         match &self.linearizability {
             Some(CheckResult::Linearizable) => writeln!(f, "history: linearizable")?,

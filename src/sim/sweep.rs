@@ -37,7 +37,8 @@ impl SeedResult {
             .map(ToString::to_string)
             .or_else(|| match &report.linearizability {
                 Some(jepsen_lite::CheckResult::NotLinearizable(c)) => {
-                    Some(format!("history not linearizable on {:?}", c.key))
+                    let key = c.key.as_ref().map_or("the register".into(), ToString::to_string);
+                    Some(format!("history not linearizable on key {key}"))
                 }
                 Some(jepsen_lite::CheckResult::Unknown(why)) => {
                     Some(format!("history check: {why}"))

@@ -1,22 +1,30 @@
-//! Simulated clients: each runs puts and gets on a few keys, one at a time, and records a
-//! jepsen-lite history. A definite error (not leader, rejected) is a `fail`; a timeout or a lost
-//! connection is an `info`, after which the client continues as a new process (Jepsen's rule:
-//! a process with an indeterminate op never invokes again).
+//! The simulated clients: each issues put, get, compare-and-set and delete over a few keys
+//! through raftbed's etcd API (the same client as the CLI), with a think time, and records a
+//! jepsen-lite history. A definite error is a `fail`; an indefinite one (a timeout, a lost
+//! connection) is an `info`, after which the client continues as a new process (Jepsen's rule:
+//! a process with an indeterminate op never invokes again). Writes carry a session, and a
+//! client retries a write through another node with the same sequence number, so retries are
+//! exercised too: the write must apply at most once.
+//!
+//! Besides these, one reader per node stays bound to its node (as Jepsen binds clients to
+//! nodes) and only reads: when that node is a leader cut off from the others, its readers are
+//! the ones who would see a lease outlive the leadership.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use jepsen_lite::{Event, EventType, History, Process, Value};
-use prost::Message as _;
 
 use super::trace::Trace;
+use crate::client::{Client, ClientError};
+use crate::proto::etcdserverpb::response_op::Response as OpResponse;
 use crate::raft::LogIndex;
 use crate::rng::SplitMix64;
-use crate::transport::frame::{read_frame, write_frame};
-use crate::transport::net::{Net, SimNet};
-use crate::transport::rbpb::{self, client_response::Result as Reply};
+use crate::server::calls::Consistency;
+use crate::transport::net::SimNet;
 
 /// What the clients share with the harness.
 #[derive(Default)]
@@ -38,167 +46,169 @@ pub struct ClientParams {
     pub keys: u64,
     /// Pause between operations, up to this.
     pub think_max: Duration,
-    /// Give up on a request after this (an indeterminate outcome).
+    /// Give up on one attempt after this.
     pub timeout: Duration,
-    /// The number of clients (process ids advance by this after an `info`).
-    pub clients: u64,
+    /// Attempts per request.
+    pub attempts: usize,
+    /// The number of clients and readers (process ids advance by this after an `info`).
+    pub processes: u64,
+    /// The share of reads asking for a lease read (the rest: ReadIndex).
+    pub lease_reads: f64,
 }
 
-/// The outcome of one request.
-enum Outcome {
-    Ok(Option<Bytes>, LogIndex),
-    Fail(String),
-    Info(String),
+/// The session id of client `id`: nonzero, and apart from the harness's own.
+pub fn session_id(id: u64) -> u64 {
+    id + 1
+}
+
+enum Op {
+    Put,
+    Get(Consistency),
+    Cas,
+    Delete,
+}
+
+/// What a client does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Any operation, through any node.
+    Mixed,
+    /// Only reads, through this node only.
+    Reader(usize),
 }
 
 /// Runs client `id` until the workload stops.
 pub async fn run(
     id: u64,
+    role: Role,
     params: ClientParams,
     mut rng: SplitMix64,
     shared: Rc<Shared>,
     trace: Rc<RefCell<Trace>>,
 ) -> turmoil::Result {
     let mut process = id;
-    let mut seq = 0u64;
-    let mut target = rng.below(params.nodes.len() as u64) as usize;
-    let mut conn: Option<(usize, <SimNet as Net>::Stream)> = None;
+    let endpoints = match role {
+        Role::Mixed => params.nodes.clone(),
+        Role::Reader(node) => vec![params.nodes[node].clone()],
+    };
+    let mut client = Client::new(SimNet, endpoints, session_id(id));
+    client.timeout = params.timeout;
+    client.attempts = params.attempts;
+    if role == Role::Mixed {
+        client.prefer(rng.below(params.nodes.len() as u64) as usize);
+    }
+    // The last value this client saw per key: what its compare-and-sets expect.
+    let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut writes = 0u64;
     while !shared.stop.get() {
         tokio::time::sleep(rng.duration(Duration::ZERO, params.think_max)).await;
-        seq += 1;
         let key = format!("k{}", rng.below(params.keys));
-        let put = rng.chance(0.5);
-        let value = format!("{id}.{seq}");
-        let op = if put {
-            rbpb::client_request::Op::Put(rbpb::Put {
-                key: Bytes::from(key.clone()),
-                value: Bytes::from(value.clone()),
-            })
+        let roll = if role == Role::Mixed { rng.float(0.0, 1.0) } else { 0.5 };
+        let op = if roll < 0.3 {
+            Op::Put
+        } else if roll < 0.7 {
+            // Readers read under the lease whenever leases are on.
+            let lease =
+                rng.chance(params.lease_reads) || (role != Role::Mixed && params.lease_reads > 0.0);
+            Op::Get(if lease { Consistency::Lease } else { Consistency::Linearizable })
+        } else if roll < 0.9 {
+            Op::Cas
         } else {
-            rbpb::client_request::Op::Get(rbpb::Get { key: Bytes::from(key.clone()) })
+            Op::Delete
         };
-        let f = if put { "put" } else { "get" };
-        let input = if put { Value::Str(value.clone()) } else { Value::Null };
-        record(&shared, &trace, process, EventType::Invoke, f, &key, input.clone(), "");
-        let request = rbpb::ClientRequest { client_id: id, seq, op: Some(op) };
-        let outcome = match tokio::time::timeout(
-            params.timeout,
-            call(&mut conn, target, &params.nodes, &request),
-        )
-        .await
-        {
-            Ok(Ok(response)) => interpret(response, &mut target, &params),
-            Ok(Err(e)) => {
-                conn = None;
-                Outcome::Info(format!("connection: {e}"))
-            }
-            Err(_) => {
-                conn = None;
-                Outcome::Info("client deadline".into())
+        writes += 1;
+        let value = format!("{id}.{writes}");
+        let expected = seen.get(&key).cloned().flatten();
+        let (f, input) = match &op {
+            Op::Put => ("put", Value::Str(value.clone())),
+            Op::Get(_) => ("get", Value::Null),
+            Op::Cas => (
+                "cas",
+                Value::List(vec![
+                    expected.clone().map_or(Value::Null, Value::Str),
+                    Value::Str(value.clone()),
+                ]),
+            ),
+            Op::Delete => ("delete", Value::Null),
+        };
+        let consistency = match &op {
+            Op::Get(c) => c.name(),
+            _ => "",
+        };
+        record(&shared, &trace, process, EventType::Invoke, f, &key, input.clone(), consistency);
+        // A read that hangs has nothing to lose by giving up early and asking elsewhere.
+        client.timeout = if matches!(op, Op::Get(_)) { params.timeout / 3 } else { params.timeout };
+        let k = Bytes::from(key.clone());
+        let outcome: Result<(Value, Option<u64>), ClientError> = match &op {
+            Op::Put => client.put(k, Bytes::from(value.clone())).await.map(|a| {
+                seen.insert(key.clone(), Some(value.clone()));
+                (input.clone(), a.index)
+            }),
+            Op::Get(consistency) => client.get(k, Bytes::new(), *consistency).await.map(|r| {
+                let read = r.kvs.first().map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+                seen.insert(key.clone(), read.clone());
+                (read.map_or(Value::Null, Value::Str), None)
+            }),
+            Op::Delete => client.delete(k, Bytes::new()).await.map(|a| {
+                seen.insert(key.clone(), None);
+                (Value::Null, a.index)
+            }),
+            Op::Cas => {
+                let from = expected.clone().map(Bytes::from);
+                match client.cas(k, from, Bytes::from(value.clone())).await {
+                    Ok(a) if a.response.succeeded => {
+                        seen.insert(key.clone(), Some(value.clone()));
+                        Ok((input.clone(), a.index))
+                    }
+                    Ok(a) => {
+                        // It compared and wrote nothing: a definite failure. Learn the value.
+                        let read = a.response.responses.first().and_then(|r| match &r.response {
+                            Some(OpResponse::ResponseRange(range)) => Some(
+                                range
+                                    .kvs
+                                    .first()
+                                    .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()),
+                            ),
+                            _ => None,
+                        });
+                        if let Some(read) = read {
+                            seen.insert(key.clone(), read);
+                        }
+                        Err(ClientError {
+                            code: tonic::Code::Aborted,
+                            message: "compare failed".into(),
+                            definite: true,
+                        })
+                    }
+                    Err(e) => Err(e),
+                }
             }
         };
         match outcome {
-            Outcome::Ok(read, index) => {
-                let output = if put {
-                    shared.acked.borrow_mut().push((id, seq, index));
-                    input
-                } else {
-                    read.map_or(Value::Null, |v| {
-                        Value::Str(String::from_utf8_lossy(&v).into_owned())
-                    })
-                };
+            Ok((output, index)) => {
+                if let Some(index) = index {
+                    let seq = client.last_seq();
+                    shared.acked.borrow_mut().push((session_id(id), seq, LogIndex(index)));
+                }
                 record(&shared, &trace, process, EventType::Ok, f, &key, output, "");
             }
-            Outcome::Fail(why) => {
-                record(&shared, &trace, process, EventType::Fail, f, &key, input, &why)
+            Err(e) if e.definite => {
+                record(&shared, &trace, process, EventType::Fail, f, &key, input, &e.message);
             }
-            Outcome::Info(why) => {
-                record(&shared, &trace, process, EventType::Info, f, &key, input, &why);
-                process += params.clients;
-                target = (target + 1) % params.nodes.len();
+            Err(e) => {
+                record(&shared, &trace, process, EventType::Info, f, &key, input, &e.message);
+                process += params.processes;
+                seen.remove(&key);
             }
         }
     }
     Ok(())
 }
 
-fn interpret(response: rbpb::ClientResponse, target: &mut usize, params: &ClientParams) -> Outcome {
-    match response.result {
-        Some(Reply::Applied(applied)) => {
-            let read = applied.found.then_some(applied.value);
-            Outcome::Ok(read, LogIndex(applied.index))
-        }
-        Some(Reply::NotLeader(not_leader)) => {
-            // Follow the hint, or try the next node.
-            *target = match not_leader.leader_hint {
-                0 => (*target + 1) % params.nodes.len(),
-                hint => (hint as usize - 1) % params.nodes.len(),
-            };
-            Outcome::Fail("not leader".into())
-        }
-        Some(Reply::Rejected(rejected)) => {
-            *target = (*target + 1) % params.nodes.len();
-            Outcome::Fail(rejected.reason)
-        }
-        Some(Reply::Timeout(_)) => Outcome::Info("server timeout".into()),
-        None => Outcome::Info("empty response".into()),
-    }
-}
-
-/// One put of `seq` under `client_id`, to `target` (updated from the answer). Returns the index
-/// it was applied at, if it was.
-pub async fn put_once(
-    nodes: &[String],
-    target: &mut usize,
-    client_id: u64,
-    seq: u64,
-) -> Option<LogIndex> {
-    let put =
-        rbpb::Put { key: Bytes::from_static(b"liveness"), value: Bytes::from(seq.to_string()) };
-    let request =
-        rbpb::ClientRequest { client_id, seq, op: Some(rbpb::client_request::Op::Put(put)) };
-    let mut conn = None;
-    let answer =
-        tokio::time::timeout(Duration::from_secs(1), call(&mut conn, *target, nodes, &request))
-            .await;
-    let response = match answer {
-        Ok(Ok(response)) => response,
-        _ => {
-            *target = (*target + 1) % nodes.len();
-            return None;
-        }
-    };
-    match response.result {
-        Some(Reply::Applied(applied)) => Some(LogIndex(applied.index)),
-        Some(Reply::NotLeader(hint)) if hint.leader_hint != 0 => {
-            *target = (hint.leader_hint as usize - 1) % nodes.len();
-            None
-        }
-        _ => {
-            *target = (*target + 1) % nodes.len();
-            None
-        }
-    }
-}
-
-async fn call(
-    conn: &mut Option<(usize, <SimNet as Net>::Stream)>,
-    target: usize,
-    nodes: &[String],
-    request: &rbpb::ClientRequest,
-) -> std::io::Result<rbpb::ClientResponse> {
-    if conn.as_ref().is_none_or(|(node, _)| *node != target) {
-        let stream = SimNet.connect(&nodes[target]).await?;
-        *conn = Some((target, stream));
-    }
-    let (_, stream) = conn.as_mut().expect("connected above");
-    write_frame(stream, &request.encode_to_vec()).await?;
-    let mut buf = Vec::new();
-    if !read_frame(stream, &mut buf).await? {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-    }
-    rbpb::ClientResponse::decode(buf.as_slice())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+/// One put of `value` to key `liveness`, trying each node in turn; the index it applied at.
+pub async fn put_once(client: &mut Client<SimNet>, value: u64) -> Option<LogIndex> {
+    let answer = client.put(Bytes::from_static(b"liveness"), Bytes::from(value.to_string())).await;
+    answer.ok().and_then(|a| a.index).map(LogIndex)
 }
 
 /// Appends an event to the history, and to the trace with `why` (for failures).
