@@ -100,6 +100,12 @@ impl SimClock {
         self.state.borrow_mut().rate = rate;
     }
 
+    /// Jumps forward by `delta` at `sim_now` (a monotonic clock never goes back).
+    pub fn jump(&self, sim_now: Duration, delta: Duration) {
+        self.rebase(sim_now);
+        self.state.borrow_mut().base_local += delta;
+    }
+
     /// The current rate.
     pub fn rate(&self) -> f64 {
         self.state.borrow().rate

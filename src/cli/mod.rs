@@ -3,6 +3,7 @@
 
 mod check;
 mod kv;
+mod replay;
 pub mod sim;
 
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ enum Command {
     Sim(sim::SimArgs),
     /// Talk to a running cluster: put, get, del, cas, lock.
     Kv(kv::KvArgs),
+    /// Replay a scenario file against Raft and naive failover, side by side, and report what
+    /// the split-brain detector found.
+    Replay(replay::ReplayArgs),
 }
 
 /// Parses the command line, runs it, and maps the outcome to an exit code.
@@ -40,8 +44,8 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             // `check` reserves exit 2 for "unknown"; a bad command line is unusable input.
-            let is_check = std::env::args().nth(1).as_deref() == Some("check");
-            if is_check && err.use_stderr() {
+            let command = std::env::args().nth(1);
+            if command.as_deref() == Some("check") && err.use_stderr() {
                 let _ = err.print();
                 return ExitCode::from(check::EXIT_MALFORMED);
             }
@@ -57,5 +61,6 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Sim(args) => sim::run_sim(&args),
         Command::Kv(args) => kv::run(&args),
+        Command::Replay(args) => replay::run(&args),
     }
 }

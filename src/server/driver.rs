@@ -74,6 +74,8 @@ pub struct Driver<F: Fs, C: Clock> {
     lessor: Lessor,
     next_tick: Duration,
     next_sync: Duration,
+    /// Ticks fired since start.
+    ticks: u64,
     published: Published,
 }
 
@@ -123,6 +125,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         Ok(Driver {
             next_tick: now + config.tick,
             next_sync: now,
+            ticks: 0,
             config,
             node,
             wal,
@@ -193,9 +196,16 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         if self.next_tick > now {
             return Ok(());
         }
+        if self.config.campaign_first
+            && self.ticks == u64::from(self.config.raft.election_timeout_ticks_min) + 1
+            && self.node.term() == crate::raft::Term(0)
+        {
+            self.node.campaign();
+        }
         let mut fired = 0;
         while self.next_tick <= now && fired < MAX_TICKS_AT_ONCE {
             self.node.tick();
+            self.ticks += 1;
             self.next_tick += self.config.tick;
             fired += 1;
         }

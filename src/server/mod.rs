@@ -73,6 +73,9 @@ pub struct NodeConfig {
     pub min_lease_ttl: i64,
     /// Deliberate bugs.
     pub bugs: ServerBugs,
+    /// Campaign as soon as the start-up vote stickiness ends, if nothing was ever elected: a
+    /// scenario's designated first leader.
+    pub campaign_first: bool,
 }
 
 /// A fatal node error: the node stops rather than act on state it could not make durable.

@@ -17,14 +17,14 @@ use crate::rng::SplitMix64;
 use crate::server::Observer;
 
 /// The simulator's view of one node, called by its driver.
-pub(super) struct Probe {
-    pub(super) checks: Rc<RefCell<Checks>>,
-    pub(super) trace: Rc<RefCell<Trace>>,
+pub(crate) struct Probe {
+    pub(crate) checks: Rc<RefCell<Checks>>,
+    pub(crate) trace: Rc<RefCell<Trace>>,
     /// Election events for the nemesis to react to.
-    pub(super) events: Rc<RefCell<Vec<Event>>>,
+    pub(crate) events: Rc<RefCell<Vec<Event>>>,
 }
 
-pub(super) fn sim_now() -> Duration {
+pub(crate) fn sim_now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
 }
 
@@ -78,31 +78,31 @@ impl Observer for Probe {
 }
 
 /// The running simulation and everything the harness tracks about it.
-pub(super) struct Harness<'a> {
-    pub(super) sim: turmoil::Sim<'a>,
-    pub(super) nodes: Vec<String>,
-    pub(super) hosts: Vec<String>,
-    pub(super) clocks: Vec<SimClock>,
-    pub(super) checks: Rc<RefCell<Checks>>,
-    pub(super) trace: Rc<RefCell<Trace>>,
-    pub(super) links: Links,
-    pub(super) crashed: BTreeSet<usize>,
-    pub(super) paused: BTreeSet<usize>,
-    pub(super) rng: SplitMix64,
-    pub(super) faults: Vec<(Duration, String)>,
+pub(crate) struct Harness<'a> {
+    pub(crate) sim: turmoil::Sim<'a>,
+    pub(crate) nodes: Vec<String>,
+    pub(crate) hosts: Vec<String>,
+    pub(crate) clocks: Vec<SimClock>,
+    pub(crate) checks: Rc<RefCell<Checks>>,
+    pub(crate) trace: Rc<RefCell<Trace>>,
+    pub(crate) links: Links,
+    pub(crate) crashed: BTreeSet<usize>,
+    pub(crate) paused: BTreeSet<usize>,
+    pub(crate) rng: SplitMix64,
+    pub(crate) faults: Vec<(Duration, String)>,
     /// Active faults with what is needed to undo them.
-    pub(super) active: Vec<(Fault, Undo)>,
+    pub(crate) active: Vec<(Fault, Undo)>,
     /// Election events from the probes, drained after every step.
-    pub(super) events: Rc<RefCell<Vec<Event>>>,
+    pub(crate) events: Rc<RefCell<Vec<Event>>>,
     /// While an election-chaos episode runs: (crash-after-vote, crash-after-win) chances.
-    pub(super) chaos: Option<(f64, f64)>,
+    pub(crate) chaos: Option<(f64, f64)>,
     /// Crashes and restarts due at a time, from election chaos.
-    pub(super) timed: Vec<(Duration, Timed)>,
+    pub(crate) timed: Vec<(Duration, Timed)>,
 }
 
 /// A reaction scheduled by election chaos.
 #[derive(Clone, Debug)]
-pub(super) enum Timed {
+pub(crate) enum Timed {
     /// Crash the node, and restart it after the given downtime.
     Crash(usize, Duration),
     /// Restart the node.
@@ -114,7 +114,7 @@ pub(super) enum Timed {
 }
 
 /// How to undo a fault that was applied.
-pub(super) enum Undo {
+pub(crate) enum Undo {
     Uncut(Vec<(String, String)>),
     Restart(usize),
     Resume(usize),
@@ -126,22 +126,22 @@ pub(super) enum Undo {
 }
 
 impl Harness<'_> {
-    pub(super) fn now(&self) -> Duration {
+    pub(crate) fn now(&self) -> Duration {
         self.sim.elapsed()
     }
 
-    pub(super) fn record(&mut self, text: String) {
+    pub(crate) fn record(&mut self, text: String) {
         let now = self.now();
         self.trace.borrow_mut().record(now, format_args!("nemesis {text}"));
         self.faults.push((now, text));
     }
 
-    pub(super) fn leader_index(&self) -> Option<usize> {
+    pub(crate) fn leader_index(&self) -> Option<usize> {
         self.checks.borrow().current_leader().map(|(id, _)| id.0 as usize - 1)
     }
 
     /// Starts a fault; returns how to undo it.
-    pub(super) fn start(&mut self, fault: &Fault) -> Undo {
+    pub(crate) fn start(&mut self, fault: &Fault) -> Undo {
         let now = self.now();
         let target =
             |h: &Harness<'_>, n: &Option<usize>| n.or_else(|| h.leader_index()).unwrap_or(0);
@@ -233,7 +233,7 @@ impl Harness<'_> {
         }
     }
 
-    pub(super) fn undo(&mut self, undo: Undo) {
+    pub(crate) fn undo(&mut self, undo: Undo) {
         let now = self.now();
         match undo {
             Undo::Uncut(pairs) => {
@@ -283,7 +283,7 @@ impl Harness<'_> {
     }
 
     /// Crashes node `node` now, unless it is down or paused; returns whether it did.
-    pub(super) fn crash(&mut self, node: usize, why: &str) -> bool {
+    pub(crate) fn crash(&mut self, node: usize, why: &str) -> bool {
         if self.crashed.contains(&node) || self.paused.contains(&node) {
             return false;
         }
@@ -295,7 +295,7 @@ impl Harness<'_> {
     }
 
     /// Election chaos: reacts to the votes and wins of the last step.
-    pub(super) fn react(&mut self) {
+    pub(crate) fn react(&mut self) {
         let events = std::mem::take(&mut *self.events.borrow_mut());
         let Some((after_vote, after_win)) = self.chaos else { return };
         let now = self.now();
@@ -349,7 +349,7 @@ impl Harness<'_> {
     }
 
     /// Runs the timed crashes and restarts that are due (all of them if `all`).
-    pub(super) fn run_timed(&mut self, all: bool) {
+    pub(crate) fn run_timed(&mut self, all: bool) {
         let now = self.now();
         let mut due: Vec<(Duration, Timed)> = Vec::new();
         self.timed.retain(|(at, timed)| {
@@ -399,7 +399,7 @@ impl Harness<'_> {
     }
 
     /// One simulation step; a host error or panic becomes a violation.
-    pub(super) fn step(&mut self) -> bool {
+    pub(crate) fn step(&mut self) -> bool {
         let now = self.now();
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.sim.step())) {
             Ok(Ok(_)) => {}

@@ -14,7 +14,7 @@
 
 pub mod checks;
 pub mod fencing;
-mod harness;
+pub(crate) mod harness;
 pub mod nemesis;
 mod report;
 pub mod sweep;
@@ -236,12 +236,17 @@ impl SimParams {
 /// One turmoil step: every host runs this much simulated time, then the checks run. Raft ticks
 /// are 10 ms; a 5 ms step keeps message delivery finer than a tick and runs a 5-node cluster
 /// with 8 clients at over 100x real time (1 ms steps: about 40x).
-const SIM_STEP: Duration = Duration::from_millis(5);
+pub(crate) const SIM_STEP: Duration = Duration::from_millis(5);
 
-const PEER_PORT: u16 = 7000;
-const CLIENT_PORT: u16 = 7001;
+pub(crate) const PEER_PORT: u16 = 7000;
+pub(crate) const CLIENT_PORT: u16 = 7001;
 
-fn node_config(id: NodeId, options: &SimOptions, params: &SimParams, seed: u64) -> NodeConfig {
+pub(crate) fn node_config(
+    id: NodeId,
+    options: &SimOptions,
+    params: &SimParams,
+    seed: u64,
+) -> NodeConfig {
     let members = (1..=options.nodes as u64)
         .map(|n| {
             let host = format!("n{n}");
@@ -291,11 +296,12 @@ fn node_config(id: NodeId, options: &SimOptions, params: &SimParams, seed: u64) 
         max_batch: 256,
         min_lease_ttl: min_lease_ttl(params),
         bugs: crate::server::ServerBugs { stale_follower_read: options.bugs.stale_follower_read },
+        campaign_first: false,
     }
 }
 
 /// Runs `futures` as tasks of the current host, until all finish.
-async fn join_local(
+pub(crate) async fn join_local(
     futures: Vec<impl std::future::Future<Output = turmoil::Result> + 'static>,
 ) -> turmoil::Result {
     let tasks: Vec<_> = futures.into_iter().map(tokio::task::spawn_local).collect();
@@ -306,7 +312,7 @@ async fn join_local(
 }
 
 /// etcd's minimum lease TTL: one and a half of the longest election timeout, in whole seconds.
-fn min_lease_ttl(params: &SimParams) -> i64 {
+pub(crate) fn min_lease_ttl(params: &SimParams) -> i64 {
     let election = params.tick * (2 * params.election_ticks);
     (election.as_secs_f64() * 1.5).ceil().max(1.0) as i64
 }
@@ -363,6 +369,9 @@ pub fn run(options: &SimOptions) -> SimReport {
         } else {
             0.0
         },
+        mix: workload::DEFAULT_MIX,
+        read_consistency: None,
+        spread: true,
     };
     // All workload clients share one simulated host, and the lock clients another: they are
     // never partitioned one by one, and every host costs a runtime polled at every step.

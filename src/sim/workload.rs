@@ -33,6 +33,8 @@ pub struct Shared {
     pub history: RefCell<History>,
     /// Writes acknowledged as applied: (client, seq, index).
     pub acked: RefCell<Vec<(u64, u64, LogIndex)>>,
+    /// For each entry of `acked`, the index of its `ok` event in the history.
+    pub acked_events: RefCell<Vec<usize>>,
     /// Set to stop the workload.
     pub stop: Cell<bool>,
 }
@@ -54,7 +56,16 @@ pub struct ClientParams {
     pub processes: u64,
     /// The share of reads asking for a lease read (the rest: ReadIndex).
     pub lease_reads: f64,
+    /// Cumulative shares of put, get, cas (the rest: delete).
+    pub mix: [f64; 3],
+    /// Every read at this consistency instead (a scenario's client group).
+    pub read_consistency: Option<Consistency>,
+    /// Start with a random node (else the first listed).
+    pub spread: bool,
 }
+
+/// The simulation's default mix: 30% put, 40% get, 20% cas, 10% delete.
+pub const DEFAULT_MIX: [f64; 3] = [0.3, 0.7, 0.9];
 
 /// The session id of client `id`: nonzero, and apart from the harness's own.
 pub fn session_id(id: u64) -> u64 {
@@ -94,7 +105,7 @@ pub async fn run(
     let mut client = Client::new(SimNet, endpoints, session_id(id));
     client.timeout = params.timeout;
     client.attempts = params.attempts;
-    if role == Role::Mixed {
+    if role == Role::Mixed && params.spread {
         client.prefer(rng.below(params.nodes.len() as u64) as usize);
     }
     // The last value this client saw per key: what its compare-and-sets expect.
@@ -104,14 +115,16 @@ pub async fn run(
         tokio::time::sleep(rng.duration(Duration::ZERO, params.think_max)).await;
         let key = format!("k{}", rng.below(params.keys));
         let roll = if role == Role::Mixed { rng.float(0.0, 1.0) } else { 0.5 };
-        let op = if roll < 0.3 {
+        let op = if roll < params.mix[0] {
             Op::Put
-        } else if roll < 0.7 {
+        } else if let Some(consistency) = params.read_consistency.filter(|_| roll < params.mix[1]) {
+            Op::Get(consistency)
+        } else if roll < params.mix[1] {
             // Readers read under the lease whenever leases are on.
             let lease =
                 rng.chance(params.lease_reads) || (role != Role::Mixed && params.lease_reads > 0.0);
             Op::Get(if lease { Consistency::Lease } else { Consistency::Linearizable })
-        } else if roll < 0.9 {
+        } else if roll < params.mix[2] {
             Op::Cas
         } else {
             Op::Delete
@@ -189,6 +202,7 @@ pub async fn run(
                 if let Some(index) = index {
                     let seq = client.last_seq();
                     shared.acked.borrow_mut().push((session_id(id), seq, LogIndex(index)));
+                    shared.acked_events.borrow_mut().push(shared.history.borrow().events.len());
                 }
                 record(&shared, &trace, process, EventType::Ok, f, &key, output, "");
             }

@@ -1,0 +1,300 @@
+//! `raftbed replay SCENARIO`: replay a scenario file against Raft and the naive failover
+//! systems, print what the split-brain detector found, optionally write a report or shrink.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use jepsen_lite::{CheckResult, Outcome};
+
+use crate::scenario::{self, ReplayReport, System};
+
+/// Exit code for a malformed scenario or command line.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// `raftbed replay` arguments.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Seed (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// raft, naive-failover, naive-failover-fenced, or all (side by side).
+    #[arg(long, default_value = "all", value_parser = parse_system)]
+    pub system: SystemChoice,
+    /// Write report.html, history.jsonl, history.edn and the trace here.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Print one JSON object per system (an array for `all`).
+    #[arg(long)]
+    pub json: bool,
+    /// Shrink a failing run: remove and shorten events, reduce clients, while it still fails;
+    /// write the smallest failing scenario to --out.
+    #[arg(long)]
+    pub shrink: bool,
+    /// Where --shrink writes (default: SCENARIO's name with `-shrunk.toml`, here).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// At most this many replays while shrinking.
+    #[arg(long, default_value_t = 40)]
+    pub budget: usize,
+}
+
+/// Which systems to run.
+#[derive(Clone, Debug)]
+pub struct SystemChoice(Vec<System>);
+
+fn parse_system(text: &str) -> Result<SystemChoice, String> {
+    if text == "all" {
+        return Ok(SystemChoice(System::ALL.to_vec()));
+    }
+    System::parse(text).map(|s| SystemChoice(vec![s])).ok_or_else(|| {
+        format!("unknown system {text:?} (raft, naive-failover, naive-failover-fenced, all)")
+    })
+}
+
+/// Runs `raftbed replay`. Exit 0 when every system asked for held (with `all`: when Raft held;
+/// the naive systems are there to compare), 1 when one split its brain or was not
+/// linearizable, 2 for a bad scenario or command line.
+pub fn run(args: &ReplayArgs) -> ExitCode {
+    let scenario = match scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("raftbed replay: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let seed = args.seed.unwrap_or(scenario.seed);
+    let path = args.scenario.display().to_string();
+    if args.shrink {
+        return shrink(args, &scenario, seed, &path);
+    }
+    let reports: Vec<ReplayReport> =
+        args.system.0.iter().map(|system| scenario::replay(&scenario, *system, seed)).collect();
+    if args.json {
+        let objects: Vec<serde_json::Value> = reports.iter().map(|r| json(r, &path)).collect();
+        let value = if objects.len() == 1 {
+            objects.into_iter().next().expect("one")
+        } else {
+            serde_json::Value::Array(objects)
+        };
+        println!("{value}");
+    } else {
+        for report in &reports {
+            print!("{}", summary(report, &path));
+        }
+        if reports.len() > 1 {
+            print!("{}", table(&reports));
+        }
+    }
+    if let Some(dir) = &args.report {
+        let command = std::env::args().collect::<Vec<_>>().join(" ");
+        if let Err(e) = scenario::write_report(dir, &reports, &path, &command) {
+            eprintln!("raftbed replay: cannot write the report to {}: {e}", dir.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        if !args.json {
+            println!("report: {}", dir.join("report.html").display());
+        }
+    }
+    let judged: Vec<&ReplayReport> = if args.system.0.len() > 1 {
+        reports.iter().filter(|r| r.system == System::Raft).collect()
+    } else {
+        reports.iter().collect()
+    };
+    if judged.iter().all(|r| r.ok()) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+fn shrink(args: &ReplayArgs, scenario: &scenario::Scenario, seed: u64, path: &str) -> ExitCode {
+    let systems: Vec<System> = if args.system.0.len() > 1 {
+        vec![System::NaiveFailover, System::NaiveFailoverFenced, System::Raft]
+    } else {
+        args.system.0.clone()
+    };
+    for system in systems {
+        eprintln!(
+            "shrinking against {} (seed {seed}, at most {} replays)",
+            system.name(),
+            args.budget
+        );
+        let Some((small, report)) =
+            scenario::shrink(scenario, system, seed, args.budget, |step| eprintln!("  {step}"))
+        else {
+            eprintln!("  {} held: nothing to shrink", system.name());
+            continue;
+        };
+        let out = args.out.clone().unwrap_or_else(|| {
+            let stem = args
+                .scenario
+                .file_stem()
+                .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
+            PathBuf::from(format!("{stem}-shrunk.toml"))
+        });
+        let text = format!(
+            "# Shrunk from {path} against {} with seed {seed}: still fails.\n{}",
+            system.name(),
+            scenario::to_toml(&small)
+        );
+        if let Err(e) = std::fs::write(&out, text) {
+            eprintln!("raftbed replay: cannot write {}: {e}", out.display());
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        let out_path = out.display().to_string();
+        print!("{}", summary(&report, &out_path));
+        println!(
+            "shrunk: {} events (from {}), {} clients (from {}), {} (from {}); written to {out_path}",
+            small.events.len(),
+            scenario.events.len(),
+            small.client_count(),
+            scenario.client_count(),
+            scenario::show(small.duration),
+            scenario::show(scenario.duration),
+        );
+        return ExitCode::FAILURE;
+    }
+    println!("every system held: nothing to shrink");
+    ExitCode::SUCCESS
+}
+
+fn counts(report: &ReplayReport) -> (usize, usize, usize, usize) {
+    let ops = report.history.ops().unwrap_or_default();
+    let count = |o: Outcome| ops.iter().filter(|op| op.outcome == o).count();
+    (ops.len(), count(Outcome::Ok), count(Outcome::Fail), count(Outcome::Indeterminate))
+}
+
+fn verdict(report: &ReplayReport) -> String {
+    match &report.linearizability {
+        CheckResult::Linearizable => "yes".into(),
+        CheckResult::NotLinearizable(c) => {
+            let key = c.key.as_ref().map_or("the register".into(), ToString::to_string);
+            match &c.failing_op {
+                Some(op) => format!("no: on key {key}, cannot explain {op}"),
+                None => format!("no: on key {key}"),
+            }
+        }
+        CheckResult::Unknown(why) => format!("unknown ({why})"),
+    }
+}
+
+/// The readable summary of one replay.
+pub fn summary(report: &ReplayReport, path: &str) -> String {
+    let f = &report.findings;
+    let (ops, ok, fail, info) = counts(report);
+    let mut out = format!(
+        "== {} against {} (seed {})\n",
+        report.scenario.name,
+        report.system.name(),
+        report.seed
+    );
+    let split = if f.split_brain() {
+        format!(
+            "YES: {} overlapping leaderships, {} acknowledged writes lost, {} stale reads, {} stale tokens accepted",
+            f.overlapping_leadership.len(),
+            f.lost_writes.len(),
+            f.stale_reads.len(),
+            f.stale_tokens.len()
+        )
+    } else {
+        "no".into()
+    };
+    out += &format!("split brain:  {split}\n");
+    out += &format!("linearizable: {}\n", verdict(report));
+    out += &format!(
+        "leaders at once: at most {}; writes unavailable {:.0}s; fenced rejections {}\n",
+        f.max_leaders_at_once, f.unavailable_s, f.fenced_rejections
+    );
+    out += &format!("ops: {ops} invoked, {ok} ok, {fail} failed, {info} indeterminate\n");
+    let all: Vec<&scenario::Finding> = f
+        .overlapping_leadership
+        .iter()
+        .chain(&f.lost_writes)
+        .chain(&f.stale_reads)
+        .chain(&f.stale_tokens)
+        .collect();
+    if !all.is_empty() {
+        out += "findings:\n";
+        for finding in all.iter().take(6) {
+            out += &format!("  - {finding}\n");
+        }
+        if all.len() > 6 {
+            out += &format!("  ... {} more (--report DIR lists them all)\n", all.len() - 6);
+        }
+    }
+    for violation in &f.violations {
+        out += &format!("invariant violated: {violation}\n");
+    }
+    out += &format!(
+        "simulated {:.0}s in {:.1}s wall; trace-hash {}\nreplay: {}\n\n",
+        report.scenario.duration.as_secs_f64(),
+        report.wall.as_secs_f64(),
+        report.trace_hash,
+        report.replay_command(path)
+    );
+    out
+}
+
+/// The systems side by side.
+pub fn table(reports: &[ReplayReport]) -> String {
+    let mut out = format!(
+        "{:<24}{:>13}{:>13}{:>12}{:>13}{:>9}{:>13}{:>13}\n",
+        "system",
+        "linearizable",
+        "split brain",
+        "acked lost",
+        "stale reads",
+        "fenced",
+        "max leaders",
+        "unavailable"
+    );
+    for r in reports {
+        let f = &r.findings;
+        out += &format!(
+            "{:<24}{:>13}{:>13}{:>12}{:>13}{:>9}{:>13}{:>12}s\n",
+            r.system.name(),
+            if r.linearizable() { "yes" } else { "NO" },
+            if f.split_brain() { "YES" } else { "no" },
+            f.lost_writes.len(),
+            f.stale_reads.len(),
+            f.fenced_rejections,
+            f.max_leaders_at_once,
+            f.unavailable_s,
+        );
+    }
+    out
+}
+
+/// The JSON object of one replay.
+pub fn json(report: &ReplayReport, path: &str) -> serde_json::Value {
+    let f = &report.findings;
+    let (ops, ok, fail, info) = counts(report);
+    let list = |findings: &[scenario::Finding]| -> Vec<serde_json::Value> {
+        findings
+            .iter()
+            .map(|x| serde_json::json!({"at_s": x.at.as_secs_f64(), "text": x.text, "ops": x.ops}))
+            .collect()
+    };
+    serde_json::json!({
+        "scenario": report.scenario.name,
+        "system": report.system.name(),
+        "seed": report.seed,
+        "trace_hash": report.trace_hash,
+        "linearizable": report.linearizable(),
+        "split_brain": f.split_brain(),
+        "acked_writes_lost": f.lost_writes.len(),
+        "stale_reads": f.stale_reads.len(),
+        "fenced_rejections": f.fenced_rejections,
+        "max_leaders_at_once": f.max_leaders_at_once,
+        "unavailable_s": f.unavailable_s,
+        "stale_tokens": f.stale_tokens.len(),
+        "findings": {
+            "overlapping_leadership": list(&f.overlapping_leadership),
+            "lost_writes": list(&f.lost_writes),
+            "stale_reads": list(&f.stale_reads),
+            "stale_tokens": list(&f.stale_tokens),
+        },
+        "invariant_violations": f.violations,
+        "ops": {"invoked": ops, "ok": ok, "fail": fail, "info": info},
+        "replay": report.replay_command(path),
+    })
+}
