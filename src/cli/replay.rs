@@ -168,8 +168,20 @@ fn verdict(report: &ReplayReport) -> String {
         CheckResult::Linearizable => "yes".into(),
         CheckResult::NotLinearizable(c) => {
             let key = c.key.as_ref().map_or("the register".into(), ToString::to_string);
-            match &c.failing_op {
-                Some(op) => format!("no: on key {key}, cannot explain {op}"),
+            let ops = report.history.ops().unwrap_or_default();
+            let failing = c.failing_op.as_ref().and_then(|f| ops.iter().find(|o| o.id == f.id));
+            match failing {
+                Some(op) => {
+                    let at = report.history.events[op.invoke].time.unwrap_or(0) as f64 / 1e9;
+                    let shown = match &op.output {
+                        Some(out) if op.f == "get" => format!("get -> {out}"),
+                        _ => format!("{} {}", op.f, op.input),
+                    };
+                    format!(
+                        "no: on key {key}, op {} ({shown} by process {} at t={at:.3}s) fits no order",
+                        op.id, op.process
+                    )
+                }
                 None => format!("no: on key {key}"),
             }
         }
@@ -189,7 +201,7 @@ pub fn summary(report: &ReplayReport, path: &str) -> String {
     );
     let split = if f.split_brain() {
         format!(
-            "YES: {} overlapping leaderships, {} acknowledged writes lost, {} stale reads, {} stale tokens accepted",
+            "YES: overlapping leadership {}x, {} acknowledged writes lost, {} stale reads, {} stale tokens accepted",
             f.overlapping_leadership.len(),
             f.lost_writes.len(),
             f.stale_reads.len(),

@@ -143,7 +143,7 @@ pub fn detect(evidence: &Evidence<'_>) -> Findings {
             findings.lost_writes.push(Finding {
                 at: time(history, *event),
                 text: format!(
-                    "{} {} {} by {} was acknowledged at t={:.3}s and then lost",
+                    "{} {} {} by process {} was acknowledged at t={:.3}s and then lost",
                     op.f,
                     show(op.key.as_ref()),
                     op.input,
@@ -244,7 +244,7 @@ fn stale_reads(history: &History, ops: &[Op]) -> Vec<Finding> {
             found.push(Finding {
                 at: read_start,
                 text: format!(
-                    "get {key} by {} at t={:.3}s returned {value}, already overwritten by op {}",
+                    "get {key} by process {} at t={:.3}s returned {value}, already overwritten by op {}",
                     read.process,
                     read_start.as_secs_f64(),
                     overwriter.map_or("?".into(), |o| o.to_string())

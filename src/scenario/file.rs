@@ -449,31 +449,42 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         Ok(list)
     };
 
+    // The name, site and size every group has.
+    let group_head = |name: &Spanned<String>,
+                      site: &Spanned<String>,
+                      count: &Spanned<i64>,
+                      group: std::ops::Range<usize>,
+                      field: &str,
+                      taken: &[&str],
+                      max: i64|
+     -> Result<(String, usize, i64), ScenarioError> {
+        let text = name.get_ref().clone();
+        if !valid_name(&text) || taken.contains(&text.as_str()) {
+            return cx.err(
+                name.span(),
+                &format!("{field}.name"),
+                format!("{text:?}: use a unique name of letters, digits and '-'"),
+            );
+        }
+        let Some(site) = site_index(site.get_ref()) else {
+            return cx.err(site.span(), &format!("{field}.site"), unknown_site(site.get_ref()));
+        };
+        let n = *count.get_ref();
+        if !(1..=max).contains(&n) {
+            let span = if count.span().is_empty() { group } else { count.span() };
+            return cx.err(span, &format!("{field}.count"), format!("{n}: 1 to {max} per group"));
+        }
+        Ok((text, site, n))
+    };
+
     // Clients.
     let mut clients: Vec<ClientGroup> = Vec::new();
     for (i, group) in raw.clients.iter().enumerate() {
         let g = group.get_ref();
         let field = format!("clients[{i}]");
-        let name = g.name.get_ref().clone();
-        if !valid_name(&name) || clients.iter().any(|c| c.name == name) {
-            return cx.err(
-                g.name.span(),
-                &format!("{field}.name"),
-                format!("{name:?}: use a unique name of letters, digits and '-'"),
-            );
-        }
-        let site = site_index(g.site.get_ref()).map_or_else(
-            || cx.err(g.site.span(), &format!("{field}.site"), unknown_site(g.site.get_ref())),
-            Ok,
-        )?;
-        let count = *g.count.get_ref();
-        if !(1..=64).contains(&count) {
-            return cx.err(
-                if g.count.span().is_empty() { group.span() } else { g.count.span() },
-                &format!("{field}.count"),
-                format!("{count}: 1 to 64 clients per group"),
-            );
-        }
+        let taken: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
+        let (name, site, count) =
+            group_head(&g.name, &g.site, &g.count, group.span(), &field, &taken, 64)?;
         let rate = match &g.rate {
             Some(r) if *r.get_ref() > 0.0 && *r.get_ref() <= 1000.0 => *r.get_ref(),
             Some(r) => {
@@ -569,26 +580,9 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
     for (i, group) in raw.locks.iter().enumerate() {
         let g = group.get_ref();
         let field = format!("locks[{i}]");
-        let name = g.name.get_ref().clone();
-        if !valid_name(&name) || locks.iter().any(|c| c.name == name) {
-            return cx.err(
-                g.name.span(),
-                &format!("{field}.name"),
-                format!("{name:?}: use a unique name of letters, digits and '-'"),
-            );
-        }
-        let site = site_index(g.site.get_ref()).map_or_else(
-            || cx.err(g.site.span(), &format!("{field}.site"), unknown_site(g.site.get_ref())),
-            Ok,
-        )?;
-        let count = *g.count.get_ref();
-        if !(1..=16).contains(&count) {
-            return cx.err(
-                if g.count.span().is_empty() { group.span() } else { g.count.span() },
-                &format!("{field}.count"),
-                format!("{count}: 1 to 16 lock clients per group"),
-            );
-        }
+        let taken: Vec<&str> = locks.iter().map(|c| c.name.as_str()).collect();
+        let (name, site, count) =
+            group_head(&g.name, &g.site, &g.count, group.span(), &field, &taken, 16)?;
         let ttl = match &g.ttl {
             Some(t) => {
                 let d = cx.duration(t, &format!("{field}.ttl"), false)?;

@@ -23,7 +23,6 @@ use crate::rng::SplitMix64;
 use crate::server::{Member, Observer, run_node};
 use crate::sim::checks::{Checks, Event as CheckEvent, Violation};
 use crate::sim::harness::{Harness, Probe};
-use crate::sim::nemesis::Links;
 use crate::sim::trace::Trace;
 use crate::sim::workload::{self, ClientParams, Shared};
 use crate::sim::{CLIENT_PORT, PEER_PORT, SIM_STEP, SimOptions, SimParams, join_local};
@@ -449,23 +448,16 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64) -> ReplayReport {
         }
     }
 
-    let mut h = Harness {
+    let mut h = Harness::new(
         sim,
-        nodes: scenario.nodes.clone(),
-        hosts: hosts.clone(),
+        scenario.nodes.clone(),
+        hosts.clone(),
         clocks,
-        checks: checks.clone(),
-        trace: trace.clone(),
-        links: Links::default(),
-        crashed: BTreeSet::new(),
-        paused: BTreeSet::new(),
-        rng: rng.fork(),
-        faults: Vec::new(),
-        active: Vec::new(),
-        events: events.clone(),
-        chaos: None,
-        timed: Vec::new(),
-    };
+        checks.clone(),
+        trace.clone(),
+        events.clone(),
+        rng.fork(),
+    );
     for node in 0..n {
         roles.borrow_mut().set(
             node,

@@ -125,7 +125,38 @@ pub(crate) enum Undo {
     Nothing,
 }
 
-impl Harness<'_> {
+impl<'a> Harness<'a> {
+    /// A harness for a built simulation, with nothing faulted yet.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        sim: turmoil::Sim<'a>,
+        nodes: Vec<String>,
+        hosts: Vec<String>,
+        clocks: Vec<SimClock>,
+        checks: Rc<RefCell<Checks>>,
+        trace: Rc<RefCell<Trace>>,
+        events: Rc<RefCell<Vec<Event>>>,
+        rng: SplitMix64,
+    ) -> Harness<'a> {
+        Harness {
+            sim,
+            nodes,
+            hosts,
+            clocks,
+            checks,
+            trace,
+            links: Links::default(),
+            crashed: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            rng,
+            faults: Vec::new(),
+            active: Vec::new(),
+            events,
+            chaos: None,
+            timed: Vec::new(),
+        }
+    }
+
     pub(crate) fn now(&self) -> Duration {
         self.sim.elapsed()
     }

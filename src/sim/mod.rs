@@ -26,14 +26,14 @@ use harness::{Harness, Probe, sim_now};
 pub use report::SimReport;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use checks::Checks;
 use jepsen_lite::{CheckOptions, CheckResult, ModelKind, RegisterModel};
-use nemesis::{Fault, FaultKind, Links};
+use nemesis::{Fault, FaultKind};
 use trace::Trace;
 use workload::{ClientParams, Shared};
 
@@ -418,23 +418,8 @@ pub fn run(options: &SimOptions) -> SimReport {
         hosts.push("lockers".into());
         sim.client("lockers", join_local(lockers));
     }
-    let mut harness = Harness {
-        sim,
-        nodes,
-        hosts,
-        clocks,
-        checks: checks.clone(),
-        trace: trace.clone(),
-        links: Links::default(),
-        crashed: BTreeSet::new(),
-        paused: BTreeSet::new(),
-        rng: rng.fork(),
-        faults: Vec::new(),
-        active: Vec::new(),
-        events,
-        chaos: None,
-        timed: Vec::new(),
-    };
+    let mut harness =
+        Harness::new(sim, nodes, hosts, clocks, checks.clone(), trace.clone(), events, rng.fork());
 
     let safe = safety_phase(&mut harness, schedule, options.duration, options.keep_going);
     shared.stop.set(true);
