@@ -87,6 +87,19 @@ fn every_shipped_scenario_keeps_raft_safe() {
 }
 
 #[test]
+fn epochs_at_the_storage_stop_an_isolated_primary_losing_writes() {
+    let path = scenario("leader-isolated-under-drift.toml");
+    let naive = replay_json(&path, "naive-failover");
+    assert!(naive["acked_writes_lost"].as_u64().unwrap() > 0, "{}", naive["replay"]);
+    let fenced = replay_json(&path, "naive-failover-fenced");
+    let replay = fenced["replay"].as_str().unwrap_or("?").to_string();
+    assert_eq!(fenced["acked_writes_lost"], 0, "{replay}");
+    assert!(fenced["fenced_rejections"].as_u64().unwrap() > 0, "{replay}");
+    // Its primary still answers reads from its own state: fencing writes is not enough.
+    assert!(fenced["stale_reads"].as_u64().unwrap() > 0, "{replay}");
+}
+
+#[test]
 fn a_lease_without_a_drift_margin_is_caught_as_overlapping_leadership() {
     let text = std::fs::read_to_string(scenario("leader-isolated-under-drift.toml")).unwrap();
     let broken = text.replace("drift_margin = \"400ms\"", "drift_margin = \"0ms\"");

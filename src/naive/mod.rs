@@ -73,6 +73,9 @@ pub trait NaiveObserver {
     fn role(&self, node: NodeId, role: NaiveRole, epoch: u64);
     /// The node's storage refused replication from an older epoch.
     fn refused(&self, node: NodeId, from: NodeId, epoch: u64);
+    /// (fenced) A write the primary took at `epoch` was stored by no replica in time, so it was
+    /// not acknowledged.
+    fn unstored(&self, node: NodeId, epoch: u64);
     /// Something to write in the trace.
     fn note(&self, node: NodeId, text: String);
 }
@@ -228,11 +231,15 @@ fn handle_call(node: &Shared, call: Call) {
             let (tx, rx) = oneshot::channel();
             n.waiting.entry(position).or_default().push(tx);
             let timeout = n.config.node.request_timeout;
+            let (observer, id) = (n.observer.clone(), n.id);
             tokio::task::spawn_local(async move {
                 let result = match tokio::time::timeout(timeout, rx).await {
                     Ok(Ok(())) => Ok(answer),
                     Ok(Err(_)) => Err(CallError::Api(ApiError::leader_changed())),
-                    Err(_) => Err(CallError::Api(ApiError::timeout())),
+                    Err(_) => {
+                        observer.unstored(id, epoch);
+                        Err(CallError::Api(ApiError::timeout()))
+                    }
                 };
                 let _ = reply.send(result);
             });

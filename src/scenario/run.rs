@@ -184,6 +184,20 @@ impl NaiveObserver for NaiveProbe {
         self.trace.borrow_mut().record(now, format_args!("{node} refuses {from}'s epoch {epoch}"));
     }
 
+    fn unstored(&self, node: NodeId, epoch: u64) {
+        // Fencing at work only when a newer epoch exists: the replicas moved on.
+        let now = crate::sim::harness::sim_now();
+        let mut roles = self.roles.borrow_mut();
+        let newest = roles.naive.values().map(|(_, e)| *e).max().unwrap_or(0);
+        if newest > epoch {
+            roles.refused += 1;
+            self.trace.borrow_mut().record(
+                now,
+                format_args!("{node} write at stale epoch {epoch} stored by no replica (epoch {newest} exists)"),
+            );
+        }
+    }
+
     fn note(&self, node: NodeId, text: String) {
         let now = crate::sim::harness::sim_now();
         self.trace.borrow_mut().record(now, format_args!("{node} {text}"));
