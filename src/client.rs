@@ -65,7 +65,8 @@ pub struct Answered<T> {
     pub index: Option<u64>,
 }
 
-/// A client of a cluster.
+/// A client of a cluster. A clone shares the connections made so far.
+#[derive(Clone)]
 pub struct Client<N: Net> {
     net: N,
     endpoints: Vec<String>,

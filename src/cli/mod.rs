@@ -1,8 +1,11 @@
 //! The `raftbed` command line. Each subcommand lives in its own file; this one parses and
 //! dispatches.
 
+mod bench;
 mod check;
+pub mod cluster;
 mod kv;
+pub mod node;
 mod replay;
 pub mod sim;
 
@@ -33,6 +36,13 @@ enum Command {
     Sim(sim::SimArgs),
     /// Talk to a running cluster: put, get, del, cas, lock.
     Kv(kv::KvArgs),
+    /// Load a cluster (raftbed or etcd) through the etcd API: put, get-l, get-lease, get-s,
+    /// or the failover probe.
+    Bench(bench::BenchArgs),
+    /// Run one node process (`cluster up` starts several).
+    Node(node::NodeArgs),
+    /// A local cluster of node processes: up, down, status.
+    Cluster(cluster::ClusterArgs),
     /// Replay a scenario file against Raft and naive failover, side by side, and report what
     /// the split-brain detector found.
     Replay(replay::ReplayArgs),
@@ -62,5 +72,8 @@ pub fn main() -> ExitCode {
         Command::Sim(args) => sim::run_sim(&args),
         Command::Kv(args) => kv::run(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::Node(args) => node::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Cluster(args) => cluster::run(&args),
     }
 }

@@ -1,0 +1,405 @@
+//! `raftbed cluster up|down|status`: a local cluster of `raftbed node` processes on 127.0.0.1.
+//!
+//! `up` starts the nodes (each in its own process group, logging to `DIR/nI.log`), records
+//! their pids in `DIR/cluster.json`, waits for a leader and prints the endpoints; then it stays
+//! in the foreground until Ctrl-C (or returns at once with `--detach`). `down` stops the
+//! processes `cluster.json` names, after checking each pid still runs `raftbed node` on that
+//! data dir. Data dirs are never deleted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+
+use crate::client::Client;
+use crate::server::local::{DEFAULT_BASE_PORT, default_endpoints};
+use crate::transport::net::TokioNet;
+
+/// `raftbed cluster` arguments.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Start N node processes on 127.0.0.1 and wait for a leader.
+    Up {
+        /// Nodes (1 to 9).
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=9))]
+        nodes: u16,
+        /// Where each node's data dir (DIR/n1 ...), log and cluster.json go.
+        #[arg(long, default_value = "raftbed-data")]
+        data_dir: PathBuf,
+        /// Node I serves clients on BASE+10*I and peers on the port after.
+        #[arg(long, default_value_t = DEFAULT_BASE_PORT)]
+        base_port: u16,
+        /// Return once a leader is elected, leaving the nodes running (stop them with `down`).
+        #[arg(long)]
+        detach: bool,
+        /// Heartbeat interval, passed to every node.
+        #[arg(long, default_value = "50ms")]
+        heartbeat: String,
+        /// Minimum election timeout, passed to every node.
+        #[arg(long, default_value = "300ms")]
+        election_timeout: String,
+    },
+    /// Stop the nodes `up` started.
+    Down {
+        /// The cluster's data dir.
+        #[arg(long, default_value = "raftbed-data")]
+        data_dir: PathBuf,
+    },
+    /// SIGKILL the leader's process; prints `<node> <epoch_ns>` (for `raftbed bench
+    /// --workload failover --kill-cmd`).
+    KillLeader {
+        /// The cluster's data dir.
+        #[arg(long, default_value = "raftbed-data")]
+        data_dir: PathBuf,
+    },
+    /// Per node: id, role, term, commit, applied.
+    Status {
+        /// The cluster's data dir.
+        #[arg(long, default_value = "raftbed-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// What `up` records.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ClusterFile {
+    /// Client endpoints, node 1 first.
+    pub endpoints: Vec<String>,
+    /// Process ids, node 1 first (0: not running).
+    pub pids: Vec<u32>,
+}
+
+fn cluster_file(dir: &Path) -> PathBuf {
+    dir.join("cluster.json")
+}
+
+/// Reads `DIR/cluster.json`.
+pub fn read_cluster(dir: &Path) -> Result<ClusterFile, String> {
+    let path = cluster_file(dir);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        format!("{}: {e} (is a cluster up with --data-dir {}?)", path.display(), dir.display())
+    })?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs `raftbed cluster`.
+pub fn run(args: &ClusterArgs) -> ExitCode {
+    let result = match &args.command {
+        ClusterCommand::Up { nodes, data_dir, base_port, detach, heartbeat, election_timeout } => {
+            let timing = vec![
+                "--heartbeat".to_string(),
+                heartbeat.clone(),
+                "--election-timeout".to_string(),
+                election_timeout.clone(),
+            ];
+            up(*nodes as usize, data_dir, *base_port, *detach, &timing)
+        }
+        ClusterCommand::Down { data_dir } => down(data_dir).map(|()| ExitCode::SUCCESS),
+        ClusterCommand::Status { data_dir } => status(data_dir),
+        ClusterCommand::KillLeader { data_dir } => {
+            kill_leader(data_dir).map(|()| ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("raftbed cluster: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// The node command line for node `id` of `endpoints`.
+pub fn node_command(id: usize, endpoints: &[String], dir: &Path) -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("raftbed"));
+    let mut command = Command::new(exe);
+    command
+        .arg("node")
+        .arg("--id")
+        .arg(id.to_string())
+        .arg("--listen")
+        .arg(&endpoints[id - 1])
+        .arg("--peers")
+        .arg(endpoints.join(","))
+        .arg("--data-dir")
+        .arg(dir.join(format!("n{id}")));
+    command
+}
+
+/// Starts node `id`, logging to `DIR/nI.log`, in its own process group (so the terminal's
+/// Ctrl-C reaches only `up`, which stops the nodes in order).
+pub fn spawn_node(
+    id: usize,
+    endpoints: &[String],
+    dir: &Path,
+    extra: &[String],
+) -> Result<Child, String> {
+    use std::os::unix::process::CommandExt;
+    let log_path = dir.join(format!("n{id}.log"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    node_command(id, endpoints, dir)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start node {id}: {e}"))
+}
+
+/// Waits until some node reports a leader; returns its id.
+pub async fn wait_for_leader(endpoints: &[String], within: Duration) -> Option<u64> {
+    let mut client = Client::new(TokioNet, endpoints.to_vec(), 0);
+    client.timeout = Duration::from_millis(500);
+    let start = Instant::now();
+    while start.elapsed() < within {
+        for i in 0..endpoints.len() {
+            if let Ok(status) = client.status(i).await
+                && status.leader != 0
+            {
+                return Some(status.leader);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+fn up(
+    nodes: usize,
+    dir: &Path,
+    base: u16,
+    detach: bool,
+    timing: &[String],
+) -> Result<ExitCode, String> {
+    if u32::from(base) + 10 * nodes as u32 + 1 > u32::from(u16::MAX) {
+        return Err(format!("--base-port {base}: the ports of {nodes} nodes do not fit"));
+    }
+    let endpoints = default_endpoints(nodes, base);
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        let peer = format!("127.0.0.1:{}", base + 10 * (i as u16 + 1) + 1);
+        for addr in [endpoint, &peer] {
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                return Err(format!(
+                    "port {} is not free ({e}): another cluster may be up (`raftbed cluster down`), or use --base-port",
+                    addr.rsplit(':').next().unwrap_or(addr)
+                ));
+            }
+        }
+    }
+    if let Ok(previous) = read_cluster(dir)
+        && previous.pids.iter().any(|p| *p != 0 && node_pid_alive(*p, dir))
+    {
+        return Err(format!(
+            "a cluster from {} is still running: `raftbed cluster down --data-dir {}`",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
+    let mut children = Vec::new();
+    for id in 1..=nodes {
+        match spawn_node(id, &endpoints, dir, timing) {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                stop_children(&mut children);
+                return Err(e);
+            }
+        }
+    }
+    let file = ClusterFile {
+        endpoints: endpoints.clone(),
+        pids: children.iter().map(Child::id).collect(),
+    };
+    let json = serde_json::to_string_pretty(&file).expect("serializable");
+    std::fs::write(cluster_file(dir), json)
+        .map_err(|e| format!("{}: {e}", cluster_file(dir).display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let leader = runtime.block_on(wait_for_leader(&endpoints, Duration::from_secs(20)));
+    // A node that exited at once (a foreign data dir, a port taken meanwhile) says why in its log.
+    for (i, child) in children.iter_mut().enumerate() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log =
+                std::fs::read_to_string(dir.join(format!("n{}.log", i + 1))).unwrap_or_default();
+            stop_children(&mut children);
+            return Err(format!("node {} exited ({status}): {}", i + 1, log.trim()));
+        }
+    }
+    let Some(leader) = leader else {
+        stop_children(&mut children);
+        return Err(format!("no leader within 20 s; see the logs in {}", dir.display()));
+    };
+    println!("raftbed cluster: {nodes} nodes up, leader n{leader}, data in {}", dir.display());
+    for (i, endpoint) in endpoints.iter().enumerate() {
+        println!("  n{}  {endpoint}  pid {}", i + 1, file.pids[i]);
+    }
+    println!("etcdctl --endpoints={} put hello world", endpoints.join(","));
+    println!("raftbed kv --endpoints {} get hello", endpoints.join(","));
+    if detach {
+        println!("stop it with: raftbed cluster down --data-dir {}", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Ctrl-C stops the cluster");
+    runtime.block_on(async {
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    stop_children(&mut children);
+    let _ = std::fs::write(
+        cluster_file(dir),
+        serde_json::to_string_pretty(&ClusterFile { endpoints, pids: vec![0; nodes] })
+            .expect("serializable"),
+    );
+    println!("raftbed cluster: stopped (data kept in {})", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGTERM, then SIGKILL after 5 s.
+fn stop_children(children: &mut [Child]) {
+    for child in children.iter() {
+        signal(child.id(), libc_signal::TERM);
+    }
+    let start = Instant::now();
+    for child in children.iter_mut() {
+        while start.elapsed() < Duration::from_secs(5) {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Signal numbers (Linux).
+pub mod libc_signal {
+    /// SIGKILL.
+    pub const KILL: i32 = 9;
+    /// SIGTERM.
+    pub const TERM: i32 = 15;
+    /// SIGCONT.
+    pub const CONT: i32 = 18;
+    /// SIGSTOP.
+    pub const STOP: i32 = 19;
+}
+
+/// Sends `sig` to `pid` with kill(1) (no unsafe code here).
+pub fn signal(pid: u32, sig: i32) -> bool {
+    Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether `pid` is a running `raftbed node` on a data dir under `dir`.
+fn node_pid_alive(pid: u32, dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    !zombie && text.contains(" node ") && text.contains(&dir.display().to_string())
+}
+
+fn down(dir: &Path) -> Result<(), String> {
+    let mut file = read_cluster(dir)?;
+    let mut stopped = 0;
+    for pid in file.pids.iter().copied().filter(|p| *p != 0) {
+        if node_pid_alive(pid, dir) {
+            signal(pid, libc_signal::TERM);
+            stopped += 1;
+        }
+    }
+    let start = Instant::now();
+    while file.pids.iter().any(|p| *p != 0 && node_pid_alive(*p, dir)) {
+        if start.elapsed() > Duration::from_secs(5) {
+            for pid in file.pids.iter().copied().filter(|p| *p != 0 && node_pid_alive(*p, dir)) {
+                signal(pid, libc_signal::KILL);
+            }
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    file.pids.iter_mut().for_each(|p| *p = 0);
+    let json = serde_json::to_string_pretty(&file).expect("serializable");
+    std::fs::write(cluster_file(dir), json).map_err(|e| e.to_string())?;
+    println!("raftbed cluster: stopped {stopped} nodes (data kept in {})", dir.display());
+    Ok(())
+}
+
+fn kill_leader(dir: &Path) -> Result<(), String> {
+    let file = read_cluster(dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let leader = runtime
+        .block_on(wait_for_leader(&file.endpoints, Duration::from_secs(5)))
+        .ok_or("no leader to kill")?;
+    let pid = file.pids.get(leader as usize - 1).copied().unwrap_or(0);
+    if pid == 0 || !node_pid_alive(pid, dir) {
+        return Err(format!("n{leader} leads, but its recorded pid {pid} is not a running node"));
+    }
+    signal(pid, libc_signal::KILL);
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    println!("n{leader} {at}");
+    Ok(())
+}
+
+fn status(dir: &Path) -> Result<ExitCode, String> {
+    let file = read_cluster(dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut client = Client::new(TokioNet, file.endpoints.clone(), 0);
+    client.timeout = Duration::from_millis(500);
+    println!(
+        "{:<5}{:<18}{:>8}{:<10}{:>8}{:>10}{:>10}",
+        "node", "endpoint", "pid", "  role", "term", "commit", "applied"
+    );
+    let mut up = 0;
+    for (i, endpoint) in file.endpoints.iter().enumerate() {
+        let pid = file.pids.get(i).copied().unwrap_or(0);
+        match runtime.block_on(client.status(i)) {
+            Ok(s) => {
+                up += 1;
+                let me = s.header.as_ref().map_or(0, |h| h.member_id);
+                let role = if s.leader == me {
+                    "leader"
+                } else if s.leader == 0 {
+                    "no leader"
+                } else {
+                    "follower"
+                };
+                println!(
+                    "n{:<4}{:<18}{:>8}  {:<8}{:>8}{:>10}{:>10}",
+                    i + 1,
+                    endpoint,
+                    pid,
+                    role,
+                    s.raft_term,
+                    s.raft_index,
+                    s.raft_applied_index
+                );
+            }
+            Err(e) => println!("n{:<4}{:<18}{:>8}  down ({})", i + 1, endpoint, pid, e.message),
+        }
+    }
+    Ok(if up == file.endpoints.len() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

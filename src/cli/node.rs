@@ -1,0 +1,185 @@
+//! `raftbed node`: one node process on real sockets, a real on-disk WAL (fsync before every
+//! acknowledgement) and the real clock. `raftbed cluster up` starts several.
+//!
+//! A data dir carries an identity file naming its cluster and node; a node refuses a data dir
+//! of another cluster or node id, and never deletes anything because of a bad flag.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::clock::RealClock;
+use crate::raft::NodeId;
+use crate::server::api::cluster_id;
+use crate::server::local::loopback_config;
+use crate::server::{Member, run_node};
+use crate::storage::fs::StdFs;
+use crate::transport::net::TokioNet;
+
+/// `raftbed node` arguments.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// This node's id: its position in --peers, from 1.
+    #[arg(long)]
+    pub id: u64,
+    /// This node's client address (etcd API); it talks to its peers on the next port.
+    #[arg(long)]
+    pub listen: String,
+    /// Every member's client address, in id order, this node's included.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub peers: Vec<String>,
+    /// Where the WAL and snapshots live. Created if its parent exists.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Heartbeat interval (a multiple of the 10 ms tick).
+    #[arg(long, default_value = "50ms", value_parser = super::sim::parse_duration)]
+    pub heartbeat: Duration,
+    /// Minimum election timeout (the maximum is twice it), as etcd's --election-timeout.
+    #[arg(long, default_value = "300ms", value_parser = super::sim::parse_duration)]
+    pub election_timeout: Duration,
+}
+
+/// The file naming the cluster and node a data dir belongs to.
+pub const IDENTITY_FILE: &str = "raftbed-identity";
+
+/// The members of a cluster from its client addresses: peers listen on the next port.
+pub fn members(peers: &[String]) -> Result<BTreeMap<NodeId, Member>, String> {
+    let mut members = BTreeMap::new();
+    for (i, peer) in peers.iter().enumerate() {
+        let addr: SocketAddr = peer
+            .parse()
+            .map_err(|_| format!("--peers: {peer:?} is not an address like 127.0.0.1:24010"))?;
+        if addr.port() == u16::MAX || addr.port() == 0 {
+            return Err(format!("--peers: {peer}: the port and the one after it must be usable"));
+        }
+        let peer_addr = SocketAddr::new(addr.ip(), addr.port() + 1);
+        let member = Member { peer_addr: peer_addr.to_string(), client_addr: addr.to_string() };
+        if members.values().any(|m: &Member| m.client_addr == member.client_addr) {
+            return Err(format!("--peers: {peer} is listed twice"));
+        }
+        members.insert(NodeId(i as u64 + 1), member);
+    }
+    if members.is_empty() || members.len() > 9 {
+        return Err(format!("--peers: {} members; a cluster has 1 to 9", members.len()));
+    }
+    Ok(members)
+}
+
+/// Checks (or, for a new data dir, writes) the identity file.
+pub fn claim_data_dir(dir: &Path, cluster: u64, id: NodeId) -> Result<(), String> {
+    let identity = format!("cluster={cluster:016x} node={}\n", id.0);
+    if !dir.exists() {
+        let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(format!(
+                "--data-dir {}: its parent {} does not exist",
+                dir.display(),
+                parent.display()
+            ));
+        }
+        std::fs::create_dir(dir)
+            .map_err(|e| format!("--data-dir {}: cannot create: {e}", dir.display()))?;
+    }
+    if !dir.is_dir() {
+        return Err(format!("--data-dir {}: not a directory", dir.display()));
+    }
+    let path = dir.join(IDENTITY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found == identity => Ok(()),
+        Ok(found) => Err(format!(
+            "--data-dir {} belongs to another node or cluster ({}), not node {} of cluster {cluster:016x}; nothing was changed",
+            dir.display(),
+            found.trim(),
+            id.0
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let used = std::fs::read_dir(dir)
+                .map_err(|e| format!("--data-dir {}: {e}", dir.display()))?
+                .next()
+                .is_some();
+            if used {
+                return Err(format!(
+                    "--data-dir {} holds files but no {IDENTITY_FILE}: not a raftbed data dir, or one from elsewhere; nothing was changed",
+                    dir.display()
+                ));
+            }
+            std::fs::write(&path, identity)
+                .map_err(|e| format!("--data-dir {}: {e}", dir.display()))
+        }
+        Err(e) => Err(format!("--data-dir {}: cannot read {IDENTITY_FILE}: {e}", dir.display())),
+    }
+}
+
+/// Runs `raftbed node` until SIGTERM or SIGINT (exit 0), or a fatal error (exit 1); bad flags
+/// or a foreign data dir exit 2.
+pub fn run(args: &NodeArgs) -> ExitCode {
+    let fail = |message: String| {
+        eprintln!("raftbed node: {message}");
+        ExitCode::from(2)
+    };
+    let members = match members(&args.peers) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    let id = NodeId(args.id);
+    let Some(me) = members.get(&id) else {
+        return fail(format!("--id {}: --peers lists {} members", args.id, members.len()));
+    };
+    let listen: Option<SocketAddr> = args.listen.parse().ok();
+    if listen.map(|a| a.to_string()) != Some(me.client_addr.clone()) {
+        return fail(format!(
+            "--listen {} is not member {}'s address in --peers ({})",
+            args.listen, id.0, me.client_addr
+        ));
+    }
+    if let Err(e) = claim_data_dir(&args.data_dir, cluster_id(&members), id) {
+        return fail(e);
+    }
+    let mut config = loopback_config(id, members, args.data_dir.clone());
+    let ticks = |d: Duration| (d.as_millis() / config.tick.as_millis().max(1)) as u32;
+    let (heartbeat, election) = (ticks(args.heartbeat), ticks(args.election_timeout));
+    if heartbeat == 0 || election < 3 || heartbeat >= election {
+        return fail(format!(
+            "--heartbeat {:?} and --election-timeout {:?}: need 10ms <= heartbeat < election timeout",
+            args.heartbeat, args.election_timeout
+        ));
+    }
+    config.raft.heartbeat_interval_ticks = heartbeat;
+    config.raft.election_timeout_ticks_min = election;
+    config.raft.election_timeout_ticks_max = 2 * election;
+    config.raft.lease_drift_margin_ticks = election / 2;
+    // etcd's minimum lease TTL: 1.5 of the longest election timeout, in whole seconds.
+    config.min_lease_ttl = (args.election_timeout.as_secs_f64() * 3.0).ceil() as i64;
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return fail("cannot start the async runtime".into());
+    };
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("raftbed node: cannot watch SIGTERM: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        eprintln!("raftbed node {} serving clients on {}", id.0, args.listen);
+        tokio::select! {
+            result = run_node(config, TokioNet, StdFs, RealClock::new(), None) => {
+                match result {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("raftbed node {}: {e}", id.0);
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            _ = tokio::signal::ctrl_c() => ExitCode::SUCCESS,
+            _ = term.recv() => ExitCode::SUCCESS,
+        }
+    })
+}
