@@ -27,16 +27,27 @@ pub trait Clock: 'static {
     }
 }
 
-/// tokio's monotonic clock (virtual inside turmoil, real elsewhere).
+/// tokio's monotonic clock (virtual inside turmoil, real elsewhere), plus a forward offset
+/// that `raftbed nemesis clock` can move (a clock jump, as after a VM is suspended).
 #[derive(Clone, Debug)]
 pub struct RealClock {
     start: tokio::time::Instant,
+    offset_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RealClock {
     /// A clock reading zero now.
     pub fn new() -> RealClock {
-        RealClock { start: tokio::time::Instant::now() }
+        RealClock { start: tokio::time::Instant::now(), offset_ms: Default::default() }
+    }
+
+    /// Jumps the clock forward by `delta` (a monotonic clock never goes back).
+    pub fn jump(&self, delta: Duration) {
+        self.offset_ms.fetch_add(delta.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn offset(&self) -> Duration {
+        Duration::from_millis(self.offset_ms.load(std::sync::atomic::Ordering::Relaxed))
     }
 }
 
@@ -48,11 +59,11 @@ impl Default for RealClock {
 
 impl Clock for RealClock {
     fn now(&self) -> Duration {
-        self.start.elapsed()
+        self.start.elapsed() + self.offset()
     }
 
     async fn sleep_until(&self, deadline: Duration) {
-        tokio::time::sleep_until(self.start + deadline).await;
+        tokio::time::sleep_until(self.start + deadline.saturating_sub(self.offset())).await;
     }
 }
 

@@ -74,6 +74,31 @@ pub struct ClusterFile {
     pub endpoints: Vec<String>,
     /// Process ids, node 1 first (0: not running).
     pub pids: Vec<u32>,
+    /// The arguments every node was started with beyond its address and data dir.
+    #[serde(default)]
+    pub node_args: Vec<String>,
+}
+
+/// The admin token file of a cluster's data dir.
+pub fn token_file(dir: &Path) -> PathBuf {
+    dir.join("admin-token")
+}
+
+/// 128 random bits, in hex, from the OS.
+fn new_token() -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes `file` to `DIR/cluster.json`.
+pub fn write_cluster(dir: &Path, file: &ClusterFile) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(file).expect("serializable");
+    std::fs::write(cluster_file(dir), json)
+        .map_err(|e| format!("{}: {e}", cluster_file(dir).display()))
 }
 
 fn cluster_file(dir: &Path) -> PathBuf {
@@ -187,7 +212,8 @@ fn up(
     let endpoints = default_endpoints(nodes, base);
     for (i, endpoint) in endpoints.iter().enumerate() {
         let peer = format!("127.0.0.1:{}", base + 10 * (i as u16 + 1) + 1);
-        for addr in [endpoint, &peer] {
+        let admin = format!("127.0.0.1:{}", base + 10 * (i as u16 + 1) + 2);
+        for addr in [endpoint, &peer, &admin] {
             if let Err(e) = std::net::TcpListener::bind(addr) {
                 return Err(format!(
                     "port {} is not free ({e}): another cluster may be up (`raftbed cluster down`), or use --base-port",
@@ -206,9 +232,13 @@ fn up(
         ));
     }
     std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
+    let token = token_file(dir);
+    std::fs::write(&token, new_token()?).map_err(|e| format!("{}: {e}", token.display()))?;
+    let mut node_args = timing.to_vec();
+    node_args.extend(["--admin-token-file".to_string(), token.display().to_string()]);
     let mut children = Vec::new();
     for id in 1..=nodes {
-        match spawn_node(id, &endpoints, dir, timing) {
+        match spawn_node(id, &endpoints, dir, &node_args) {
             Ok(child) => children.push(child),
             Err(e) => {
                 stop_children(&mut children);
@@ -219,10 +249,9 @@ fn up(
     let file = ClusterFile {
         endpoints: endpoints.clone(),
         pids: children.iter().map(Child::id).collect(),
+        node_args: node_args.clone(),
     };
-    let json = serde_json::to_string_pretty(&file).expect("serializable");
-    std::fs::write(cluster_file(dir), json)
-        .map_err(|e| format!("{}: {e}", cluster_file(dir).display()))?;
+    write_cluster(dir, &file)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -256,11 +285,7 @@ fn up(
         let _ = tokio::signal::ctrl_c().await;
     });
     stop_children(&mut children);
-    let _ = std::fs::write(
-        cluster_file(dir),
-        serde_json::to_string_pretty(&ClusterFile { endpoints, pids: vec![0; nodes] })
-            .expect("serializable"),
-    );
+    let _ = write_cluster(dir, &ClusterFile { endpoints, pids: vec![0; nodes], node_args });
     println!("raftbed cluster: stopped (data kept in {})", dir.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -306,7 +331,7 @@ pub fn signal(pid: u32, sig: i32) -> bool {
 }
 
 /// Whether `pid` is a running `raftbed node` on a data dir under `dir`.
-fn node_pid_alive(pid: u32, dir: &Path) -> bool {
+pub fn node_pid_alive(pid: u32, dir: &Path) -> bool {
     let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
     let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -334,8 +359,7 @@ fn down(dir: &Path) -> Result<(), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     file.pids.iter_mut().for_each(|p| *p = 0);
-    let json = serde_json::to_string_pretty(&file).expect("serializable");
-    std::fs::write(cluster_file(dir), json).map_err(|e| e.to_string())?;
+    write_cluster(dir, &file)?;
     println!("raftbed cluster: stopped {stopped} nodes (data kept in {})", dir.display());
     Ok(())
 }

@@ -5,6 +5,7 @@ mod bench;
 mod check;
 pub mod cluster;
 mod kv;
+mod nemesis;
 pub mod node;
 mod replay;
 pub mod sim;
@@ -43,6 +44,9 @@ enum Command {
     Node(node::NodeArgs),
     /// A local cluster of node processes: up, down, status.
     Cluster(cluster::ClusterArgs),
+    /// Inject a fault into a running `raftbed cluster`: partition, isolate-leader, heal, kill,
+    /// restart, pause, resume, clock.
+    Nemesis(nemesis::NemesisArgs),
     /// Replay a scenario file against Raft and naive failover, side by side, and report what
     /// the split-brain detector found.
     Replay(replay::ReplayArgs),
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Node(args) => node::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Nemesis(args) => nemesis::run(&args),
         Command::Cluster(args) => cluster::run(&args),
     }
 }

@@ -41,6 +41,70 @@ pub struct NodeArgs {
     /// Minimum election timeout (the maximum is twice it), as etcd's --election-timeout.
     #[arg(long, default_value = "300ms", value_parser = super::sim::parse_duration)]
     pub election_timeout: Duration,
+    /// Serve the admin port (client port + 2, on 127.0.0.1 only) to whoever presents the token
+    /// in this file: `raftbed nemesis` uses it to cut links and jump the clock.
+    #[arg(long)]
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// The admin port of the node whose client address is `client`.
+pub fn admin_addr(client: &str) -> Option<String> {
+    let addr: SocketAddr = client.parse().ok()?;
+    Some(format!("127.0.0.1:{}", addr.port().checked_add(2)?))
+}
+
+/// Serves admin commands: `block 2,3` (cut this node off from those peers; `block` alone
+/// heals), `jump 500` (move the clock forward 500 ms), `status`.
+async fn serve_admin(
+    listener: tokio::net::TcpListener,
+    token: String,
+    live: std::sync::Arc<crate::server::LiveFaults>,
+    clock: RealClock,
+) {
+    use crate::transport::frame::{read_frame, write_frame};
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let (token, live, clock) = (token.clone(), live.clone(), clock.clone());
+        tokio::task::spawn_local(async move {
+            let mut buf = Vec::new();
+            let Ok(true) = read_frame(&mut stream, &mut buf).await else { return };
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            let (given, command) = text.split_once('\n').unwrap_or(("", ""));
+            let answer = if given != token {
+                "error: bad admin token".to_string()
+            } else {
+                admin_command(command.trim(), &live, &clock)
+            };
+            let _ = write_frame(&mut stream, answer.as_bytes()).await;
+        });
+    }
+}
+
+fn admin_command(command: &str, live: &crate::server::LiveFaults, clock: &RealClock) -> String {
+    let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
+    match verb {
+        "block" => {
+            let mut peers = std::collections::BTreeSet::new();
+            for id in rest.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match id.trim_start_matches('n').parse::<u64>() {
+                    Ok(id) => {
+                        peers.insert(NodeId(id));
+                    }
+                    Err(_) => return format!("error: {id:?} is not a node id"),
+                }
+            }
+            live.block(peers);
+            format!("ok blocked={:?}", live.blocked())
+        }
+        "jump" => match rest.trim().parse::<u64>() {
+            Ok(ms) => {
+                clock.jump(Duration::from_millis(ms));
+                format!("ok jumped {ms}ms")
+            }
+            Err(_) => format!("error: {rest:?} is not a number of milliseconds"),
+        },
+        "status" => format!("ok blocked={:?}", live.blocked()),
+        _ => format!("error: unknown admin command {verb:?}"),
+    }
 }
 
 /// The file naming the cluster and node a data dir belongs to.
@@ -158,7 +222,37 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         return fail("cannot start the async runtime".into());
     };
     let local = tokio::task::LocalSet::new();
+    let clock = RealClock::new();
+    let admin = match &args.admin_token_file {
+        None => None,
+        Some(path) => {
+            let token = match std::fs::read_to_string(path) {
+                Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+                Ok(_) => return fail(format!("--admin-token-file {}: empty", path.display())),
+                Err(e) => return fail(format!("--admin-token-file {}: {e}", path.display())),
+            };
+            let Some(addr) = admin_addr(&args.listen) else {
+                return fail(format!(
+                    "--listen {}: no port for the admin port after it",
+                    args.listen
+                ));
+            };
+            Some((addr, token))
+        }
+    };
+    let live = config.live.clone();
     local.block_on(&runtime, async move {
+        if let Some((addr, token)) = admin {
+            match tokio::net::TcpListener::bind(&addr).await {
+                Ok(listener) => {
+                    tokio::task::spawn_local(serve_admin(listener, token, live, clock.clone()));
+                }
+                Err(e) => {
+                    eprintln!("raftbed node: cannot listen on the admin port {addr}: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
                 Ok(s) => s,
@@ -169,7 +263,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             };
         eprintln!("raftbed node {} serving clients on {}", id.0, args.listen);
         tokio::select! {
-            result = run_node(config, TokioNet, StdFs, RealClock::new(), None) => {
+            result = run_node(config, TokioNet, StdFs, clock, None) => {
                 match result {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(e) => {

@@ -228,6 +228,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
     }
 
     fn step(&mut self, message: Message) {
+        if self.config.live.is_blocked(message.from) {
+            return;
+        }
         // Misrouted messages are dropped; the transport already refused malformed ones.
         let _ = self.node.step(message);
     }
@@ -393,7 +396,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         while let Some(ready) = self.node.ready() {
             self.wal.persist(&ready)?;
             for message in &ready.messages {
-                self.peers.send(message);
+                if !self.config.live.is_blocked(message.to) {
+                    self.peers.send(message);
+                }
             }
             if let Some(snapshot) = &ready.snapshot {
                 self.kv = KvStore::decode(&snapshot.data)?;

@@ -73,9 +73,40 @@ pub struct NodeConfig {
     pub min_lease_ttl: i64,
     /// Deliberate bugs.
     pub bugs: ServerBugs,
+    /// Faults injected into a running node (`raftbed nemesis`): peers it must not talk to.
+    pub live: std::sync::Arc<LiveFaults>,
     /// Campaign as soon as the start-up vote stickiness ends, if nothing was ever elected: a
     /// scenario's designated first leader.
     pub campaign_first: bool,
+}
+
+/// Faults a running node obeys, set through its admin port: a partition is enforced here, in
+/// the node itself, for peer messages both ways and for requests it would forward.
+#[derive(Debug, Default)]
+pub struct LiveFaults {
+    blocked: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
+}
+
+impl LiveFaults {
+    /// Cuts this node off from `peers` (replacing any earlier cut; empty heals).
+    pub fn block(&self, peers: std::collections::BTreeSet<NodeId>) {
+        *self.blocked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = peers;
+    }
+
+    /// Whether traffic with `peer` is cut.
+    pub fn is_blocked(&self, peer: NodeId) -> bool {
+        self.blocked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&peer)
+    }
+
+    /// The peers cut off.
+    pub fn blocked(&self) -> Vec<NodeId> {
+        self.blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
+    }
 }
 
 /// A fatal node error: the node stops rather than act on state it could not make durable.

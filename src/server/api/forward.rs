@@ -25,18 +25,21 @@ pub struct Forwarder<N: Net> {
     timeout: Duration,
     /// The leader this node knows, as the driver publishes it.
     leader: watch::Receiver<Option<NodeId>>,
+    /// Peers this node is cut off from.
+    live: std::sync::Arc<crate::server::LiveFaults>,
 }
 
 impl<N: Net + Send + Sync> Forwarder<N> {
     /// Forwards to the client addresses `addrs`, giving each request `timeout`; `leader`
-    /// follows the leader this node knows.
+    /// follows the leader this node knows; nothing goes to a peer `live` cuts off.
     pub fn new(
         net: N,
         addrs: BTreeMap<NodeId, String>,
         timeout: Duration,
         leader: watch::Receiver<Option<NodeId>>,
+        live: std::sync::Arc<crate::server::LiveFaults>,
     ) -> Forwarder<N> {
-        Forwarder { net, addrs, channels: Mutex::new(BTreeMap::new()), timeout, leader }
+        Forwarder { net, addrs, channels: Mutex::new(BTreeMap::new()), timeout, leader, live }
     }
 
     /// A channel to `to`, dialled on first use.
@@ -75,6 +78,12 @@ impl<N: Net + Send + Sync> Forwarder<N> {
     where
         Fut: Future<Output = Result<Response<Resp>, Status>>,
     {
+        if self.live.is_blocked(leader) {
+            return Err(status(&ApiError::new(
+                tonic::Code::Unavailable,
+                format!("raftbed: the leader {leader} is cut off from this node"),
+            )));
+        }
         let Some(channel) = self.channel(leader) else {
             return Err(status(&ApiError::not_leader()));
         };

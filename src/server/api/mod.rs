@@ -78,7 +78,8 @@ impl<N: Net + Send + Sync> Api<N> {
     ) -> Arc<Api<N>> {
         let members = config.members.clone();
         let client_addrs = members.iter().map(|(id, m)| (*id, m.client_addr.clone())).collect();
-        let forward = Forwarder::new(net, client_addrs, config.request_timeout, leader);
+        let forward =
+            Forwarder::new(net, client_addrs, config.request_timeout, leader, config.live.clone());
         Arc::new_cyclic(|me| Api {
             id: config.id,
             cluster_id: cluster_id(&members),
