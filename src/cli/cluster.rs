@@ -114,6 +114,16 @@ pub fn read_cluster(dir: &Path) -> Result<ClusterFile, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A base port from which `nodes` nodes' client, peer and admin ports are free now.
+pub fn free_base_port(nodes: usize) -> Option<u16> {
+    let seed = std::process::id() as u16;
+    (0..200u16).map(|attempt| 32_000 + (seed.wrapping_add(attempt * 53) % 300) * 100).find(|base| {
+        (1..=nodes as u16)
+            .flat_map(|i| [0, 1, 2].map(|k| base + 10 * i + k))
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+    })
+}
+
 /// Runs `raftbed cluster`.
 pub fn run(args: &ClusterArgs) -> ExitCode {
     let result = match &args.command {
@@ -199,14 +209,28 @@ pub async fn wait_for_leader(endpoints: &[String], within: Duration) -> Option<u
     None
 }
 
-fn up(
+/// A started cluster: its processes and what `cluster.json` records.
+pub struct Started {
+    /// The node processes, node 1 first.
+    pub children: Vec<Child>,
+    /// The recorded endpoints, pids and node arguments.
+    pub file: ClusterFile,
+    /// The leader elected first.
+    pub leader: u64,
+}
+
+/// Starts `nodes` node processes with data under `dir` from port `base`, each with `timing`
+/// arguments and the cluster's admin token, and waits for a leader.
+///
+/// # Errors
+/// A port is taken, the dir holds a running cluster, a node exits, or no leader is elected.
+pub fn start_cluster(
     nodes: usize,
     dir: &Path,
     base: u16,
-    detach: bool,
     timing: &[String],
-) -> Result<ExitCode, String> {
-    if u32::from(base) + 10 * nodes as u32 + 1 > u32::from(u16::MAX) {
+) -> Result<Started, String> {
+    if u32::from(base) + 10 * nodes as u32 + 2 > u32::from(u16::MAX) {
         return Err(format!("--base-port {base}: the ports of {nodes} nodes do not fit"));
     }
     let endpoints = default_endpoints(nodes, base);
@@ -249,7 +273,7 @@ fn up(
     let file = ClusterFile {
         endpoints: endpoints.clone(),
         pids: children.iter().map(Child::id).collect(),
-        node_args: node_args.clone(),
+        node_args,
     };
     write_cluster(dir, &file)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -270,6 +294,19 @@ fn up(
         stop_children(&mut children);
         return Err(format!("no leader within 20 s; see the logs in {}", dir.display()));
     };
+    Ok(Started { children, file, leader })
+}
+
+fn up(
+    nodes: usize,
+    dir: &Path,
+    base: u16,
+    detach: bool,
+    timing: &[String],
+) -> Result<ExitCode, String> {
+    let Started { mut children, file, leader } = start_cluster(nodes, dir, base, timing)?;
+    let endpoints = file.endpoints.clone();
+    let node_args = file.node_args.clone();
     println!("raftbed cluster: {nodes} nodes up, leader n{leader}, data in {}", dir.display());
     for (i, endpoint) in endpoints.iter().enumerate() {
         println!("  n{}  {endpoint}  pid {}", i + 1, file.pids[i]);
@@ -281,6 +318,10 @@ fn up(
         return Ok(ExitCode::SUCCESS);
     }
     println!("Ctrl-C stops the cluster");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     runtime.block_on(async {
         let _ = tokio::signal::ctrl_c().await;
     });
@@ -291,7 +332,7 @@ fn up(
 }
 
 /// SIGTERM, then SIGKILL after 5 s.
-fn stop_children(children: &mut [Child]) {
+pub fn stop_children(children: &mut [Child]) {
     for child in children.iter() {
         signal(child.id(), libc_signal::TERM);
     }

@@ -4,6 +4,7 @@
 mod bench;
 mod check;
 pub mod cluster;
+mod jepsen;
 mod kv;
 mod nemesis;
 pub mod node;
@@ -47,6 +48,9 @@ enum Command {
     /// Inject a fault into a running `raftbed cluster`: partition, isolate-leader, heal, kill,
     /// restart, pause, resume, clock.
     Nemesis(nemesis::NemesisArgs),
+    /// A Jepsen-style run against real node processes: workload, faults, history, checker,
+    /// detector, report.
+    Test(jepsen::TestArgs),
     /// Replay a scenario file against Raft and naive failover, side by side, and report what
     /// the split-brain detector found.
     Replay(replay::ReplayArgs),
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Node(args) => node::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Test(args) => jepsen::run(&args),
         Command::Nemesis(args) => nemesis::run(&args),
         Command::Cluster(args) => cluster::run(&args),
     }

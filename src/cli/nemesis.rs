@@ -27,8 +27,9 @@ pub struct NemesisArgs {
     command: Fault,
 }
 
+/// A fault.
 #[derive(Debug, Subcommand)]
-enum Fault {
+pub(crate) enum Fault {
     /// Cut the cluster into sides, e.g. `partition n1,n2 n3,n4,n5` (nodes on no side keep
     /// every link).
     Partition {
@@ -134,7 +135,8 @@ async fn block(
     Ok(failed)
 }
 
-async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
+/// Applies `fault` to the cluster in `dir`; says what it did.
+pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
     let mut file = read_cluster(dir)?;
     let n = file.endpoints.len();
     let endpoints = file.endpoints.clone();

@@ -236,8 +236,9 @@ pub fn summary(report: &ReplayReport, path: &str) -> String {
     for violation in &f.violations {
         out += &format!("invariant violated: {violation}\n");
     }
+    let ran = if report.rerun.is_some() { "ran" } else { "simulated" };
     out += &format!(
-        "simulated {:.0}s in {:.1}s wall; trace-hash {}\nreplay: {}\n\n",
+        "{ran} {:.0}s in {:.1}s wall; trace-hash {}\nreplay: {}\n\n",
         report.scenario.duration.as_secs_f64(),
         report.wall.as_secs_f64(),
         report.trace_hash,

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub use detect::{Evidence, Finding, Findings, detect};
 pub use file::{ScenarioError, load, parse, to_toml};
 pub use report::write_report;
-pub use run::{ReplayReport, System, replay};
+pub use run::{ReplayReport, RoleSpan, System, replay};
 pub use shrink::shrink;
 
 /// A validated scenario. Nodes are indexes into `nodes`; node `i` has Raft id `i + 1`.

@@ -101,6 +101,8 @@ pub struct ReplayReport {
     pub processes: u64,
     /// Wall time.
     pub wall: Duration,
+    /// How to run it again, when it is not a scenario replay.
+    pub rerun: Option<String>,
 }
 
 impl ReplayReport {
@@ -116,6 +118,9 @@ impl ReplayReport {
 
     /// The command that replays it.
     pub fn replay_command(&self, path: &str) -> String {
+        if let Some(rerun) = &self.rerun {
+            return rerun.clone();
+        }
         format!("raftbed replay {path} --system {} --seed {}", self.system.name(), self.seed)
     }
 }
@@ -622,6 +627,7 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64) -> ReplayReport {
         groups,
         processes: total,
         wall: wall.elapsed(),
+        rerun: None,
     }
 }
 

@@ -24,7 +24,7 @@ use crate::proto::etcdserverpb::response_op::Response as OpResponse;
 use crate::raft::LogIndex;
 use crate::rng::SplitMix64;
 use crate::server::calls::Consistency;
-use crate::transport::net::SimNet;
+use crate::transport::net::{Net, SimNet};
 
 /// What the clients share with the harness.
 #[derive(Default)]
@@ -88,21 +88,39 @@ pub enum Role {
     Reader(usize),
 }
 
-/// Runs client `id` until the workload stops.
+/// Runs client `id` in the simulation until the workload stops.
 pub async fn run(
+    id: u64,
+    role: Role,
+    params: ClientParams,
+    rng: SplitMix64,
+    shared: Rc<Shared>,
+    trace: Rc<RefCell<Trace>>,
+) -> turmoil::Result {
+    let clock: Rc<dyn Fn() -> Duration> = Rc::new(|| turmoil::sim_elapsed().unwrap_or_default());
+    run_on(SimNet, clock, id, role, params, rng, shared, trace).await;
+    Ok(())
+}
+
+/// Runs client `id` on `net` until the workload stops, timing events by `clock` (the
+/// simulation's, or time since a real test began).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_on<N: Net + Send + Sync>(
+    net: N,
+    clock: Rc<dyn Fn() -> Duration>,
     id: u64,
     role: Role,
     params: ClientParams,
     mut rng: SplitMix64,
     shared: Rc<Shared>,
     trace: Rc<RefCell<Trace>>,
-) -> turmoil::Result {
+) {
     let mut process = id;
     let endpoints = match role {
         Role::Mixed => params.nodes.clone(),
         Role::Reader(node) => vec![params.nodes[node].clone()],
     };
-    let mut client = Client::new(SimNet, endpoints, session_id(id));
+    let mut client = Client::new(net, endpoints, session_id(id));
     client.timeout = params.timeout;
     client.attempts = params.attempts;
     if role == Role::Mixed && params.spread {
@@ -148,7 +166,18 @@ pub async fn run(
             Op::Get(c) => c.name(),
             _ => "",
         };
-        record(&shared, &trace, process, EventType::Invoke, f, &key, input.clone(), consistency);
+        let at = clock();
+        record(
+            &shared,
+            &trace,
+            at,
+            process,
+            EventType::Invoke,
+            f,
+            &key,
+            input.clone(),
+            consistency,
+        );
         // A read that hangs has nothing to lose by giving up early and asking elsewhere.
         client.timeout = if matches!(op, Op::Get(_)) { params.timeout / 3 } else { params.timeout };
         let k = Bytes::from(key.clone());
@@ -204,19 +233,38 @@ pub async fn run(
                     shared.acked.borrow_mut().push((session_id(id), seq, LogIndex(index)));
                     shared.acked_events.borrow_mut().push(shared.history.borrow().events.len());
                 }
-                record(&shared, &trace, process, EventType::Ok, f, &key, output, "");
+                record(&shared, &trace, clock(), process, EventType::Ok, f, &key, output, "");
             }
             Err(e) if e.definite => {
-                record(&shared, &trace, process, EventType::Fail, f, &key, input, &e.message);
+                record(
+                    &shared,
+                    &trace,
+                    clock(),
+                    process,
+                    EventType::Fail,
+                    f,
+                    &key,
+                    input,
+                    &e.message,
+                );
             }
             Err(e) => {
-                record(&shared, &trace, process, EventType::Info, f, &key, input, &e.message);
+                record(
+                    &shared,
+                    &trace,
+                    clock(),
+                    process,
+                    EventType::Info,
+                    f,
+                    &key,
+                    input,
+                    &e.message,
+                );
                 process += params.processes;
                 seen.remove(&key);
             }
         }
     }
-    Ok(())
 }
 
 /// One put of `value` to key `liveness`, trying each node in turn; the index it applied at.
@@ -227,9 +275,10 @@ pub async fn put_once(client: &mut Client<SimNet>, value: u64) -> Option<LogInde
 
 /// Appends an event to the history, and to the trace with `why` (for failures).
 #[allow(clippy::too_many_arguments)]
-fn record(
+pub(crate) fn record(
     shared: &Shared,
     trace: &RefCell<Trace>,
+    now: Duration,
     process: u64,
     kind: EventType,
     f: &str,
@@ -237,7 +286,6 @@ fn record(
     value: Value,
     why: &str,
 ) {
-    let now = turmoil::sim_elapsed().unwrap_or_default();
     trace
         .borrow_mut()
         .record(now, format_args!("p{process} {} {f} {key} {value} {why}", kind.name()));

@@ -1,0 +1,155 @@
+//! `raftbed cluster`, `raftbed nemesis` and `raftbed node` as a user runs them: real processes
+//! on loopback (a free port range), etcdctl against them, faults injected live, and bad input
+//! refused with a clear error and no data touched.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn raftbed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_raftbed")).args(args).output().expect("runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A base port whose client, peer and admin ports for 5 nodes are free now.
+fn free_base() -> u16 {
+    let seed = std::process::id() as u16;
+    for attempt in 0..200u16 {
+        let base = 31_000 + (seed.wrapping_add(attempt * 61) % 300) * 100;
+        let free = (1..=5u16)
+            .flat_map(|i| [0, 1, 2].map(|k| base + 10 * i + k))
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free ports");
+}
+
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = raftbed(&["cluster", "down", "--data-dir", self.0.to_str().unwrap()]);
+    }
+}
+
+fn etcdctl(endpoints: &str, args: &[&str]) -> Output {
+    Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg("--command-timeout=2s")
+        .args(args)
+        .output()
+        .expect("etcdctl runs (.ci/test installs etcd-client)")
+}
+
+#[test]
+fn a_cluster_comes_up_serves_etcdctl_and_takes_live_faults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let d = dir.to_str().unwrap();
+    let base = free_base().to_string();
+    let up = raftbed(&["cluster", "up", "--data-dir", d, "--base-port", &base, "--detach"]);
+    let _down = Down(&dir);
+    assert!(up.status.success(), "{}", text(&up));
+    let out = text(&up);
+    assert!(out.contains("5 nodes up, leader n"), "{out}");
+    let line =
+        out.lines().find(|l| l.starts_with("etcdctl --endpoints=")).expect("the etcdctl line");
+    let endpoints =
+        line.split_whitespace().nth(1).unwrap().trim_start_matches("--endpoints=").to_string();
+    let all: Vec<&str> = endpoints.split(',').collect();
+
+    let put = etcdctl(&endpoints, &["put", "k", "v1"]);
+    assert!(text(&put).contains("OK"), "{}", text(&put));
+    let get = etcdctl(all[2], &["get", "k", "--print-value-only"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "v1");
+
+    // A minority cannot write; the majority can.
+    let cut = raftbed(&["nemesis", "--data-dir", d, "partition", "n1,n2", "n3,n4,n5"]);
+    assert!(cut.status.success(), "{}", text(&cut));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let minority =
+        raftbed(&["kv", "--endpoints", all[0], "--timeout", "1s", "put", "k", "minority"]);
+    assert_eq!(minority.status.code(), Some(2), "{}", text(&minority));
+    let majority = raftbed(&["kv", "--endpoints", all[3], "put", "k", "v2"]);
+    assert!(majority.status.success(), "{}", text(&majority));
+    assert!(raftbed(&["nemesis", "--data-dir", d, "heal"]).status.success());
+
+    // Kill the leader, restart it; the data is still there.
+    let killed = raftbed(&["cluster", "kill-leader", "--data-dir", d]);
+    assert!(killed.status.success(), "{}", text(&killed));
+    let victim =
+        String::from_utf8_lossy(&killed.stdout).split_whitespace().next().unwrap().to_string();
+    let again = raftbed(&["nemesis", "--data-dir", d, "restart", &victim]);
+    assert!(again.status.success(), "{}", text(&again));
+    let pause = raftbed(&["nemesis", "--data-dir", d, "pause", "n2"]);
+    assert!(pause.status.success(), "{}", text(&pause));
+    let get = raftbed(&["kv", "--endpoints", &endpoints, "get", "k"]);
+    assert!(text(&get).contains("v2"), "{}", text(&get));
+    assert!(raftbed(&["nemesis", "--data-dir", d, "resume", "n2"]).status.success());
+    assert!(raftbed(&["nemesis", "--data-dir", d, "clock", "n1", "+1s"]).status.success());
+    let status = raftbed(&["cluster", "status", "--data-dir", d]);
+    assert!(text(&status).contains("leader"), "{}", text(&status));
+
+    // Bad input: a port in use, a node on another's data dir, an unknown node, a bad jump.
+    let twice = raftbed(&["cluster", "up", "--data-dir", d, "--base-port", &base, "--detach"]);
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(text(&twice).contains("not free"), "{}", text(&twice));
+    let n1 = dir.join("n1");
+    let foreign = raftbed(&[
+        "node",
+        "--id",
+        "2",
+        "--listen",
+        all[1],
+        "--peers",
+        &endpoints,
+        "--data-dir",
+        n1.to_str().unwrap(),
+    ]);
+    assert_eq!(foreign.status.code(), Some(2));
+    assert!(text(&foreign).contains("belongs to another node"), "{}", text(&foreign));
+    assert!(n1.join("raftbed-identity").exists(), "nothing deleted");
+    for bad in [vec!["kill", "n9"], vec!["clock", "n1", "-1s"], vec!["partition", "n1", "n1,n2"]] {
+        let mut args = vec!["nemesis", "--data-dir", d];
+        args.extend(bad.iter().copied());
+        let out = raftbed(&args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out));
+    }
+    let down = raftbed(&["cluster", "down", "--data-dir", d]);
+    assert!(text(&down).contains("stopped 5 nodes"), "{}", text(&down));
+    assert!(n1.join("raftbed-identity").exists(), "down keeps the data");
+}
+
+#[test]
+fn a_jepsen_style_run_against_real_processes_is_linearizable_and_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report");
+    let output = raftbed(&[
+        "test",
+        "--time",
+        "30s",
+        "--faults",
+        "partition,kill",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("linearizable: yes"), "{out}");
+    assert!(out.contains("split brain:  no"), "{out}");
+    let history = std::fs::read_to_string(report.join("history.jsonl")).unwrap();
+    assert!(history.lines().count() > 1000, "a real workload ran");
+    let trace = std::fs::read_to_string(report.join("trace.txt")).unwrap();
+    assert!(trace.contains("nemesis "), "faults were injected");
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("class=\"fault\""), "the faults are drawn");
+}
