@@ -5,6 +5,8 @@
 //! Method: write through `Wal::persist` with hand-made `Ready`s, reopen, compare; mangle files
 //! between runs; crash a simulated host between a synced and an unsynced write.
 
+const HEADER_LEN: usize = 8;
+
 use std::cell::RefCell;
 use std::path::Path;
 use std::rc::Rc;
@@ -104,6 +106,23 @@ fn a_flipped_byte_in_the_tail_fails_the_crc() {
     let (_, recovered) = open(dir.path());
     assert_eq!(recovered.restored.entries, entries(1, 1..=2));
     assert!(recovered.truncated_tail.unwrap().2.contains("CRC"));
+}
+
+#[test]
+fn damage_in_the_middle_of_the_last_segment_is_refused_and_nothing_is_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = open(dir.path());
+    wal.persist(&ready(None, entries(1, 1..=2))).unwrap();
+    wal.persist(&ready(None, entries(1, 3..=3))).unwrap();
+    wal.persist(&ready(None, entries(1, 4..=4))).unwrap();
+    drop(wal);
+    let segment = newest_segment(dir.path());
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[HEADER_LEN + 2] ^= 0xff; // early in the segment: intact records follow
+    std::fs::write(&segment, &bytes).unwrap();
+    let err = Wal::open(StdFs, dir.path(), WalOptions::default()).unwrap_err();
+    assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "the damaged log is left as it was");
 }
 
 #[test]

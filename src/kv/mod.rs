@@ -88,6 +88,33 @@ pub struct KvStore {
     sessions: BTreeMap<u64, Session>,
     /// Per lock name, the highest fencing token granted.
     fences: BTreeMap<Bytes, i64>,
+    /// What changed since `take_changes` (only while tracking: a node that keeps its state
+    /// at rest writes just these).
+    dirty: Option<Dirty>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Dirty {
+    kvs: BTreeSet<Bytes>,
+    leases: BTreeSet<i64>,
+    sessions: BTreeSet<u64>,
+    fences: BTreeSet<Bytes>,
+}
+
+/// What changed in a store since the last `take_changes`: each item's new encoding (the
+/// snapshot's message types), or `None` where it was removed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Changes {
+    /// The store's revision now.
+    pub revision: i64,
+    /// Keys: an encoded `mvccpb.KeyValue`.
+    pub kvs: Vec<(Bytes, Option<Vec<u8>>)>,
+    /// Leases: an encoded `LeaseState`.
+    pub leases: Vec<(i64, Option<Vec<u8>>)>,
+    /// Sessions: an encoded `Session`.
+    pub sessions: Vec<(u64, Option<Vec<u8>>)>,
+    /// Fences: an encoded `Fence`.
+    pub fences: Vec<(Bytes, Option<Vec<u8>>)>,
 }
 
 impl Default for KvStore {
@@ -99,6 +126,7 @@ impl Default for KvStore {
             leases: BTreeMap::new(),
             sessions: BTreeMap::new(),
             fences: BTreeMap::new(),
+            dirty: None,
         }
     }
 }
@@ -135,7 +163,71 @@ impl KvStore {
         Ok(Some(Applied { client_id, seq, outcome }))
     }
 
+    /// Starts recording what changes, for `take_changes`.
+    pub fn track_changes(&mut self) {
+        self.dirty.get_or_insert_with(Dirty::default);
+    }
+
+    /// What changed since the last call (or since tracking began).
+    pub fn take_changes(&mut self) -> Changes {
+        let dirty = match &mut self.dirty {
+            Some(dirty) => std::mem::take(dirty),
+            None => return Changes { revision: self.revision, ..Changes::default() },
+        };
+        Changes {
+            revision: self.revision,
+            kvs: dirty
+                .kvs
+                .into_iter()
+                .map(|k| {
+                    let value = self.kvs.get(&k).map(|kv| kv.encode_to_vec());
+                    (k, value)
+                })
+                .collect(),
+            leases: dirty
+                .leases
+                .into_iter()
+                .map(|id| {
+                    let value =
+                        self.leases.get(&id).map(|l| LeaseState { id, ttl: l.ttl }.encode_to_vec());
+                    (id, value)
+                })
+                .collect(),
+            sessions: dirty
+                .sessions
+                .into_iter()
+                .map(|client| {
+                    let value = self
+                        .sessions
+                        .get(&client)
+                        .map(|s| session_message(client, s).encode_to_vec());
+                    (client, value)
+                })
+                .collect(),
+            fences: dirty
+                .fences
+                .into_iter()
+                .map(|name| {
+                    let value = self
+                        .fences
+                        .get(&name)
+                        .map(|t| Fence { name: name.clone(), token: *t }.encode_to_vec());
+                    (name, value)
+                })
+                .collect(),
+        }
+    }
+
+    fn touch(&mut self, mark: impl FnOnce(&mut Dirty)) {
+        if let Some(dirty) = &mut self.dirty {
+            mark(dirty);
+        }
+    }
+
     fn remember(&mut self, client_id: u64, seq: u64, index: u64, outcome: &Outcome) {
+        self.touch(|d| {
+            d.sessions.insert(client_id);
+        });
         self.sessions.insert(client_id, Session { seq, outcome: outcome.clone(), index });
         if self.sessions.len() > MAX_SESSIONS {
             let oldest = self
@@ -145,6 +237,9 @@ impl KvStore {
                 .map(|(client, _)| *client)
                 .expect("not empty");
             self.sessions.remove(&oldest);
+            self.touch(|d| {
+                d.sessions.insert(oldest);
+            });
         }
     }
 
@@ -213,6 +308,9 @@ impl KvStore {
         }
         if lease != 0 {
             self.leases.entry(lease).or_default().keys.insert(put.key.clone());
+            self.touch(|d| {
+                d.leases.insert(lease);
+            });
         }
         let kv = KeyValue {
             key: put.key.clone(),
@@ -223,6 +321,9 @@ impl KvStore {
             lease,
         };
         self.kvs.insert(put.key.clone(), kv);
+        self.touch(|d| {
+            d.kvs.insert(put.key.clone());
+        });
         PutResponse { header: None, prev_kv: previous.filter(|_| put.prev_kv) }
     }
 
@@ -254,6 +355,9 @@ impl KvStore {
         let mut prev_kvs = Vec::new();
         for key in &keys {
             let kv = self.kvs.remove(key).expect("selected");
+            self.touch(|d| {
+                d.kvs.insert(key.clone());
+            });
             self.detach(kv.lease, key);
             if delete.prev_kv {
                 prev_kvs.push(kv);
@@ -353,12 +457,19 @@ impl KvStore {
         };
         let ttl = grant.ttl.max(1);
         self.leases.insert(id, Lease { ttl, keys: BTreeSet::new() });
+        self.touch(|d| {
+            d.leases.insert(id);
+        });
         Ok(LeaseGrantResponse { header: self.header(), id, ttl, error: String::new() })
     }
 
     /// Deletes the lease and its keys (one revision for all of them).
     fn revoke(&mut self, id: i64) {
         let Some(lease) = self.leases.remove(&id) else { return };
+        self.touch(|d| {
+            d.leases.insert(id);
+            d.kvs.extend(lease.keys.iter().cloned());
+        });
         if lease.keys.is_empty() {
             return;
         }
@@ -385,6 +496,9 @@ impl KvStore {
             self.revision = rev;
         }
         self.fences.entry(lock.name.clone()).or_insert(0);
+        self.touch(|d| {
+            d.fences.insert(lock.name.clone());
+        });
         let token = self.kvs[&key].create_revision;
         Ok(LockResponse { header: self.header(), key, token })
     }
@@ -425,7 +539,12 @@ impl KvStore {
         for name in names {
             if let Some((_, token)) = self.lock_holder(&name) {
                 let fence = self.fences.get_mut(&name).expect("listed");
-                *fence = (*fence).max(token);
+                if token > *fence {
+                    *fence = token;
+                    self.touch(|d| {
+                        d.fences.insert(name.clone());
+                    });
+                }
             }
         }
     }
@@ -495,16 +614,7 @@ impl KvStore {
             revision: self.revision,
             kvs: self.kvs.values().cloned().collect(),
             leases: self.leases.iter().map(|(id, l)| LeaseState { id: *id, ttl: l.ttl }).collect(),
-            sessions: self
-                .sessions
-                .iter()
-                .map(|(client, s)| PbSession {
-                    client_id: *client,
-                    seq: s.seq,
-                    outcome: Some(s.outcome.clone()),
-                    index: s.index,
-                })
-                .collect(),
+            sessions: self.sessions.iter().map(|(client, s)| session_message(*client, s)).collect(),
             fences: self
                 .fences
                 .iter()
@@ -520,6 +630,14 @@ impl KvStore {
     /// If the bytes are not a snapshot, or contradict themselves.
     pub fn decode(data: &[u8]) -> Result<KvStore, BadCommand> {
         let snapshot = KvSnapshot::decode(data).map_err(|e| BadCommand(e.to_string()))?;
+        KvStore::from_snapshot(snapshot)
+    }
+
+    /// Restores from a snapshot message.
+    ///
+    /// # Errors
+    /// If it contradicts itself.
+    pub fn from_snapshot(snapshot: KvSnapshot) -> Result<KvStore, BadCommand> {
         let mut store = KvStore { revision: snapshot.revision, ..KvStore::default() };
         for lease in snapshot.leases {
             store.leases.insert(lease.id, Lease { ttl: lease.ttl, keys: BTreeSet::new() });
@@ -543,6 +661,10 @@ impl KvStore {
         store.fences = snapshot.fences.into_iter().map(|f| (f.name, f.token)).collect();
         Ok(store)
     }
+}
+
+fn session_message(client: u64, s: &Session) -> PbSession {
+    PbSession { client_id: client, seq: s.seq, outcome: Some(s.outcome.clone()), index: s.index }
 }
 
 /// The key a lock waiter or holder owns: `name/<lease in hex>`, as etcd's v3lock.

@@ -37,6 +37,7 @@ use crate::proto::etcdserverpb::{LeaseTimeToLiveResponse, ResponseHeader, Status
 use crate::proto::raftbed::{Command, LeaseExpire, Outcome, command::Op};
 use crate::raft::{Error as RaftError, LogIndex, Message, Node, NodeId, Role, Snapshot, Term};
 use crate::storage::fs::Fs;
+use crate::storage::state::{StateStore, StateWriter};
 use crate::storage::{Recovered, Wal};
 use crate::transport::Outbound;
 
@@ -61,6 +62,12 @@ pub struct Driver<F: Fs, C: Clock> {
     node: Node,
     wal: Wal<F>,
     kv: KvStore,
+    /// The state machine at rest (real nodes).
+    at_rest: Option<StateWriter>,
+    /// The last applied index not yet written to `at_rest`.
+    unsaved: Option<LogIndex>,
+    /// When `at_rest` was last written, on the node's clock.
+    saved_at: Duration,
     peers: Outbound,
     clock: C,
     observer: Option<Rc<dyn Observer>>,
@@ -78,6 +85,17 @@ pub struct Driver<F: Fs, C: Clock> {
     ticks: u64,
     published: Published,
 }
+
+impl<F: Fs, C: Clock> Drop for Driver<F, C> {
+    /// A node stopped in order leaves sled up to date (after a SIGKILL, the log is replayed).
+    fn drop(&mut self) {
+        // The writer flushes what is queued when it stops.
+        let _ = self.save_state(true);
+    }
+}
+
+/// How often a real node writes its state machine's changes to sled.
+const SAVE_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What the driver publishes for the API's waiting handlers.
 pub struct Published {
@@ -113,11 +131,36 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         observer: Option<Rc<dyn Observer>>,
         published: Published,
     ) -> Result<Self, NodeError> {
-        let kv = match &recovered.restored.snapshot {
+        let mut restored = recovered.restored;
+        let mut kv = match &restored.snapshot {
             Some(snapshot) => KvStore::decode(&snapshot.data)?,
             None => KvStore::default(),
         };
-        let node = Node::new(config.raft.clone(), recovered.restored)?;
+        let at_rest = if config.state_at_rest {
+            let store = StateStore::open(&config.data_dir)?;
+            let snapshot_index = restored.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
+            let last = snapshot_index + restored.entries.len() as u64;
+            match store.load()? {
+                // Start from what sled holds and replay the log after it.
+                Some((applied, stored)) if applied >= snapshot_index && applied <= last => {
+                    kv = stored;
+                    restored.applied = LogIndex(applied);
+                    // What was applied was committed, whether or not the commit index was
+                    // persisted before the crash.
+                    restored.hard_state.commit = restored.hard_state.commit.max(LogIndex(applied));
+                }
+                Some((applied, _)) if applied > last => {
+                    return Err(NodeError::StateAhead { applied, last });
+                }
+                // New, or behind the snapshot (sled lost unsynced batches): rebuild from it.
+                _ => store.replace(snapshot_index, &kv)?,
+            }
+            kv.track_changes();
+            Some(StateWriter::start(store))
+        } else {
+            None
+        };
+        let node = Node::new(config.raft.clone(), restored)?;
         if let Some(observer) = &observer {
             observer.started(&node);
         }
@@ -130,6 +173,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             node,
             wal,
             kv,
+            at_rest,
+            unsaved: None,
+            saved_at: Duration::ZERO,
             peers,
             clock,
             observer,
@@ -402,6 +448,11 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             }
             if let Some(snapshot) = &ready.snapshot {
                 self.kv = KvStore::decode(&snapshot.data)?;
+                if let Some(store) = &self.at_rest {
+                    store.replace(snapshot.meta.index.0, self.kv.clone())?;
+                    self.kv.track_changes();
+                    self.unsaved = None;
+                }
             }
             for entry in &ready.committed_entries {
                 let applied = self.kv.apply(entry.index.0, &entry.data)?;
@@ -419,6 +470,11 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                     };
                     let _ = pending.reply.send(answer);
                 }
+            }
+            if let Some(last) = ready.committed_entries.last()
+                && self.at_rest.is_some()
+            {
+                self.unsaved = Some(last.index);
             }
             for read in &ready.read_states {
                 if let Some(pending) = self.reads.remove(&read.request) {
@@ -454,7 +510,23 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             }
         }
         self.report_lease();
+        self.save_state(false)?;
         self.maybe_compact()
+    }
+
+    /// Writes what the state machine changed to sled, at most every `SAVE_INTERVAL` unless
+    /// `now`: the WAL holds every applied entry, so sled may lag behind it, and one batch then
+    /// covers many rounds (a key written many times is written once).
+    fn save_state(&mut self, now: bool) -> Result<(), NodeError> {
+        let (Some(store), Some(applied)) = (&self.at_rest, self.unsaved) else { return Ok(()) };
+        let at = self.clock.now();
+        if !now && at < self.saved_at + SAVE_INTERVAL {
+            return Ok(());
+        }
+        store.save(applied.0, self.kv.take_changes())?;
+        self.unsaved = None;
+        self.saved_at = at;
+        Ok(())
     }
 
     /// Tells the observer until when, on this node's clock, its lease holds.
@@ -475,6 +547,12 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         let compacted = self.node.log().snapshot().index;
         if applied.0 < compacted.0 + self.config.compact_every {
             return Ok(());
+        }
+        // sled must not fall behind the compaction point, or a restart would rebuild from the
+        // snapshot instead.
+        self.save_state(true)?;
+        if let Some(store) = &self.at_rest {
+            store.flush()?;
         }
         let term = self.node.log().term(applied).expect("an applied entry is held");
         let data = self.kv.encode();

@@ -58,6 +58,7 @@ pub fn loopback_config(
         // ceil(1.5 x the longest election timeout of 600 ms)
         min_lease_ttl: 1,
         bugs: ServerBugs::default(),
+        state_at_rest: true,
         live: Default::default(),
         campaign_first: false,
     }

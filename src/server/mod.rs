@@ -73,6 +73,9 @@ pub struct NodeConfig {
     pub min_lease_ttl: i64,
     /// Deliberate bugs.
     pub bugs: ServerBugs,
+    /// Keep the state machine at rest in sled under the data dir (real nodes); otherwise it is
+    /// rebuilt from snapshot and log at every start (the simulator).
+    pub state_at_rest: bool,
     /// Faults injected into a running node (`raftbed nemesis`): peers it must not talk to.
     pub live: std::sync::Arc<LiveFaults>,
     /// Campaign as soon as the start-up vote stickiness ends, if nothing was ever elected: a
@@ -121,6 +124,19 @@ pub enum NodeError {
     /// The log holds something the state machine cannot apply.
     #[error(transparent)]
     Command(#[from] crate::kv::BadCommand),
+    /// The state machine at rest failed, or disagrees with the log.
+    #[error(transparent)]
+    State(#[from] crate::storage::state::StateError),
+    /// The state machine at rest is ahead of the write-ahead log: entries it applied are gone.
+    #[error(
+        "the state machine at rest has applied index {applied}, past the log's last index {last}: refusing to start (the WAL lost entries; nothing was changed)"
+    )]
+    StateAhead {
+        /// sled's applied index.
+        applied: u64,
+        /// The log's last index.
+        last: u64,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

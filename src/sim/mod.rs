@@ -296,6 +296,7 @@ pub(crate) fn node_config(
         max_batch: 256,
         min_lease_ttl: min_lease_ttl(params),
         bugs: crate::server::ServerBugs { stale_follower_read: options.bugs.stale_follower_read },
+        state_at_rest: false,
         live: Default::default(),
         campaign_first: false,
     }

@@ -9,6 +9,7 @@
 //! after that. A crash then loses at most records that were never acknowledged to anyone.
 
 pub mod fs;
+pub mod state;
 mod wal;
 
 use std::path::PathBuf;

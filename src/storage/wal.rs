@@ -110,7 +110,9 @@ impl<F: Fs> Wal<F> {
             let data = fs.read(path).map_err(StorageError::io(*path))?;
             let (good, last_index, damage) = replay.segment(&data);
             if let Some(detail) = damage {
-                if i + 1 < wal_files.len() {
+                // A torn write is the last thing in the file: an intact record after the damage
+                // means the middle of the log is damaged, and cutting there would lose it.
+                if i + 1 < wal_files.len() || intact_record_after(&data, good as usize) {
                     return Err(StorageError::Corrupt {
                         path: (*path).clone(),
                         offset: good,
@@ -366,6 +368,25 @@ fn frame(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
     out.extend_from_slice(payload);
+}
+
+/// Whether an intact record (framing and CRC) starts anywhere after the damaged record at
+/// `damaged`: first where that record's own length says the next one starts, then at every
+/// offset (garbage lengths are rejected before any CRC is computed).
+fn intact_record_after(data: &[u8], damaged: usize) -> bool {
+    let intact = |at: usize| {
+        data.get(at..).is_some_and(|rest| {
+            rest.len() > HEADER
+                && unframe(rest).is_ok_and(|payload| pb::WalRecord::decode(payload).is_ok())
+        })
+    };
+    if let Some(header) = data.get(damaged..damaged + 4) {
+        let len = u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize;
+        if intact(damaged + HEADER + len) {
+            return true;
+        }
+    }
+    (damaged + 1..data.len().saturating_sub(HEADER)).any(intact)
 }
 
 /// The payload of the record at the start of `data`, or why there is none.

@@ -1,0 +1,331 @@
+//! The state machine at rest, in sled (as etcd keeps its in bbolt): one tree holding every key,
+//! lease, session and fence under a prefix, plus the revision and the applied index, written
+//! together in one atomic batch after each round of applied entries. sled is not synced on
+//! every batch: the WAL is, and a restarted node replays the log from the applied index sled
+//! recorded. Real nodes only; the simulator keeps the state machine in memory and rebuilds it
+//! from snapshot and log.
+
+use std::path::{Path, PathBuf};
+
+use prost::Message as _;
+
+use crate::kv::{Changes, KvStore};
+use crate::proto::mvccpb::KeyValue;
+use crate::proto::raftbed::{Fence, KvSnapshot, LeaseState, Session};
+
+const APPLIED: &[u8] = b"m/applied";
+const REVISION: &[u8] = b"m/revision";
+
+/// A node's state machine at rest.
+pub struct StateStore {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+/// A state store that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("state machine store {path}: {detail}")]
+pub struct StateError {
+    path: PathBuf,
+    detail: String,
+}
+
+fn key(prefix: &[u8], id: &[u8]) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    k.extend_from_slice(id);
+    k
+}
+
+impl StateStore {
+    /// Opens (or creates) the store in `dir/state`.
+    ///
+    /// # Errors
+    /// If sled cannot open it.
+    pub fn open(dir: &Path) -> Result<StateStore, StateError> {
+        let path = dir.join("state");
+        let db = sled::Config::new()
+            .path(&path)
+            .mode(sled::Mode::HighThroughput)
+            // The WAL is the durable record; sled is flushed when the log is compacted and when
+            // the node stops, and otherwise when its buffers fill.
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| StateError { path: path.clone(), detail: e.to_string() })?;
+        Ok(StateStore { db, path })
+    }
+
+    fn fail(&self, detail: impl ToString) -> StateError {
+        StateError { path: self.path.clone(), detail: detail.to_string() }
+    }
+
+    /// The applied index and the state it reflects; `None` for a new store.
+    ///
+    /// # Errors
+    /// If the store cannot be read or holds something undecodable.
+    pub fn load(&self) -> Result<Option<(u64, KvStore)>, StateError> {
+        let Some(applied) = self.db.get(APPLIED).map_err(|e| self.fail(e))? else {
+            return Ok(None);
+        };
+        let number = |bytes: &[u8]| -> Result<u64, StateError> {
+            bytes
+                .try_into()
+                .map(u64::from_le_bytes)
+                .map_err(|_| self.fail("a counter is not 8 bytes"))
+        };
+        let applied = number(&applied)?;
+        let revision = match self.db.get(REVISION).map_err(|e| self.fail(e))? {
+            Some(r) => number(&r)? as i64,
+            None => 1,
+        };
+        let mut snapshot = KvSnapshot { revision, ..KvSnapshot::default() };
+        let bad = |what: &str, e: prost::DecodeError| self.fail(format!("undecodable {what}: {e}"));
+        for item in self.db.iter() {
+            let (k, v) = item.map_err(|e| self.fail(e))?;
+            match k.first() {
+                Some(b'k') => snapshot.kvs.push(KeyValue::decode(&*v).map_err(|e| bad("key", e))?),
+                Some(b'l') => {
+                    snapshot.leases.push(LeaseState::decode(&*v).map_err(|e| bad("lease", e))?)
+                }
+                Some(b's') => {
+                    snapshot.sessions.push(Session::decode(&*v).map_err(|e| bad("session", e))?)
+                }
+                Some(b'f') => {
+                    snapshot.fences.push(Fence::decode(&*v).map_err(|e| bad("fence", e))?)
+                }
+                _ => {}
+            }
+        }
+        let store = KvStore::from_snapshot(snapshot).map_err(|e| self.fail(e))?;
+        Ok(Some((applied, store)))
+    }
+
+    /// Records `changes` and the applied index in one batch.
+    ///
+    /// # Errors
+    /// If sled fails.
+    pub fn save(&self, applied: u64, changes: &Changes) -> Result<(), StateError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in &changes.kvs {
+            put(&mut batch, key(b"k/", k), v);
+        }
+        for (id, v) in &changes.leases {
+            put(&mut batch, key(b"l/", &id.to_be_bytes()), v);
+        }
+        for (client, v) in &changes.sessions {
+            put(&mut batch, key(b"s/", &client.to_be_bytes()), v);
+        }
+        for (name, v) in &changes.fences {
+            put(&mut batch, key(b"f/", name), v);
+        }
+        batch.insert(REVISION, &(changes.revision as u64).to_le_bytes());
+        batch.insert(APPLIED, &applied.to_le_bytes());
+        self.db.apply_batch(batch).map_err(|e| self.fail(e))
+    }
+
+    /// Makes what was saved durable.
+    ///
+    /// # Errors
+    /// If sled fails.
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map(|_| ()).map_err(|e| self.fail(e))
+    }
+
+    /// Replaces everything with `store` at `applied` (after a snapshot was installed, or to
+    /// rebuild from one).
+    ///
+    /// # Errors
+    /// If sled fails.
+    pub fn replace(&self, applied: u64, store: &KvStore) -> Result<(), StateError> {
+        self.db.clear().map_err(|e| self.fail(e))?;
+        let snapshot = KvSnapshot::decode(store.encode()).map_err(|e| self.fail(e))?;
+        let changes = Changes {
+            revision: snapshot.revision,
+            kvs: snapshot.kvs.iter().map(|kv| (kv.key.clone(), Some(kv.encode_to_vec()))).collect(),
+            leases: snapshot.leases.iter().map(|l| (l.id, Some(l.encode_to_vec()))).collect(),
+            sessions: snapshot
+                .sessions
+                .iter()
+                .map(|s| (s.client_id, Some(s.encode_to_vec())))
+                .collect(),
+            fences: snapshot
+                .fences
+                .iter()
+                .map(|f| (f.name.clone(), Some(f.encode_to_vec())))
+                .collect(),
+        };
+        self.save(applied, &changes)?;
+        self.db.flush().map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+}
+
+enum Job {
+    Save(u64, Changes),
+    Replace(u64, KvStore, std::sync::mpsc::Sender<Result<(), StateError>>),
+    Flush(std::sync::mpsc::Sender<Result<(), StateError>>),
+}
+
+/// A `StateStore` written by a thread of its own, so a node's driver never waits on sled:
+/// saves are queued in order; replacing and flushing wait for everything before them.
+pub struct StateWriter {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    failed: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl StateWriter {
+    /// Hands `store` to a writer thread.
+    pub fn start(store: StateStore) -> StateWriter {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let failed: std::sync::Arc<std::sync::Mutex<Option<String>>> = Default::default();
+        let path = store.path.clone();
+        let seen = failed.clone();
+        let thread = std::thread::spawn(move || {
+            for job in queue {
+                match job {
+                    Job::Save(applied, changes) => {
+                        if let Err(e) = store.save(applied, &changes) {
+                            *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                                Some(e.detail);
+                        }
+                    }
+                    Job::Replace(applied, kv, done) => {
+                        let _ = done.send(store.replace(applied, &kv));
+                    }
+                    Job::Flush(done) => {
+                        let _ = done.send(store.flush());
+                    }
+                }
+            }
+            let _ = store.flush();
+        });
+        StateWriter { jobs: Some(jobs), failed, thread: Some(thread), path }
+    }
+
+    fn check(&self) -> Result<(), StateError> {
+        match self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone() {
+            Some(detail) => Err(StateError { path: self.path.clone(), detail }),
+            None => Ok(()),
+        }
+    }
+
+    fn send(&self, job: Job) -> Result<(), StateError> {
+        self.check()?;
+        let gone =
+            || StateError { path: self.path.clone(), detail: "the writer thread stopped".into() };
+        self.jobs.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())
+    }
+
+    fn wait(
+        &self,
+        make: impl FnOnce(std::sync::mpsc::Sender<Result<(), StateError>>) -> Job,
+    ) -> Result<(), StateError> {
+        let (done, answer) = std::sync::mpsc::channel();
+        self.send(make(done))?;
+        answer.recv().map_err(|_| StateError {
+            path: self.path.clone(),
+            detail: "the writer thread stopped".into(),
+        })?
+    }
+
+    /// Queues `changes` at `applied`.
+    ///
+    /// # Errors
+    /// If an earlier save failed.
+    pub fn save(&self, applied: u64, changes: Changes) -> Result<(), StateError> {
+        self.send(Job::Save(applied, changes))
+    }
+
+    /// Replaces everything with `kv` at `applied`, once the queue before it is written.
+    ///
+    /// # Errors
+    /// If sled fails.
+    pub fn replace(&self, applied: u64, kv: KvStore) -> Result<(), StateError> {
+        self.wait(|done| Job::Replace(applied, kv, done))
+    }
+
+    /// Makes everything queued durable.
+    ///
+    /// # Errors
+    /// If sled fails.
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.wait(Job::Flush)
+    }
+}
+
+impl Drop for StateWriter {
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn put(batch: &mut sled::Batch, key: Vec<u8>, value: &Option<Vec<u8>>) {
+    match value {
+        Some(v) => batch.insert(key, v.as_slice()),
+        None => batch.remove(key),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::proto::etcdserverpb::{DeleteRangeRequest, LeaseGrantRequest, PutRequest};
+    use crate::proto::raftbed::{Command, LeaseExpire, LockRequest, command::Op};
+
+    fn apply(kv: &mut KvStore, index: u64, client_id: u64, op: Op) {
+        let data = Command { client_id, seq: index, op: Some(op) }.encode_to_vec();
+        kv.apply(index, &data).expect("applies");
+    }
+
+    fn put(key: &str, value: &str, lease: i64) -> Op {
+        let (key, value) = (Bytes::from(key.to_string()), Bytes::from(value.to_string()));
+        Op::Put(PutRequest { key, value, lease, ..Default::default() })
+    }
+
+    #[test]
+    fn saved_changes_load_back_as_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        assert!(store.load().unwrap().is_none(), "a new store is empty");
+        let mut kv = KvStore::default();
+        kv.track_changes();
+        apply(&mut kv, 1, 7, put("a", "1", 0));
+        apply(&mut kv, 2, 7, Op::LeaseGrant(LeaseGrantRequest { ttl: 5, id: 0 }));
+        apply(&mut kv, 3, 8, put("b", "2", 2));
+        store.save(3, &kv.take_changes()).unwrap();
+        apply(&mut kv, 4, 8, Op::Lock(LockRequest { name: Bytes::from_static(b"l"), lease: 2 }));
+        apply(&mut kv, 5, 9, put("c", "3", 0));
+        let delete = DeleteRangeRequest { key: Bytes::from_static(b"a"), ..Default::default() };
+        apply(&mut kv, 6, 9, Op::DeleteRange(delete));
+        apply(&mut kv, 7, 0, Op::LeaseExpire(LeaseExpire { id: 2 }));
+        store.save(7, &kv.take_changes()).unwrap();
+        drop(store);
+        let (applied, loaded) = StateStore::open(dir.path()).unwrap().load().unwrap().unwrap();
+        assert_eq!(applied, 7);
+        assert_eq!(loaded.encode(), kv.encode(), "keys, leases, sessions, fences and revision");
+        assert!(loaded.get(b"a").is_none() && loaded.get(b"b").is_none(), "deleted, expired");
+        assert_eq!(loaded.get(b"c").map(|kv| kv.value.clone()), Some(Bytes::from_static(b"3")));
+    }
+
+    #[test]
+    fn replace_drops_what_the_snapshot_does_not_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut kv = KvStore::default();
+        kv.track_changes();
+        apply(&mut kv, 1, 1, put("old", "x", 0));
+        store.save(1, &kv.take_changes()).unwrap();
+        let mut fresh = KvStore::default();
+        apply(&mut fresh, 1, 2, put("new", "y", 0));
+        store.replace(40, &fresh).unwrap();
+        let (applied, loaded) = store.load().unwrap().unwrap();
+        assert_eq!(applied, 40);
+        assert_eq!(loaded.encode(), fresh.encode());
+    }
+}
