@@ -29,7 +29,7 @@ use crate::proto::raftbed::{
     GuardedPutRequest, GuardedPutResponse, LockRequest, LockResponse, UnlockRequest, UnlockResponse,
 };
 use crate::server::api::{
-    CLIENT_HEADER, CONSISTENCY_HEADER, DEFINITE_HEADER, INDEX_HEADER, SEQ_HEADER,
+    CLIENT_HEADER, CONSISTENCY_HEADER, DEFINITE_HEADER, INDEX_HEADER, LEASE_HEADER, SEQ_HEADER,
 };
 use crate::server::calls::Consistency;
 use crate::transport::net::Net;
@@ -63,6 +63,8 @@ pub struct Answered<T> {
     pub response: T,
     /// The log index (writes only).
     pub index: Option<u64>,
+    /// The leader lease's remaining milliseconds (status only, from a leader holding one).
+    pub lease_ms: Option<u64>,
 }
 
 /// A client of a cluster. A clone shares the connections made so far.
@@ -171,11 +173,11 @@ impl<N: Net + Send + Sync> Client<N> {
             request.set_timeout(self.timeout);
             let error = match tokio::time::timeout(self.timeout, call(channel, request)).await {
                 Ok(Ok(response)) => {
-                    let index = response
-                        .metadata()
-                        .get(INDEX_HEADER)
-                        .and_then(|v| v.to_str().ok()?.parse().ok());
-                    return Ok(Answered { response: response.into_inner(), index });
+                    let number = |name: &str| {
+                        response.metadata().get(name).and_then(|v| v.to_str().ok()?.parse().ok())
+                    };
+                    let (index, lease_ms) = (number(INDEX_HEADER), number(LEASE_HEADER));
+                    return Ok(Answered { response: response.into_inner(), index, lease_ms });
                 }
                 Ok(Err(status)) => ClientError::from_status(&status),
                 Err(_) => ClientError {
@@ -387,6 +389,15 @@ impl<N: Net + Send + Sync> Client<N> {
 
     /// The status of endpoint `index` (that node only, no retries elsewhere).
     pub async fn status(&mut self, index: usize) -> Result<StatusResponse, ClientError> {
+        Ok(self.status_and_lease(index).await?.0)
+    }
+
+    /// The status of endpoint `index`, and its leader lease's remaining milliseconds if it
+    /// holds one (raftbed only).
+    pub async fn status_and_lease(
+        &mut self,
+        index: usize,
+    ) -> Result<(StatusResponse, Option<u64>), ClientError> {
         let (attempts, current) = (self.attempts, self.current);
         self.attempts = 1;
         self.current = index;
@@ -397,6 +408,7 @@ impl<N: Net + Send + Sync> Client<N> {
             .await;
         self.attempts = attempts;
         self.current = current;
-        Ok(answer?.response)
+        let answer = answer?;
+        Ok((answer.response, answer.lease_ms))
     }
 }

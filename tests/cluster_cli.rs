@@ -67,6 +67,13 @@ fn a_cluster_comes_up_serves_etcdctl_and_takes_live_faults() {
         line.split_whitespace().nth(1).unwrap().trim_start_matches("--endpoints=").to_string();
     let all: Vec<&str> = endpoints.split(',').collect();
 
+    // The leader holds its lease while healthy (retried: the first round may be in flight).
+    let held = (0..20).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text(&raftbed(&["cluster", "status", "--data-dir", d])).contains("held, ")
+    });
+    assert!(held, "{}", text(&raftbed(&["cluster", "status", "--data-dir", d])));
+
     let put = etcdctl(&endpoints, &["put", "k", "v1"]);
     assert!(text(&put).contains("OK"), "{}", text(&put));
     let get = etcdctl(all[2], &["get", "k", "--print-value-only"]);

@@ -435,14 +435,14 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
     let mut client = Client::new(TokioNet, file.endpoints.clone(), 0);
     client.timeout = Duration::from_millis(500);
     println!(
-        "{:<5}{:<18}{:>8}{:<10}{:>8}{:>10}{:>10}",
+        "{:<5}{:<18}{:>8}{:<10}{:>8}{:>10}{:>10}  lease",
         "node", "endpoint", "pid", "  role", "term", "commit", "applied"
     );
     let mut up = 0;
     for (i, endpoint) in file.endpoints.iter().enumerate() {
         let pid = file.pids.get(i).copied().unwrap_or(0);
-        match runtime.block_on(client.status(i)) {
-            Ok(s) => {
+        match runtime.block_on(client.status_and_lease(i)) {
+            Ok((s, lease)) => {
                 up += 1;
                 let me = s.header.as_ref().map_or(0, |h| h.member_id);
                 let role = if s.leader == me {
@@ -452,8 +452,13 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
                 } else {
                     "follower"
                 };
+                let lease = match (lease, role) {
+                    (Some(ms), _) => format!("held, {ms} ms left"),
+                    (None, "leader") => "lapsed (reads use ReadIndex)".to_string(),
+                    _ => "-".to_string(),
+                };
                 println!(
-                    "n{:<4}{:<18}{:>8}  {:<8}{:>8}{:>10}{:>10}",
+                    "n{:<4}{:<18}{:>8}  {:<8}{:>8}{:>10}{:>10}  {lease}",
                     i + 1,
                     endpoint,
                     pid,

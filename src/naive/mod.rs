@@ -278,6 +278,7 @@ fn handle_call(node: &Shared, call: Call) {
                 raft_applied_index: disk.position,
                 ..Default::default()
             };
+            let status = crate::server::calls::NodeStatus { status, lease_left: None };
             let _ = reply.send(Ok(served_status(status)));
         }
     }

@@ -110,6 +110,15 @@ pub struct Served<T> {
     pub index: u64,
 }
 
+/// A node's status: etcd's, and how long its leader lease still holds.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    /// As etcd's Maintenance.Status answers.
+    pub status: StatusResponse,
+    /// The leader lease's remaining time on this node's clock, if it holds one.
+    pub lease_left: Option<std::time::Duration>,
+}
+
 /// Where an answer goes.
 pub type Reply<T> = oneshot::Sender<Result<Served<T>, CallError>>;
 
@@ -135,6 +144,6 @@ pub enum Call {
     /// This node's status (any node, at once).
     Status {
         /// The answer.
-        reply: Reply<StatusResponse>,
+        reply: Reply<NodeStatus>,
     },
 }

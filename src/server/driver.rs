@@ -28,7 +28,7 @@ use bytes::Bytes;
 use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 
-use super::calls::{Call, CallError, Consistency, Query, QueryAnswer, Reply, Served};
+use super::calls::{Call, CallError, Consistency, NodeStatus, Query, QueryAnswer, Reply, Served};
 use super::lessor::Lessor;
 use super::{NodeConfig, NodeError, Observer};
 use crate::clock::Clock;
@@ -300,7 +300,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             }
             Call::Read { query, consistency, reply } => self.read(query, consistency, reply),
             Call::Status { reply } => {
-                let status = self.status();
+                let status = NodeStatus { status: self.status(), lease_left: self.lease_left() };
                 let _ = reply.send(self.served(status, 0));
             }
         }
@@ -527,6 +527,13 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         self.unsaved = None;
         self.saved_at = at;
         Ok(())
+    }
+
+    /// How long this node's leader lease still holds, on its clock.
+    fn lease_left(&self) -> Option<Duration> {
+        self.node.lease_read_index()?;
+        let until = self.node.lease_until_tick()?;
+        Some(self.config.tick * until.saturating_sub(self.node.ticks()) as u32)
     }
 
     /// Tells the observer until when, on this node's clock, its lease holds.

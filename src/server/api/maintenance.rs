@@ -13,9 +13,11 @@ use crate::server::calls::{Call, CallError};
 use crate::transport::net::Net;
 
 impl<N: Net + Send + Sync> Api<N> {
-    async fn local_status(&self) -> Result<(StatusResponse, u64), Status> {
+    async fn local_status(
+        &self,
+    ) -> Result<(StatusResponse, u64, Option<std::time::Duration>), Status> {
         match self.call(|reply| Call::Status { reply }).await {
-            Ok(served) => Ok((served.value, served.term)),
+            Ok(served) => Ok((served.value.status, served.term, served.value.lease_left)),
             Err(CallError::Api(error)) => Err(status(&error)),
             Err(CallError::NotLeader(_)) => Err(status(&ApiError::not_leader())),
         }
@@ -25,9 +27,17 @@ impl<N: Net + Send + Sync> Api<N> {
 #[tonic::async_trait]
 impl<N: Net + Send + Sync> Maintenance for Api<N> {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
-        let (mut response, term) = self.local_status().await?;
+        let (mut response, term, lease) = self.local_status().await?;
         response.header = self.header(response.header, term);
-        Ok(Response::new(response))
+        let mut response = Response::new(response);
+        // raftbed's addition: the leader lease's remaining milliseconds, on the node's clock.
+        if let Some(lease) = lease
+            && let Ok(value) =
+                tonic::metadata::MetadataValue::try_from(lease.as_millis().to_string())
+        {
+            response.metadata_mut().insert(super::LEASE_HEADER, value);
+        }
+        Ok(response)
     }
 }
 
@@ -37,7 +47,7 @@ impl<N: Net + Send + Sync> Cluster for Api<N> {
         &self,
         _: Request<MemberListRequest>,
     ) -> Result<Response<MemberListResponse>, Status> {
-        let (status, term) = self.local_status().await?;
+        let (status, term, _) = self.local_status().await?;
         let members = self
             .members
             .iter()

@@ -50,6 +50,8 @@ pub const CONSISTENCY_HEADER: &str = "x-raftbed-consistency";
 pub const DEFINITE_HEADER: &str = "x-raftbed-definite";
 /// Response metadata: the log index a write applied at.
 pub const INDEX_HEADER: &str = "x-raftbed-index";
+/// Response metadata on Maintenance.Status: the leader lease's remaining milliseconds.
+pub const LEASE_HEADER: &str = "x-raftbed-lease-ms";
 /// Request metadata: set on a request a follower forwarded.
 pub const FORWARDED_HEADER: &str = "x-raftbed-forwarded";
 
