@@ -6,14 +6,16 @@
 # linearizable and serializable gets with 64 clients (and raftbed's lease reads), and the
 # failover probe (8 writers, 250 ms per-op timeout, the leader SIGKILLed at 3 s).
 #
-# Usage: benches/vs-etcd.sh [ETCD_CLUSTER_SCRIPT]   (default ../shared/peers/etcd-cluster.sh)
-# Needs Debian's etcd-server for the etcd side. Prints RESULT lines, then a table.
+# Usage: RUNS=3 benches/vs-etcd.sh [ETCD_CLUSTER_SCRIPT]   (default ../shared/peers/etcd-cluster.sh)
+# Needs Debian's etcd-server for the etcd side. Each run starts both clusters afresh, raftbed
+# first, then etcd; prints RESULT lines, then a table of medians over the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset RUSTFLAGS
 ETCD_SCRIPT="${1:-../shared/peers/etcd-cluster.sh}"
 cargo build --release -q
 RB=target/release/raftbed
+RUNS="${RUNS:-1}"
 WORK=$(mktemp -d /tmp/raftbed-vs-etcd.XXXXXX)
 RESULTS="$WORK/results.txt"
 : >"$RESULTS"
@@ -36,33 +38,46 @@ workloads() { # system endpoints kill-cmd
   bench "$sys-failover" "$eps" --workload failover --clients 8 --op-timeout 250ms --kill-cmd "$kill"
 }
 
-# raftbed
-RBDIR="$WORK/raftbed"
-"$RB" cluster up --data-dir "$RBDIR" --base-port 25000 --detach "${TIMERS[@]}" >/dev/null
-trap '"$RB" cluster down --data-dir "$RBDIR" >/dev/null 2>&1 || true' EXIT
-RBEPS=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['endpoints']))" "$RBDIR/cluster.json")
-workloads raftbed "$RBEPS" "$PWD/$RB cluster kill-leader --data-dir $RBDIR"
-"$RB" cluster down --data-dir "$RBDIR" >/dev/null
+for run in $(seq 1 "$RUNS"); do
+  # raftbed
+  RBDIR="$WORK/raftbed"
+  "$RB" cluster up --data-dir "$RBDIR" --base-port 25000 --detach "${TIMERS[@]}" >/dev/null
+  trap '"$RB" cluster down --data-dir "$RBDIR" >/dev/null 2>&1 || true' EXIT
+  RBEPS=$(python3 -c "import json,sys; print(','.join(json.load(open(sys.argv[1]))['endpoints']))" "$RBDIR/cluster.json")
+  workloads raftbed "$RBEPS" "$PWD/$RB cluster kill-leader --data-dir $RBDIR"
+  "$RB" cluster down --data-dir "$RBDIR" >/dev/null
 
-# etcd
-if command -v etcd >/dev/null 2>&1 && [[ -x "$ETCD_SCRIPT" || -f "$ETCD_SCRIPT" ]]; then
-  export ETCD_CLUSTER_DIR="$WORK/etcd" ETCD_BASE_PORT=26000
-  export ETCD_EXTRA_ARGS="--heartbeat-interval=100 --election-timeout=1000"
-  bash "$ETCD_SCRIPT" start 5 >/dev/null
-  trap 'bash "$ETCD_SCRIPT" stop --purge >/dev/null 2>&1 || true; "$RB" cluster down --data-dir "$RBDIR" >/dev/null 2>&1 || true' EXIT
-  ETCDEPS=$(bash "$ETCD_SCRIPT" endpoints | sed 's#http://##g')
-  workloads etcd "$ETCDEPS" "bash $PWD/$ETCD_SCRIPT kill-leader"
-  bash "$ETCD_SCRIPT" stop --purge >/dev/null
-else
-  echo "etcd or $ETCD_SCRIPT missing: raftbed side only" >&2
-fi
+  # etcd
+  if command -v etcd >/dev/null 2>&1 && [[ -x "$ETCD_SCRIPT" || -f "$ETCD_SCRIPT" ]]; then
+    export ETCD_CLUSTER_DIR="$WORK/etcd" ETCD_BASE_PORT=26000
+    export ETCD_EXTRA_ARGS="--heartbeat-interval=100 --election-timeout=1000"
+    bash "$ETCD_SCRIPT" start 5 >/dev/null
+    trap 'bash "$ETCD_SCRIPT" stop --purge >/dev/null 2>&1 || true; "$RB" cluster down --data-dir "$RBDIR" >/dev/null 2>&1 || true' EXIT
+    ETCDEPS=$(bash "$ETCD_SCRIPT" endpoints | sed 's#http://##g')
+    workloads etcd "$ETCDEPS" "bash $PWD/$ETCD_SCRIPT kill-leader"
+    bash "$ETCD_SCRIPT" stop --purge >/dev/null
+  else
+    echo "etcd or $ETCD_SCRIPT missing: raftbed side only" >&2
+  fi
+  rm -rf "$RBDIR"
+done
 
 python3 - "$RESULTS" <<'PY'
 import sys, re
-rows = {}
+import statistics
+runs = {}
 for line in open(sys.argv[1]):
+    if not line.startswith("RESULT"):
+        continue
     fields = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
-    rows[fields["name"]] = fields
+    runs.setdefault(fields["name"], []).append(fields)
+# Per workload, the median of each number over the runs.
+rows = {}
+for name, results in runs.items():
+    rows[name] = {key: statistics.median(float(r[key]) for r in results)
+                  for key in results[0] if key not in ("name", "tool", "mode", "killed_node")
+                  and all(key in r for r in results)}
+print(f"\nmedians over {max(len(v) for v in runs.values())} run(s)")
 def get(name, key, fmt="{:.0f}"):
     r = rows.get(name)
     return fmt.format(float(r[key])) if r and key in r else "-"
