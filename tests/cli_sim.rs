@@ -37,7 +37,7 @@ fn malformed_values_exit_2_with_a_clear_error() {
         (vec!["sim", "--seeds", "9..3"], "empty range"),
         (vec!["sim", "--seed", "1", "--nodes", "0"], "--nodes"),
         (vec!["sim", "--seed", "1", "--faults", "nonsense"], "unknown fault kind"),
-        (vec!["sim", "--seed", "1", "--duration", "10"], "missing unit"),
+        (vec!["sim", "--seed", "1", "--duration", "10"], "has no unit"),
         (vec!["sim", "--seed", "1", "--bug", "typo"], "--bug"),
         (vec!["sim"], "--seed"),
     ] {

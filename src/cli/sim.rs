@@ -91,24 +91,12 @@ fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
     Ok(a..b)
 }
 
-/// Parses `60s`, `500ms`, `2m`, `1h`.
+/// Parses `60s`, `500ms`, `2m`, `1h` (more than zero).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(|| format!("missing unit in {text:?} (ms, s, m, h)"))?;
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("bad number in {text:?}"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        _ => return Err(format!("unknown unit {unit:?} in {text:?} (ms, s, m, h)")),
-    };
-    if !(seconds > 0.0 && seconds < 1e7) {
-        return Err(format!("duration {text:?} out of range"));
+    match crate::scenario::parse_duration(text)? {
+        d if d.is_zero() => Err(format!("duration {text:?} must be more than zero")),
+        d => Ok(d),
     }
-    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// Runs `raftbed sim`.

@@ -204,18 +204,19 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses `60s`, `250ms`, `1.5s`, `2m`, `0s`.
+/// Parses `60s`, `250ms`, `1.5s`, `2m`, `1h`, `0s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .ok_or_else(|| format!("{text:?} has no unit (ms, s, m)"))?;
+        .ok_or_else(|| format!("{text:?} has no unit (ms, s, m, h)"))?;
     let (number, unit) = text.split_at(split);
     let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration"))?;
     let seconds = match unit {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m)")),
+        "h" => value * 3600.0,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
     };
     if !(0.0..1e6).contains(&seconds) {
         return Err(format!("{text:?} is out of range"));

@@ -15,7 +15,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use detect::{Evidence, Finding, Findings, detect};
-pub use file::{ScenarioError, load, parse, to_toml};
+pub use file::{ScenarioError, load, parse, parse_duration, to_toml};
 pub use report::write_report;
 pub use run::{ReplayReport, RoleSpan, System, replay};
 pub use shrink::shrink;

@@ -20,13 +20,12 @@ use crate::clock::SimClock;
 use crate::naive::{self, Disk, NaiveConfig, NaiveObserver, NaiveRole, monitor};
 use crate::raft::NodeId;
 use crate::rng::SplitMix64;
-use crate::server::{Member, Observer, run_node};
+use crate::server::{Member, Observer};
 use crate::sim::checks::{Checks, Event as CheckEvent, Violation};
 use crate::sim::harness::{Harness, Probe};
 use crate::sim::trace::Trace;
 use crate::sim::workload::{self, ClientParams, Shared};
 use crate::sim::{CLIENT_PORT, PEER_PORT, SIM_STEP, SimOptions, SimParams, join_local};
-use crate::storage::fs::SimFs;
 use crate::transport::net::SimNet;
 
 /// The system a scenario runs against.
@@ -301,21 +300,12 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64) -> ReplayReport {
         let host = name.clone();
         match system {
             System::Raft => {
-                let clock = clocks[i].clone();
                 let probe: Rc<dyn Observer> = Rc::new(Probe {
                     checks: checks.clone(),
                     trace: trace.clone(),
                     events: events.clone(),
                 });
-                sim.host(name.as_str(), move || {
-                    let (config, clock, probe, host) =
-                        (config.clone(), clock.clone(), probe.clone(), host.clone());
-                    async move {
-                        run_node(config, SimNet, SimFs, clock, Some(probe))
-                            .await
-                            .map_err(|e| format!("{host}: {e}").into())
-                    }
-                });
+                crate::sim::raft_host(&mut sim, name, config, clocks[i].clone(), probe);
             }
             System::NaiveFailover | System::NaiveFailoverFenced => {
                 let disk = Rc::new(RefCell::new(Disk::new(id, NodeId(scenario.leader as u64 + 1))));

@@ -302,6 +302,26 @@ pub(crate) fn node_config(
     }
 }
 
+/// Adds a host running a raftbed node, restarted from its simulated disk after each crash.
+pub(crate) fn raft_host(
+    sim: &mut turmoil::Sim<'_>,
+    name: &str,
+    config: NodeConfig,
+    clock: SimClock,
+    probe: Rc<dyn Observer>,
+) {
+    let host = name.to_string();
+    sim.host(name, move || {
+        let (config, clock, probe, host) =
+            (config.clone(), clock.clone(), probe.clone(), host.clone());
+        async move {
+            run_node(config, SimNet, SimFs, clock, Some(probe))
+                .await
+                .map_err(|e| format!("{host}: {e}").into())
+        }
+    });
+}
+
 /// Runs `futures` as tasks of the current host, until all finish.
 pub(crate) async fn join_local(
     futures: Vec<impl std::future::Future<Output = turmoil::Result> + 'static>,
@@ -344,19 +364,9 @@ pub fn run(options: &SimOptions) -> SimReport {
         (0..options.nodes).map(|_| SimClock::new(Duration::ZERO, Duration::ZERO, 1.0)).collect();
     for (i, name) in nodes.iter().enumerate() {
         let config = node_config(NodeId(i as u64 + 1), options, &params, options.seed);
-        let clock = clocks[i].clone();
         let probe: Rc<dyn Observer> =
             Rc::new(Probe { checks: checks.clone(), trace: trace.clone(), events: events.clone() });
-        let host = name.clone();
-        sim.host(name.as_str(), move || {
-            let (config, clock, probe, host) =
-                (config.clone(), clock.clone(), probe.clone(), host.clone());
-            async move {
-                run_node(config, SimNet, SimFs, clock, Some(probe))
-                    .await
-                    .map_err(|e| format!("{host}: {e}").into())
-            }
-        });
+        raft_host(&mut sim, name, config, clocks[i].clone(), probe);
     }
     let shared = Rc::new(Shared::default());
     let client_params = ClientParams {
