@@ -181,7 +181,7 @@ pub async fn run_naive_node<N: Net + Send + Sync>(
         n.observer.role(id, role, epoch);
         n.leader_tx.send_replace(n.primary());
     }
-    tokio::task::spawn_local(accept_loop(net.clone(), control, node.clone()));
+    tokio::task::spawn_local(accept_loop::<N>(control, node.clone()));
     tokio::task::spawn_local(follow_loop(net, node.clone(), role_rx));
     while let Some(call) = calls.recv().await {
         handle_call(&node, call);
@@ -189,11 +189,14 @@ pub async fn run_naive_node<N: Net + Send + Sync>(
     Ok(())
 }
 
+/// An answer at `epoch` (the naive system's term).
+fn served<T>(value: T, epoch: u64) -> Served<T> {
+    Served { value, term: epoch, index: 0 }
+}
+
 fn handle_call(node: &Shared, call: Call) {
     let mut n = node.borrow_mut();
     let epoch = n.disk.borrow().epoch;
-    let served = |value| Served { value, term: epoch, index: 0 };
-    let served_status = |value| Served { value, term: epoch, index: 0 };
     match call {
         Call::Propose { command, reply } => {
             if n.disk.borrow().role != NaiveRole::Primary {
@@ -265,7 +268,7 @@ fn handle_call(node: &Shared, call: Call) {
                     Err(ApiError::invalid("naive-failover keeps no lease deadlines"))
                 }
             };
-            let _ = reply.send(answer.map(served).map_err(CallError::Api));
+            let _ = reply.send(answer.map(|value| served(value, epoch)).map_err(CallError::Api));
         }
         Call::Status { reply } => {
             let disk = n.disk.borrow();
@@ -279,20 +282,20 @@ fn handle_call(node: &Shared, call: Call) {
                 ..Default::default()
             };
             let status = crate::server::calls::NodeStatus { status, lease_left: None };
-            let _ = reply.send(Ok(served_status(status)));
+            let _ = reply.send(Ok(served(status, epoch)));
         }
     }
     drop(n);
 }
 
 /// Serves the monitor's commands and replicas' subscriptions.
-async fn accept_loop<N: Net>(net: N, listener: N::Listener, node: Shared) {
+async fn accept_loop<N: Net>(listener: N::Listener, node: Shared) {
     while let Ok(stream) = N::accept(&listener).await {
-        tokio::task::spawn_local(serve_connection::<N>(net.clone(), stream, node.clone()));
+        tokio::task::spawn_local(serve_connection::<N>(stream, node.clone()));
     }
 }
 
-async fn serve_connection<N: Net>(_net: N, mut stream: N::Stream, node: Shared) {
+async fn serve_connection<N: Net>(mut stream: N::Stream, node: Shared) {
     let mut buf = Vec::new();
     let Ok(true) = read_frame(&mut stream, &mut buf).await else { return };
     let Ok(message) = Msg::decode(buf.as_slice()) else { return };
