@@ -44,6 +44,9 @@ fn spawn(id: usize, endpoints: &[String], dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_raftbed"))
         .args(["node", "--id", &id.to_string(), "--listen", &endpoints[id - 1]])
         .args(["--peers", &endpoints.join(",")])
+        // Compact often, so kills land around snapshots too and a restart must find sled at
+        // or past the compaction point.
+        .args(["--snapshot-count", "5000"])
         .arg("--data-dir")
         .arg(dir.join(format!("n{id}")))
         .stdin(Stdio::null())

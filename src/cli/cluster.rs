@@ -45,6 +45,9 @@ enum ClusterCommand {
         /// Minimum election timeout, passed to every node.
         #[arg(long, default_value = "300ms")]
         election_timeout: String,
+        /// Entries between snapshots, passed to every node (etcd's --snapshot-count).
+        #[arg(long, default_value_t = 100_000)]
+        snapshot_count: u64,
     },
     /// Stop the nodes `up` started.
     Down {
@@ -127,14 +130,24 @@ pub fn free_base_port(nodes: usize) -> Option<u16> {
 /// Runs `raftbed cluster`.
 pub fn run(args: &ClusterArgs) -> ExitCode {
     let result = match &args.command {
-        ClusterCommand::Up { nodes, data_dir, base_port, detach, heartbeat, election_timeout } => {
-            let timing = vec![
+        ClusterCommand::Up {
+            nodes,
+            data_dir,
+            base_port,
+            detach,
+            heartbeat,
+            election_timeout,
+            snapshot_count,
+        } => {
+            let node_flags = vec![
                 "--heartbeat".to_string(),
                 heartbeat.clone(),
                 "--election-timeout".to_string(),
                 election_timeout.clone(),
+                "--snapshot-count".to_string(),
+                snapshot_count.to_string(),
             ];
-            up(*nodes as usize, data_dir, *base_port, *detach, &timing)
+            up(*nodes as usize, data_dir, *base_port, *detach, &node_flags)
         }
         ClusterCommand::Down { data_dir } => down(data_dir).map(|()| ExitCode::SUCCESS),
         ClusterCommand::Status { data_dir } => status(data_dir),
@@ -219,7 +232,7 @@ pub struct Started {
     pub leader: u64,
 }
 
-/// Starts `nodes` node processes with data under `dir` from port `base`, each with `timing`
+/// Starts `nodes` node processes with data under `dir` from port `base`, each with `node_flags`
 /// arguments and the cluster's admin token, and waits for a leader.
 ///
 /// # Errors
@@ -228,7 +241,7 @@ pub fn start_cluster(
     nodes: usize,
     dir: &Path,
     base: u16,
-    timing: &[String],
+    node_flags: &[String],
 ) -> Result<Started, String> {
     if u32::from(base) + 10 * nodes as u32 + 2 > u32::from(u16::MAX) {
         return Err(format!("--base-port {base}: the ports of {nodes} nodes do not fit"));
@@ -258,7 +271,7 @@ pub fn start_cluster(
     std::fs::create_dir_all(dir).map_err(|e| format!("--data-dir {}: {e}", dir.display()))?;
     let token = token_file(dir);
     std::fs::write(&token, new_token()?).map_err(|e| format!("{}: {e}", token.display()))?;
-    let mut node_args = timing.to_vec();
+    let mut node_args = node_flags.to_vec();
     node_args.extend(["--admin-token-file".to_string(), token.display().to_string()]);
     let mut children = Vec::new();
     for id in 1..=nodes {
@@ -302,9 +315,9 @@ fn up(
     dir: &Path,
     base: u16,
     detach: bool,
-    timing: &[String],
+    node_flags: &[String],
 ) -> Result<ExitCode, String> {
-    let Started { mut children, file, leader } = start_cluster(nodes, dir, base, timing)?;
+    let Started { mut children, file, leader } = start_cluster(nodes, dir, base, node_flags)?;
     let endpoints = file.endpoints.clone();
     let node_args = file.node_args.clone();
     println!("raftbed cluster: {nodes} nodes up, leader n{leader}, data in {}", dir.display());

@@ -41,6 +41,10 @@ pub struct NodeArgs {
     /// Minimum election timeout (the maximum is twice it), as etcd's --election-timeout.
     #[arg(long, default_value = "300ms", value_parser = super::sim::parse_duration)]
     pub election_timeout: Duration,
+    /// Snapshot the state machine and compact the log every this many applied entries (etcd's
+    /// --snapshot-count, with its default).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_count: u64,
     /// Serve the admin port (client port + 2, on 127.0.0.1 only) to whoever presents the token
     /// in this file: `raftbed nemesis` uses it to cut links and jump the clock.
     #[arg(long)]
@@ -212,6 +216,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             args.heartbeat, args.election_timeout
         ));
     }
+    config.compact_every = args.snapshot_count;
     config.raft.heartbeat_interval_ticks = heartbeat;
     config.raft.election_timeout_ticks_min = election;
     config.raft.election_timeout_ticks_max = 2 * election;
