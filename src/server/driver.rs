@@ -514,13 +514,14 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         self.maybe_compact()
     }
 
-    /// Writes what the state machine changed to sled, at most every `SAVE_INTERVAL` unless
-    /// `now`: the WAL holds every applied entry, so sled may lag behind it, and one batch then
-    /// covers many rounds (a key written many times is written once).
+    /// Writes what the state machine changed to sled, at most every `SAVE_INTERVAL` and not
+    /// while the last save is still being written, unless `now`: the WAL holds every applied
+    /// entry, so sled may lag behind it, and one batch then covers many rounds (a key written
+    /// many times is written once).
     fn save_state(&mut self, now: bool) -> Result<(), NodeError> {
         let (Some(store), Some(applied)) = (&self.at_rest, self.unsaved) else { return Ok(()) };
         let at = self.clock.now();
-        if !now && at < self.saved_at + SAVE_INTERVAL {
+        if !now && (at < self.saved_at + SAVE_INTERVAL || store.busy()) {
             return Ok(());
         }
         store.save(applied.0, self.kv.take_changes())?;
