@@ -49,26 +49,8 @@ pub async fn serve<N: Net>(
     config: TransportConfig,
 ) {
     let service = RaftPeerServer::new(PeerService { inbox });
-    loop {
-        let Ok(stream) = N::accept(&listener).await else {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            continue;
-        };
-        let service = service.clone();
-        let keepalive = config.rpc_timeout;
-        tokio::task::spawn_local(async move {
-            let mut builder =
-                hyper::server::conn::http2::Builder::new(crate::transport::net::Spawner::of::<N>());
-            builder
-                .auto_date_header(false)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .keep_alive_interval(keepalive)
-                .keep_alive_timeout(keepalive);
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let service = hyper_util::service::TowerToHyperService::new(service);
-            let _ = builder.serve_connection(io, service).await;
-        });
-    }
+    let keepalive = config.rpc_timeout;
+    crate::transport::net::serve_http2::<N, _>(listener, service, keepalive, keepalive).await;
 }
 
 /// The sending side: a queue per peer, drained into one long-lived `Stream` RPC.

@@ -115,3 +115,43 @@ where
         }
     }
 }
+
+/// Serves gRPC `service` over HTTP/2 on every connection `listener` accepts, each connection
+/// on a task of its own: the one accept loop of the client API and of the gRPC peer transport.
+/// A connection that leaves a keepalive ping unanswered for `keepalive_timeout` is closed.
+pub async fn serve_http2<N, S>(
+    listener: N::Listener,
+    service: S,
+    keepalive_interval: std::time::Duration,
+    keepalive_timeout: std::time::Duration,
+) where
+    N: Net,
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    loop {
+        let Ok(stream) = N::accept(&listener).await else {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            continue;
+        };
+        let service = service.clone();
+        tokio::task::spawn_local(async move {
+            let mut builder = hyper::server::conn::http2::Builder::new(Spawner::of::<N>());
+            // A wall-clock `date` header would differ between runs of one seed.
+            builder
+                .auto_date_header(false)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive_interval(keepalive_interval)
+                .keep_alive_timeout(keepalive_timeout);
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let service = hyper_util::service::TowerToHyperService::new(service);
+            let _ = builder.serve_connection(io, service).await;
+        });
+    }
+}

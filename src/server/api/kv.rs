@@ -54,6 +54,37 @@ impl<N: Net + Send + Sync> Api<N> {
     }
 }
 
+impl<N: Net + Send + Sync> Api<N> {
+    /// Answers `query` here at `consistency` with the response `pick` makes of the answer, or
+    /// forwards the request to the leader through `forward`.
+    pub(super) async fn read_or_forward<Req, Resp, Fut>(
+        &self,
+        request: Request<Req>,
+        query: Query,
+        consistency: Consistency,
+        pick: impl FnOnce(QueryAnswer) -> Option<Resp>,
+        forward: impl FnOnce(tonic::transport::Channel, Request<Req>) -> Fut,
+    ) -> Result<Response<Resp>, Status>
+    where
+        Fut: std::future::Future<Output = Result<Response<Resp>, Status>>,
+        Resp: HasHeader,
+    {
+        match self.read(query, consistency).await {
+            Ok(served) => {
+                let mut response = pick(served.value)
+                    .ok_or_else(|| status(&ApiError::invalid("raftbed: mismatched answer")))?;
+                let header = self.header(response.header(), served.term);
+                response.set_header(header);
+                Ok(Response::new(response))
+            }
+            Err(error) => {
+                let leader = unless_forwardable(error, request.metadata())?;
+                self.forward.unary(leader, request, false, forward).await
+            }
+        }
+    }
+}
+
 /// Responses whose header the API fills in.
 pub(super) trait HasHeader {
     fn header(&self) -> Option<crate::proto::etcdserverpb::ResponseHeader>;
@@ -74,11 +105,14 @@ macro_rules! has_header {
 }
 
 has_header!(
+    RangeResponse,
     PutResponse,
     DeleteRangeResponse,
     TxnResponse,
     crate::proto::etcdserverpb::LeaseGrantResponse,
     crate::proto::etcdserverpb::LeaseRevokeResponse,
+    crate::proto::etcdserverpb::LeaseTimeToLiveResponse,
+    crate::proto::etcdserverpb::LeaseLeasesResponse,
     crate::proto::raftbed::LockResponse,
     crate::proto::raftbed::UnlockResponse,
     crate::proto::raftbed::GuardedPutResponse
@@ -107,23 +141,14 @@ impl<N: Net + Send + Sync> Kv for Api<N> {
     ) -> Result<Response<RangeResponse>, Status> {
         let consistency = consistency(&request)?;
         let query = Query::Range(request.get_ref().clone());
-        match self.read(query, consistency).await {
-            Ok(served) => match served.value {
-                QueryAnswer::Range(mut response) => {
-                    response.header = self.header(response.header, served.term);
-                    Ok(Response::new(response))
-                }
-                _ => Err(status(&ApiError::invalid("raftbed: mismatched answer"))),
-            },
-            Err(error) => {
-                let leader = unless_forwardable(error, request.metadata())?;
-                self.forward
-                    .unary(leader, request, false, |channel, request| async move {
-                        KvClient::new(channel).range(request).await
-                    })
-                    .await
-            }
-        }
+        let pick = |answer| match answer {
+            QueryAnswer::Range(response) => Some(response),
+            _ => None,
+        };
+        self.read_or_forward(request, query, consistency, pick, |channel, request| async move {
+            KvClient::new(channel).range(request).await
+        })
+        .await
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {

@@ -127,45 +127,32 @@ impl<N: Net + Send + Sync> Lease for Api<N> {
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let query = Query::TimeToLive { id: request.get_ref().id, keys: request.get_ref().keys };
-        match self.read(query, Consistency::Linearizable).await {
-            Ok(served) => match served.value {
-                QueryAnswer::TimeToLive(mut response) => {
-                    response.header = self.header(response.header, served.term);
-                    Ok(Response::new(response))
-                }
-                _ => Err(status(&ApiError::invalid("raftbed: mismatched answer"))),
-            },
-            Err(error) => {
-                let leader = unless_forwardable(error, request.metadata())?;
-                self.forward
-                    .unary(leader, request, false, |channel, request| async move {
-                        LeaseClient::new(channel).lease_time_to_live(request).await
-                    })
-                    .await
-            }
-        }
+        let pick = |answer| match answer {
+            QueryAnswer::TimeToLive(response) => Some(response),
+            _ => None,
+        };
+        let consistency = Consistency::Linearizable;
+        self.read_or_forward(request, query, consistency, pick, |channel, request| async move {
+            LeaseClient::new(channel).lease_time_to_live(request).await
+        })
+        .await
     }
 
     async fn lease_leases(
         &self,
         request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
-        match self.read(Query::Leases, Consistency::Linearizable).await {
-            Ok(served) => match served.value {
-                QueryAnswer::Leases(ids) => Ok(Response::new(LeaseLeasesResponse {
-                    header: self.header(None, served.term),
-                    leases: ids.into_iter().map(|id| LeaseStatus { id }).collect(),
-                })),
-                _ => Err(status(&ApiError::invalid("raftbed: mismatched answer"))),
-            },
-            Err(error) => {
-                let leader = unless_forwardable(error, request.metadata())?;
-                self.forward
-                    .unary(leader, request, false, |channel, request| async move {
-                        LeaseClient::new(channel).lease_leases(request).await
-                    })
-                    .await
-            }
-        }
+        let pick = |answer| match answer {
+            QueryAnswer::Leases(ids) => Some(LeaseLeasesResponse {
+                header: None,
+                leases: ids.into_iter().map(|id| LeaseStatus { id }).collect(),
+            }),
+            _ => None,
+        };
+        let (query, consistency) = (Query::Leases, Consistency::Linearizable);
+        self.read_or_forward(request, query, consistency, pick, |channel, request| async move {
+            LeaseClient::new(channel).lease_leases(request).await
+        })
+        .await
     }
 }

@@ -201,24 +201,5 @@ pub async fn serve<N: Net + Send + Sync>(
         .add_service(MaintenanceServer::from_arc(api.clone()))
         .add_service(LockServer::from_arc(api))
         .prepare();
-    loop {
-        let Ok(stream) = N::accept(&listener).await else {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let routes = routes.clone();
-        tokio::task::spawn_local(async move {
-            let mut builder =
-                hyper::server::conn::http2::Builder::new(crate::transport::net::Spawner::of::<N>());
-            // A wall-clock `date` header would differ between runs of one seed.
-            builder
-                .auto_date_header(false)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .keep_alive_interval(keepalive)
-                .keep_alive_timeout(keepalive * 4);
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let service = hyper_util::service::TowerToHyperService::new(routes);
-            let _ = builder.serve_connection(io, service).await;
-        });
-    }
+    crate::transport::net::serve_http2::<N, _>(listener, routes, keepalive, keepalive * 4).await;
 }
