@@ -62,33 +62,83 @@ fn a_later_record_replaces_the_conflicting_suffix() {
     assert_eq!(recovered.restored.entries, expected);
 }
 
-#[test]
-fn a_torn_tail_is_cut_and_never_applied() {
+/// Where the records of a segment end: the first zero length field (the rest of a
+/// preallocated segment) or the end of the file.
+fn records_end(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while at + HEADER_LEN <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        at += HEADER_LEN + len;
+    }
+    at
+}
+
+fn torn_tail_is_cut_and_never_applied(preallocate: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let (mut wal, _) = open(dir.path());
+    let options = WalOptions { preallocate, ..WalOptions::default() };
+    let (mut wal, _) = Wal::open(StdFs, dir.path(), options.clone()).unwrap();
     wal.persist(&ready(Some(hs(1, 1, 0)), entries(1, 1..=3))).unwrap();
     wal.persist(&ready(None, entries(1, 4..=4))).unwrap();
     drop(wal);
-    // Tear the last record: cut its final 3 bytes, as a crash mid-write would.
-    let segment = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .max()
-        .unwrap();
-    let len = std::fs::metadata(&segment).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&segment).unwrap().set_len(len - 3).unwrap();
-    let (mut wal, recovered) = open(dir.path());
+    // Tear the last record, as a crash mid-write would: its final 3 bytes never reach the disk.
+    // In a preallocated segment they read back as the zeros that were there; otherwise the
+    // file ends early.
+    let segment = newest_segment(dir.path());
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let end = records_end(&bytes);
+    if preallocate {
+        bytes[end - 3..end].fill(0);
+        std::fs::write(&segment, &bytes).unwrap();
+    } else {
+        assert_eq!(end, bytes.len());
+        let file = std::fs::OpenOptions::new().write(true).open(&segment).unwrap();
+        file.set_len(end as u64 - 3).unwrap();
+    }
+    let (mut wal, recovered) = Wal::open(StdFs, dir.path(), options.clone()).unwrap();
     assert_eq!(recovered.restored.entries, entries(1, 1..=3), "entry 4 was torn");
     let (path, _, why) = recovered.truncated_tail.expect("the tear is reported");
     assert_eq!(path, segment);
-    assert!(why.contains("cut short"), "{why}");
+    let expected = if preallocate { "CRC" } else { "cut short" };
+    assert!(why.contains(expected), "{why}");
     // The log goes on from the repair point.
     wal.persist(&ready(None, entries(2, 4..=5))).unwrap();
     drop(wal);
-    let (_, recovered) = open(dir.path());
+    let (_, recovered) = Wal::open(StdFs, dir.path(), options).unwrap();
     assert_eq!(recovered.restored.entries.last(), Some(&entry(2, 5)));
     assert_eq!(recovered.restored.entries.len(), 5);
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_never_applied() {
+    torn_tail_is_cut_and_never_applied(true);
+    torn_tail_is_cut_and_never_applied(false);
+}
+
+#[test]
+fn a_preallocated_segment_ends_in_zeros_that_are_not_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _) = open(dir.path());
+    wal.persist(&ready(Some(hs(1, 1, 0)), entries(1, 1..=3))).unwrap();
+    drop(wal);
+    let segment = newest_segment(dir.path());
+    let size = std::fs::metadata(&segment).unwrap().len();
+    assert_eq!(size, WalOptions::default().segment_bytes, "zero-filled to the segment size");
+    let (_, recovered) = open(dir.path());
+    assert_eq!(recovered.restored.entries, entries(1, 1..=3));
+    assert!(recovered.truncated_tail.is_none(), "zeros are unwritten space, not a torn tail");
+
+    // A record beyond a stretch of zeros is not unwritten space: refused, nothing cut.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let end = records_end(&bytes);
+    let records = bytes[..end].to_vec();
+    bytes[end + 4096..end + 4096 + end].copy_from_slice(&records);
+    std::fs::write(&segment, &bytes).unwrap();
+    let err = Wal::open(StdFs, dir.path(), WalOptions::default()).unwrap_err();
+    assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "left as it was");
 }
 
 #[test]
@@ -100,7 +150,7 @@ fn a_flipped_byte_in_the_tail_fails_the_crc() {
     drop(wal);
     let segment = newest_segment(dir.path());
     let mut bytes = std::fs::read(&segment).unwrap();
-    let last = bytes.len() - 1;
+    let last = records_end(&bytes) - 1;
     bytes[last] ^= 0x40;
     std::fs::write(&segment, bytes).unwrap();
     let (_, recovered) = open(dir.path());
@@ -141,7 +191,7 @@ fn damage_before_the_last_segment_is_refused() {
         .min()
         .unwrap();
     let mut bytes = std::fs::read(&first).unwrap();
-    let middle = bytes.len() / 2;
+    let middle = records_end(&bytes) / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&first, bytes).unwrap();
     let err = Wal::open(StdFs, dir.path(), WalOptions::default()).unwrap_err();

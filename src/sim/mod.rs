@@ -288,6 +288,8 @@ pub(crate) fn node_config(
             segment_bytes: 256 << 10,
             sync: !options.bugs.skip_fsync,
             lazy_sync_interval: Duration::from_millis(500),
+            // turmoil's files do not preallocate (`AppendFile::preallocate` does nothing).
+            preallocate: false,
             persist_vote: !options.bugs.forget_vote,
         },
         data_dir: PathBuf::from("/data"),

@@ -2,7 +2,7 @@
 //! simulated filesystem in simulation (which loses unsynced writes on a crash). The same WAL code
 //! runs on both, so the code a real node runs is the code the simulator crashes.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// A file opened for appending.
@@ -11,6 +11,13 @@ pub trait AppendFile {
     fn append(&mut self, data: &[u8]) -> io::Result<()>;
     /// Makes everything appended so far durable.
     fn sync(&mut self) -> io::Result<()>;
+    /// Makes the next `len` bytes after the write position exist, zero-filled and durable, so
+    /// that appends within them change no file size and a sync flushes data, not metadata (as
+    /// etcd preallocates its WAL segments). A file that cannot does nothing.
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let _ = len;
+        Ok(())
+    }
 }
 
 /// The few filesystem operations the storage needs.
@@ -58,6 +65,25 @@ impl AppendFile for std::fs::File {
     fn sync(&mut self) -> io::Result<()> {
         self.sync_data()
     }
+
+    fn preallocate(&mut self, len: u64) -> io::Result<()> {
+        let at = self.stream_position()?;
+        let mut size = self.metadata()?.len();
+        if size < at + len {
+            // Written zeros, not fallocate: ext4 keeps fallocated blocks as unwritten extents,
+            // and the first write to each converts it, which is a metadata change again.
+            let zeros = vec![0u8; 1 << 20];
+            self.seek(SeekFrom::End(0))?;
+            while size < at + len {
+                let n = zeros.len().min((at + len - size) as usize);
+                self.write_all(&zeros[..n])?;
+                size += n as u64;
+            }
+            self.sync_all()?;
+            self.seek(SeekFrom::Start(at))?;
+        }
+        Ok(())
+    }
 }
 
 impl Fs for StdFs {
@@ -75,7 +101,12 @@ impl Fs for StdFs {
     }
 
     fn open_append(&self, path: &Path) -> io::Result<Self::File> {
-        std::fs::OpenOptions::new().create(true).append(true).open(path)
+        // Not O_APPEND: writes go to the file position, so that `preallocate` can put zeros
+        // ahead of it. Positioned at the end, a single writer appends all the same.
+        let mut file =
+            std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(path)?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(file)
     }
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {

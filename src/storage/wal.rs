@@ -7,6 +7,10 @@
 //!   snap-<index>-<term>.snap       one framed prost SnapshotFile, written atomically
 //! ```
 //!
+//! A new segment is zero-filled to its size before the first record (`WalOptions::preallocate`),
+//! so appends change no file size and an fdatasync flushes data only; all-zero bytes after the
+//! last record are unwritten space, not damage.
+//!
 //! Recovery replays the segments in order on top of the newest snapshot. A record that is cut
 //! short or fails its CRC at the end of the last segment is a torn write from a crash: the file
 //! is truncated there and the record is never applied. Damage anywhere else is an error.
@@ -38,6 +42,9 @@ pub struct WalOptions {
     pub sync: bool,
     /// With `sync` off, how often the driver syncs.
     pub lazy_sync_interval: std::time::Duration,
+    /// Whether each new segment is zero-filled to `segment_bytes` first (on files that can be),
+    /// so that an fdatasync after an append commits no new file size.
+    pub preallocate: bool,
     /// Whether the vote is written. Turning it off is the `forget-vote` bug: a restarted node
     /// may vote twice in one term.
     pub persist_vote: bool,
@@ -49,6 +56,7 @@ impl Default for WalOptions {
             segment_bytes: 8 << 20,
             sync: true,
             lazy_sync_interval: std::time::Duration::from_secs(1),
+            preallocate: true,
             persist_vote: true,
         }
     }
@@ -273,6 +281,9 @@ impl<F: Fs> Wal<F> {
     fn start_segment(&mut self, seq: u64) -> Result<(), StorageError> {
         let path = segment_path(&self.dir, seq);
         self.file = self.fs.open_append(&path).map_err(StorageError::io(&path))?;
+        if self.options.preallocate {
+            self.file.preallocate(self.options.segment_bytes).map_err(StorageError::io(&path))?;
+        }
         self.segments.push(Segment { seq, path, last_index: LogIndex(0) });
         self.segment_len = 0;
         self.write_hard_state(self.hard_state)?;
@@ -296,6 +307,9 @@ impl Replay {
         let mut offset = 0usize;
         let mut last_index = LogIndex(0);
         while offset < data.len() {
+            if data[offset..].iter().all(|&byte| byte == 0) {
+                break; // The preallocated rest of the segment, never written.
+            }
             let payload = match unframe(&data[offset..]) {
                 Ok(payload) => payload,
                 Err(why) => return (offset as u64, last_index, Some(why)),
@@ -396,6 +410,10 @@ fn unframe(data: &[u8]) -> Result<&[u8], String> {
     }
     let len = u32::from_le_bytes(data[0..4].try_into().expect("4 bytes"));
     let crc = u32::from_le_bytes(data[4..8].try_into().expect("4 bytes"));
+    if len == 0 {
+        // Every record has a kind, so no payload is empty: zeros are unwritten space.
+        return Err("zeros where a record should start".into());
+    }
     if len > MAX_RECORD {
         return Err(format!("record length {len} is implausible"));
     }
