@@ -16,7 +16,7 @@ use crate::proto::raftbed::{Fence, KvSnapshot, LeaseState, Session};
 
 const APPLIED: &[u8] = b"m/applied";
 const REVISION: &[u8] = b"m/revision";
-/// The writer thread's nice value (0 is normal, 19 the lowest priority).
+/// The nice value of the writer thread and sled's threads (0 is normal, 19 the lowest).
 const BACKGROUND_NICE: i32 = 10;
 
 /// A node's state machine at rest.
@@ -361,6 +361,7 @@ mod tests {
         assert_eq!(applied, 40);
         assert_eq!(loaded.encode(), fresh.encode());
     }
+
     #[test]
     fn the_writer_is_busy_only_until_a_save_is_written() {
         let dir = tempfile::tempdir().unwrap();
