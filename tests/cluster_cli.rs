@@ -188,4 +188,13 @@ fn a_jepsen_style_run_against_real_processes_is_linearizable_and_loses_nothing()
     assert!(trace.contains("nemesis "), "faults were injected");
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
     assert!(html.contains("class=\"fault\""), "the faults are drawn");
+    // Every node is gone, those the nemesis restarted included.
+    let dir = out.split("nodes up in ").nth(1).and_then(|rest| rest.split(',').next()).unwrap();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(" node ") && cmdline.contains(dir))
+        .collect();
+    assert!(left.is_empty(), "node processes left running on {dir}: {left:?}");
 }

@@ -339,7 +339,10 @@ fn up(
         let _ = tokio::signal::ctrl_c().await;
     });
     stop_children(&mut children);
-    let _ = write_cluster(dir, &ClusterFile { endpoints, pids: vec![0; nodes], node_args });
+    // Nodes `nemesis restart` started are not our children; cluster.json names them.
+    if stop_recorded(dir).is_err() {
+        let _ = write_cluster(dir, &ClusterFile { endpoints, pids: vec![0; nodes], node_args });
+    }
     println!("raftbed cluster: stopped (data kept in {})", dir.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -394,10 +397,23 @@ pub fn node_pid_alive(pid: u32, dir: &Path) -> bool {
 }
 
 fn down(dir: &Path) -> Result<(), String> {
+    let stopped = stop_recorded(dir)?;
+    println!("raftbed cluster: stopped {stopped} nodes (data kept in {})", dir.display());
+    Ok(())
+}
+
+/// Stops every node process `DIR/cluster.json` records that still runs on `dir` (nodes that
+/// `nemesis restart` started included; paused ones are resumed so they can exit): SIGTERM, then
+/// SIGKILL after 5 s. Returns how many there were.
+///
+/// # Errors
+/// If `cluster.json` cannot be read or written.
+pub fn stop_recorded(dir: &Path) -> Result<usize, String> {
     let mut file = read_cluster(dir)?;
     let mut stopped = 0;
     for pid in file.pids.iter().copied().filter(|p| *p != 0) {
         if node_pid_alive(pid, dir) {
+            signal(pid, libc_signal::CONT);
             signal(pid, libc_signal::TERM);
             stopped += 1;
         }
@@ -414,8 +430,7 @@ fn down(dir: &Path) -> Result<(), String> {
     }
     file.pids.iter_mut().for_each(|p| *p = 0);
     write_cluster(dir, &file)?;
-    println!("raftbed cluster: stopped {stopped} nodes (data kept in {})", dir.display());
-    Ok(())
+    Ok(stopped)
 }
 
 fn kill_leader(dir: &Path) -> Result<(), String> {

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use clap::Args;
 use jepsen_lite::{CheckOptions, CheckResult, EventType, ModelKind, RegisterModel, Value};
 
-use super::cluster::{free_base_port, start_cluster, stop_children, wait_for_leader};
+use super::cluster::{
+    free_base_port, start_cluster, stop_children, stop_recorded, wait_for_leader,
+};
 use super::nemesis::{Fault, apply};
 use crate::client::Client;
 use crate::rng::SplitMix64;
@@ -82,6 +84,10 @@ pub fn run(args: &TestArgs) -> ExitCode {
         local.block_on(&runtime, drive(args, &dir, started.file.endpoints.clone()))
     });
     stop_children(&mut started.children);
+    // Nodes the nemesis restarted are not our children; cluster.json names them.
+    if let Err(e) = stop_recorded(&dir) {
+        eprintln!("raftbed test: {e}");
+    }
     let report = match report {
         Ok(r) => r,
         Err(e) => {
