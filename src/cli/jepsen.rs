@@ -195,48 +195,15 @@ async fn drive(args: &TestArgs, dir: &std::path::Path, endpoints: Vec<String>) -
                     value.clone(),
                     "",
                 );
-                match client.put(Bytes::from(key.clone()), Bytes::from(seq.to_string())).await {
-                    Ok(_) => {
-                        acked.push((key.clone(), shared.history.borrow().events.len()));
-                        workload::record(
-                            &shared,
-                            &trace,
-                            clock(),
-                            proc_id,
-                            EventType::Ok,
-                            "put",
-                            &key,
-                            value,
-                            "",
-                        );
-                    }
-                    Err(e) if e.definite => {
-                        workload::record(
-                            &shared,
-                            &trace,
-                            clock(),
-                            proc_id,
-                            EventType::Fail,
-                            "put",
-                            &key,
-                            value,
-                            &e.message,
-                        );
-                    }
-                    Err(e) => {
-                        workload::record(
-                            &shared,
-                            &trace,
-                            clock(),
-                            proc_id,
-                            EventType::Info,
-                            "put",
-                            &key,
-                            value,
-                            &e.message,
-                        );
-                        proc_id += processes;
-                    }
+                let put = client.put(Bytes::from(key.clone()), Bytes::from(seq.to_string()));
+                let outcome = put.await.map(|_| value.clone());
+                if outcome.is_ok() {
+                    acked.push((key.clone(), shared.history.borrow().events.len()));
+                }
+                let (kind, value, why) = workload::completion(outcome, value);
+                workload::record(&shared, &trace, clock(), proc_id, kind, "put", &key, value, &why);
+                if kind == EventType::Info {
+                    proc_id += processes;
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }

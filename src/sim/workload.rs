@@ -226,44 +226,31 @@ pub async fn run_on<N: Net + Send + Sync>(
                 }
             }
         };
-        match outcome {
-            Ok((output, index)) => {
-                if let Some(index) = index {
-                    let seq = client.last_seq();
-                    shared.acked.borrow_mut().push((session_id(id), seq, LogIndex(index)));
-                    shared.acked_events.borrow_mut().push(shared.history.borrow().events.len());
-                }
-                record(&shared, &trace, clock(), process, EventType::Ok, f, &key, output, "");
-            }
-            Err(e) if e.definite => {
-                record(
-                    &shared,
-                    &trace,
-                    clock(),
-                    process,
-                    EventType::Fail,
-                    f,
-                    &key,
-                    input,
-                    &e.message,
-                );
-            }
-            Err(e) => {
-                record(
-                    &shared,
-                    &trace,
-                    clock(),
-                    process,
-                    EventType::Info,
-                    f,
-                    &key,
-                    input,
-                    &e.message,
-                );
-                process += params.processes;
-                seen.remove(&key);
-            }
+        if let Ok((_, Some(index))) = &outcome {
+            let seq = client.last_seq();
+            shared.acked.borrow_mut().push((session_id(id), seq, LogIndex(*index)));
+            shared.acked_events.borrow_mut().push(shared.history.borrow().events.len());
         }
+        let (kind, value, why) = completion(outcome.map(|(output, _)| output), input);
+        record(&shared, &trace, clock(), process, kind, f, &key, value, &why);
+        if kind == EventType::Info {
+            process += params.processes;
+            seen.remove(&key);
+        }
+    }
+}
+
+/// How an op ended, as a history event: ok with its output; fail with the op's input for a
+/// definite error; info for an indefinite one, after which the op may still take effect, so its
+/// process must not invoke again (Jepsen's rule: the caller continues as a new process).
+pub(crate) fn completion(
+    outcome: Result<Value, ClientError>,
+    input: Value,
+) -> (EventType, Value, String) {
+    match outcome {
+        Ok(output) => (EventType::Ok, output, String::new()),
+        Err(e) if e.definite => (EventType::Fail, input, e.message),
+        Err(e) => (EventType::Info, input, e.message),
     }
 }
 
