@@ -147,14 +147,8 @@ pub async fn run_naive_node<N: Net + Send + Sync>(
 ) -> Result<(), NodeError> {
     let id = config.node.id;
     let me = config.node.members.get(&id).expect("the node is a member").clone();
-    let control = net
-        .bind(&me.peer_addr)
-        .await
-        .map_err(|source| NodeError::Bind { addr: me.peer_addr.clone(), source })?;
-    let client = net
-        .bind(&me.client_addr)
-        .await
-        .map_err(|source| NodeError::Bind { addr: me.client_addr.clone(), source })?;
+    let control = crate::server::bind(&net, &me.peer_addr).await?;
+    let client = crate::server::bind(&net, &me.client_addr).await?;
     let (calls_tx, mut calls) = mpsc::channel(4096);
     let (role, epoch) = {
         let d = disk.borrow();

@@ -160,6 +160,11 @@ pub trait Observer {
     fn lease(&self, _node: NodeId, _term: Term, _until: Option<Duration>) {}
 }
 
+/// Listens on `addr`, or says which address could not be bound.
+pub(crate) async fn bind<N: Net>(net: &N, addr: &str) -> Result<N::Listener, NodeError> {
+    net.bind(addr).await.map_err(|source| NodeError::Bind { addr: addr.to_string(), source })
+}
+
 /// Runs a node until a fatal error.
 ///
 /// # Errors
@@ -173,14 +178,8 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
 ) -> Result<(), NodeError> {
     let (wal, recovered) = Wal::open(fs, &config.data_dir, config.wal.clone())?;
     let me = config.members.get(&config.id).expect("the node is a member").clone();
-    let peer_listener = net
-        .bind(&me.peer_addr)
-        .await
-        .map_err(|source| NodeError::Bind { addr: me.peer_addr.clone(), source })?;
-    let client_listener = net
-        .bind(&me.client_addr)
-        .await
-        .map_err(|source| NodeError::Bind { addr: me.client_addr.clone(), source })?;
+    let peer_listener = bind(&net, &me.peer_addr).await?;
+    let client_listener = bind(&net, &me.client_addr).await?;
     let (inbox_tx, inbox) = tokio::sync::mpsc::channel(8192);
     let (calls_tx, calls) = tokio::sync::mpsc::channel(4096);
     let (revision_tx, revision) = tokio::sync::watch::channel(0);
