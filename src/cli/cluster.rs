@@ -117,13 +117,17 @@ pub fn read_cluster(dir: &Path) -> Result<ClusterFile, String> {
     serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Every port of `nodes` nodes from `base`: node I's client port BASE+10·I, its peer port after
+/// it, and its admin port after that.
+fn cluster_ports(base: u16, nodes: usize) -> impl Iterator<Item = u16> {
+    (1..=nodes as u16).flat_map(move |i| [0, 1, 2].map(|k| base + 10 * i + k))
+}
+
 /// A base port from which `nodes` nodes' client, peer and admin ports are free now.
 pub fn free_base_port(nodes: usize) -> Option<u16> {
     let seed = std::process::id() as u16;
     (0..200u16).map(|attempt| 32_000 + (seed.wrapping_add(attempt * 53) % 300) * 100).find(|base| {
-        (1..=nodes as u16)
-            .flat_map(|i| [0, 1, 2].map(|k| base + 10 * i + k))
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        cluster_ports(*base, nodes).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
     })
 }
 
@@ -247,16 +251,11 @@ pub fn start_cluster(
         return Err(format!("--base-port {base}: the ports of {nodes} nodes do not fit"));
     }
     let endpoints = default_endpoints(nodes, base);
-    for (i, endpoint) in endpoints.iter().enumerate() {
-        let peer = format!("127.0.0.1:{}", base + 10 * (i as u16 + 1) + 1);
-        let admin = format!("127.0.0.1:{}", base + 10 * (i as u16 + 1) + 2);
-        for addr in [endpoint, &peer, &admin] {
-            if let Err(e) = std::net::TcpListener::bind(addr) {
-                return Err(format!(
-                    "port {} is not free ({e}): another cluster may be up (`raftbed cluster down`), or use --base-port",
-                    addr.rsplit(':').next().unwrap_or(addr)
-                ));
-            }
+    for port in cluster_ports(base, nodes) {
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            return Err(format!(
+                "port {port} is not free ({e}): another cluster may be up (`raftbed cluster down`), or use --base-port"
+            ));
         }
     }
     if let Ok(previous) = read_cluster(dir)
@@ -442,11 +441,8 @@ fn kill_leader(dir: &Path) -> Result<(), String> {
     let leader = runtime
         .block_on(wait_for_leader(&file.endpoints, Duration::from_secs(5)))
         .ok_or("no leader to kill")?;
-    let pid = file.pids.get(leader as usize - 1).copied().unwrap_or(0);
-    if pid == 0 || !node_pid_alive(pid, dir) {
-        return Err(format!("n{leader} leads, but its recorded pid {pid} is not a running node"));
-    }
-    signal(pid, libc_signal::KILL);
+    let kill = super::nemesis::Fault::Kill { node: format!("n{leader}") };
+    runtime.block_on(super::nemesis::apply(dir, &kill))?;
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());

@@ -120,11 +120,8 @@ pub fn run(args: &NemesisArgs) -> ExitCode {
     }
 }
 
-async fn block(
-    dir: &Path,
-    endpoints: &[String],
-    cuts: &[BTreeSet<usize>],
-) -> Result<Vec<String>, String> {
+/// Tells each node which peers to ignore; returns the nodes that could not be told.
+async fn block(dir: &Path, endpoints: &[String], cuts: &[BTreeSet<usize>]) -> Vec<String> {
     let mut failed = Vec::new();
     for (i, endpoint) in endpoints.iter().enumerate() {
         let list: Vec<String> = cuts[i].iter().map(usize::to_string).collect();
@@ -132,7 +129,7 @@ async fn block(
             failed.push(format!("n{}: {e}", i + 1));
         }
     }
-    Ok(failed)
+    failed
 }
 
 /// Applies `fault` to the cluster in `dir`; says what it did.
@@ -167,7 +164,7 @@ pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
                         .collect()
                 })
                 .collect();
-            let failed = block(dir, &endpoints, &cuts).await?;
+            let failed = block(dir, &endpoints, &cuts).await;
             Ok(format!("partitioned {}{}", sides.join(" | "), note(failed)))
         }
         Fault::IsolateLeader => {
@@ -183,11 +180,11 @@ pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
                     }
                 })
                 .collect();
-            let failed = block(dir, &endpoints, &cuts).await?;
+            let failed = block(dir, &endpoints, &cuts).await;
             Ok(format!("isolated the leader n{leader}{}", note(failed)))
         }
         Fault::Heal => {
-            let failed = block(dir, &endpoints, &vec![BTreeSet::new(); n]).await?;
+            let failed = block(dir, &endpoints, &vec![BTreeSet::new(); n]).await;
             Ok(format!("healed{}", note(failed)))
         }
         Fault::Kill { node } | Fault::Pause { node } | Fault::Resume { node } => {
