@@ -81,8 +81,6 @@ pub struct Driver<F: Fs, C: Clock> {
     lessor: Lessor,
     next_tick: Duration,
     next_sync: Duration,
-    /// Ticks fired since start.
-    ticks: u64,
     published: Published,
 }
 
@@ -168,7 +166,6 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         Ok(Driver {
             next_tick: now + config.tick,
             next_sync: now,
-            ticks: 0,
             config,
             node,
             wal,
@@ -243,7 +240,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             return Ok(());
         }
         if self.config.campaign_first
-            && self.ticks == u64::from(self.config.raft.election_timeout_ticks_min) + 1
+            && self.node.ticks() == u64::from(self.config.raft.election_timeout_ticks_min) + 1
             && self.node.term() == crate::raft::Term(0)
         {
             self.node.campaign();
@@ -251,7 +248,6 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         let mut fired = 0;
         while self.next_tick <= now && fired < MAX_TICKS_AT_ONCE {
             self.node.tick();
-            self.ticks += 1;
             self.next_tick += self.config.tick;
             fired += 1;
         }
@@ -530,7 +526,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         Ok(())
     }
 
-    /// How long this node's leader lease still holds, on its clock.
+    /// How long this node's leader lease still holds after its last tick, on its clock.
     fn lease_left(&self) -> Option<Duration> {
         self.node.lease_read_index()?;
         let until = self.node.lease_until_tick()?;
@@ -540,12 +536,8 @@ impl<F: Fs, C: Clock> Driver<F, C> {
     /// Tells the observer until when, on this node's clock, its lease holds.
     fn report_lease(&self) {
         let Some(observer) = &self.observer else { return };
-        let until = self.node.lease_read_index().and_then(|_| {
-            let until = self.node.lease_until_tick()?;
-            let ticks_left = until.saturating_sub(self.node.ticks()) as u32;
-            // The last tick fired at `next_tick - tick`.
-            Some(self.next_tick - self.config.tick + self.config.tick * ticks_left)
-        });
+        // Counted from the last tick, which fired at `next_tick - tick`.
+        let until = self.lease_left().map(|left| self.next_tick - self.config.tick + left);
         observer.lease(self.node.id(), self.node.term(), until);
     }
 
