@@ -610,7 +610,12 @@ impl KvStore {
 
     /// The state as snapshot bytes.
     pub fn encode(&self) -> Bytes {
-        let snapshot = KvSnapshot {
+        Bytes::from(self.to_snapshot().encode_to_vec())
+    }
+
+    /// The whole state as a snapshot message (what `encode` encodes).
+    pub fn to_snapshot(&self) -> KvSnapshot {
+        KvSnapshot {
             revision: self.revision,
             kvs: self.kvs.values().cloned().collect(),
             leases: self.leases.iter().map(|(id, l)| LeaseState { id: *id, ttl: l.ttl }).collect(),
@@ -620,8 +625,7 @@ impl KvStore {
                 .iter()
                 .map(|(name, token)| Fence { name: name.clone(), token: *token })
                 .collect(),
-        };
-        Bytes::from(snapshot.encode_to_vec())
+        }
     }
 
     /// Restores from `encode`'s bytes.

@@ -151,7 +151,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                     return Err(NodeError::StateAhead { applied, last });
                 }
                 // New, or behind the snapshot (sled lost unsynced batches): rebuild from it.
-                _ => store.replace(snapshot_index, &kv)?,
+                _ => store.replace(snapshot_index, &kv.to_snapshot())?,
             }
             kv.track_changes();
             Some(StateWriter::start(store))
@@ -445,7 +445,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             if let Some(snapshot) = &ready.snapshot {
                 self.kv = KvStore::decode(&snapshot.data)?;
                 if let Some(store) = &self.at_rest {
-                    store.replace(snapshot.meta.index.0, self.kv.clone())?;
+                    store.replace(snapshot.meta.index.0, self.kv.to_snapshot())?;
                     self.kv.track_changes();
                     self.unsaved = None;
                 }

@@ -133,14 +133,13 @@ impl StateStore {
         self.db.flush().map(|_| ()).map_err(|e| self.fail(e))
     }
 
-    /// Replaces everything with `store` at `applied` (after a snapshot was installed, or to
-    /// rebuild from one).
+    /// Replaces everything with `snapshot` (a state machine's `to_snapshot`) at `applied`
+    /// (after a snapshot was installed, or to rebuild from one).
     ///
     /// # Errors
     /// If sled fails.
-    pub fn replace(&self, applied: u64, store: &KvStore) -> Result<(), StateError> {
+    pub fn replace(&self, applied: u64, snapshot: &KvSnapshot) -> Result<(), StateError> {
         self.db.clear().map_err(|e| self.fail(e))?;
-        let snapshot = KvSnapshot::decode(store.encode()).map_err(|e| self.fail(e))?;
         let changes = Changes {
             revision: snapshot.revision,
             kvs: snapshot.kvs.iter().map(|kv| (kv.key.clone(), Some(kv.encode_to_vec()))).collect(),
@@ -157,8 +156,7 @@ impl StateStore {
                 .collect(),
         };
         self.save(applied, &changes)?;
-        self.db.flush().map_err(|e| self.fail(e))?;
-        Ok(())
+        self.flush()
     }
 }
 
@@ -180,7 +178,7 @@ fn lower_priority() {
 
 enum Job {
     Save(u64, Changes),
-    Replace(u64, KvStore, std::sync::mpsc::Sender<Result<(), StateError>>),
+    Replace(u64, KvSnapshot, std::sync::mpsc::Sender<Result<(), StateError>>),
     Flush(std::sync::mpsc::Sender<Result<(), StateError>>),
 }
 
@@ -215,8 +213,8 @@ impl StateWriter {
                         }
                         written.fetch_sub(1, std::sync::atomic::Ordering::Release);
                     }
-                    Job::Replace(applied, kv, done) => {
-                        let _ = done.send(store.replace(applied, &kv));
+                    Job::Replace(applied, snapshot, done) => {
+                        let _ = done.send(store.replace(applied, &snapshot));
                     }
                     Job::Flush(done) => {
                         let _ = done.send(store.flush());
@@ -270,12 +268,12 @@ impl StateWriter {
         self.queued.load(std::sync::atomic::Ordering::Acquire) > 0
     }
 
-    /// Replaces everything with `kv` at `applied`, once the queue before it is written.
+    /// Replaces everything with `snapshot` at `applied`, once the queue before it is written.
     ///
     /// # Errors
     /// If sled fails.
-    pub fn replace(&self, applied: u64, kv: KvStore) -> Result<(), StateError> {
-        self.wait(|done| Job::Replace(applied, kv, done))
+    pub fn replace(&self, applied: u64, snapshot: KvSnapshot) -> Result<(), StateError> {
+        self.wait(|done| Job::Replace(applied, snapshot, done))
     }
 
     /// Makes everything queued durable.
@@ -356,7 +354,7 @@ mod tests {
         store.save(1, &kv.take_changes()).unwrap();
         let mut fresh = KvStore::default();
         apply(&mut fresh, 1, 2, put("new", "y", 0));
-        store.replace(40, &fresh).unwrap();
+        store.replace(40, &fresh.to_snapshot()).unwrap();
         let (applied, loaded) = store.load().unwrap().unwrap();
         assert_eq!(applied, 40);
         assert_eq!(loaded.encode(), fresh.encode());
