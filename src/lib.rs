@@ -10,6 +10,8 @@
 //!
 //! Modules:
 //! - [`raft`]: the Raft core, a pure state machine with no IO.
+//! - [`sim`]: the simulated world under turmoil; [`faults`]: the fault primitives every fault
+//!   lowers to; [`verdict`]: held, violated or undecided, and the exit codes.
 //! - [`transport`]: the wire form of peer messages and its conversion to core types.
 //! - [`cli`]: the `raftbed` command line.
 
@@ -24,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod demo;
+pub mod faults;
 pub mod kv;
 pub mod naive;
 pub mod proto;
@@ -34,3 +37,4 @@ pub mod server;
 pub mod sim;
 pub mod storage;
 pub mod transport;
+pub mod verdict;

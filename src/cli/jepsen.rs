@@ -1,32 +1,39 @@
 //! `raftbed test`: a Jepsen-style run against real node processes on loopback. It starts a
 //! cluster, runs the simulation's workload (the same client code, on real sockets), injects
-//! faults from a seeded schedule through `raftbed nemesis`'s machinery (partitions in the
-//! nodes' transports, SIGKILL and restart, SIGSTOP and SIGCONT), records the history, then
-//! heals, reads back every acknowledged write of a writer of unique keys, checks the history
-//! with jepsen-lite and runs the split-brain detector. The report is the same as `replay`'s.
+//! faults from a seeded schedule through the fault primitives on the real cluster
+//! (`real.rs`: partitions in the nodes' transports, SIGKILL and restart, SIGSTOP and SIGCONT),
+//! records the history, then heals, reads back every acknowledged write of a writer of unique
+//! keys, checks the history with jepsen-lite and runs the split-brain detector. The report is
+//! the same as `replay`'s, and so are the verdict and the exit codes.
 
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use jepsen_lite::{CheckOptions, CheckResult, EventType, ModelKind, RegisterModel, Value};
+use jepsen_lite::{EventType, Value};
 
 use super::cluster::{
     free_base_port, start_cluster, stop_children, stop_recorded, wait_for_leader,
 };
-use super::nemesis::{Fault, apply};
+use super::real::RealCluster;
 use crate::client::Client;
+use crate::faults::{Cut, Effect, Faults};
 use crate::rng::SplitMix64;
-use crate::scenario::{self, Evidence, ReplayReport, RoleSpan, System};
+use crate::scenario::{self, Evidence, ReplayReport, RoleSpan, RunInfo, System};
 use crate::server::calls::Consistency;
 use crate::sim::fencing::FencingLog;
 use crate::sim::trace::Trace;
 use crate::sim::workload::{self, ClientParams, DEFAULT_MIX, Role, Shared};
+use crate::sim::{CheckBudget, check_history};
 use crate::transport::net::TokioNet;
+use crate::verdict::{EXIT_BAD_INPUT, EXIT_HELD};
 
 /// `raftbed test` arguments.
 #[derive(Debug, Args)]
@@ -34,8 +41,8 @@ pub struct TestArgs {
     /// Nodes (3 to 9).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(3..=9))]
     pub nodes: u16,
-    /// How long the workload and faults run.
-    #[arg(long, default_value = "60s", value_parser = super::sim::parse_duration)]
+    /// How long the workload and faults run (at most 1h).
+    #[arg(long, default_value = "60s", value_parser = super::sim::parse_run_duration)]
     pub time: Duration,
     /// Fault kinds, comma-separated: partition, kill, pause (or none).
     #[arg(long, default_value = "partition,kill,pause", value_delimiter = ',')]
@@ -51,35 +58,35 @@ pub struct TestArgs {
     pub report: Option<PathBuf>,
 }
 
-/// Runs `raftbed test`: exit 0 when the history is linearizable and nothing acknowledged was
-/// lost, 1 otherwise, 2 when the cluster could not be run.
+/// Runs `raftbed test`: exit 0 when every check held, 1 when one was violated, 2 when the
+/// cluster could not be run, 4 when nothing was violated but a check could not be decided.
 pub fn run(args: &TestArgs) -> ExitCode {
     for fault in &args.faults {
         if !["partition", "kill", "pause", "none"].contains(&fault.as_str()) {
             eprintln!("raftbed test: unknown fault {fault:?} (partition, kill, pause, none)");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_BAD_INPUT);
         }
     }
     if args.clients == 0 || args.clients > 64 {
         eprintln!("raftbed test: --clients must be 1 to 64");
-        return ExitCode::from(2);
+        return ExitCode::from(EXIT_BAD_INPUT);
     }
     let dir = std::env::temp_dir().join(format!("raftbed-test-{}", std::process::id()));
     let nodes = args.nodes as usize;
     let Some(base) = free_base_port(nodes) else {
         eprintln!("raftbed test: no free loopback ports");
-        return ExitCode::from(2);
+        return ExitCode::from(EXIT_BAD_INPUT);
     };
     let mut started = match start_cluster(nodes, &dir, base, &[]) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("raftbed test: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
     eprintln!("raftbed test: {nodes} nodes up in {}, leader n{}", dir.display(), started.leader);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-    let report = runtime.map_err(|e| e.to_string()).map(|runtime| {
+    let report = runtime.map_err(|e| e.to_string()).and_then(|runtime| {
         let local = tokio::task::LocalSet::new();
         local.block_on(&runtime, drive(args, &dir, started.file.endpoints.clone()))
     });
@@ -92,7 +99,7 @@ pub fn run(args: &TestArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("raftbed test: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
     print!("{}", super::replay::summary(&report, "-"));
@@ -100,298 +107,368 @@ pub fn run(args: &TestArgs) -> ExitCode {
         let command = std::env::args().collect::<Vec<_>>().join(" ");
         if let Err(e) = scenario::write_report(out, std::slice::from_ref(&report), "-", &command) {
             eprintln!("raftbed test: cannot write the report to {}: {e}", out.display());
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_BAD_INPUT);
         }
         println!("report: {}", out.join("report.html").display());
     }
-    if report.ok() {
+    let code = report.verdict().exit_code();
+    if code == EXIT_HELD {
         let _ = std::fs::remove_dir_all(&dir);
-        ExitCode::SUCCESS
     } else {
         println!("data dirs and logs kept in {}", dir.display());
-        ExitCode::FAILURE
     }
+    ExitCode::from(code)
 }
 
-/// What the test tracks while it runs.
+/// What the run's tasks share: the history, the trace, the clock.
+#[derive(Clone)]
 struct Run {
     start: Instant,
+    shared: Rc<Shared>,
     trace: Rc<RefCell<Trace>>,
-    faults: Vec<(Duration, Duration, String)>,
+    clock: Rc<dyn Fn() -> Duration>,
 }
 
-impl Run {
-    fn now(&self) -> Duration {
-        self.start.elapsed()
-    }
-
-    fn note(&self, text: &str) {
-        self.trace.borrow_mut().record(self.now(), format_args!("nemesis {text}"));
-    }
-}
-
-async fn drive(args: &TestArgs, dir: &std::path::Path, endpoints: Vec<String>) -> ReplayReport {
-    let n = endpoints.len();
-    let mut rng = SplitMix64::new(args.seed);
-    let shared = Rc::new(Shared::default());
-    let run = Rc::new(RefCell::new(Run {
-        start: Instant::now(),
+async fn drive(
+    args: &TestArgs,
+    dir: &Path,
+    endpoints: Vec<String>,
+) -> Result<ReplayReport, String> {
+    let start = Instant::now();
+    let run = Run {
+        start,
+        shared: Rc::new(Shared::default()),
         trace: Rc::new(RefCell::new(Trace::new(true))),
-        faults: Vec::new(),
-    }));
-    let start = run.borrow().start;
-    let clock: Rc<dyn Fn() -> Duration> = Rc::new(move || start.elapsed());
-    let trace = run.borrow().trace.clone();
-    let processes = args.clients as u64 + 1;
+        clock: Rc::new(move || start.elapsed()),
+    };
+    let mut rng = SplitMix64::new(args.seed);
+    let clients = start_clients(args, &run, &endpoints, &mut rng);
+    let writer = tokio::task::spawn_local(unique_writer(
+        run.clone(),
+        endpoints.clone(),
+        args.clients as u64,
+    ));
+    let paused: Arc<Vec<AtomicBool>> =
+        Arc::new((0..endpoints.len()).map(|_| AtomicBool::new(false)).collect());
+    let poller =
+        tokio::task::spawn_local(poll_roles(run.clone(), endpoints.clone(), paused.clone()));
+    let faults = nemesis(args, dir, &endpoints, &run, rng.fork(), paused).await?;
+    let end = (run.clock)();
+    run.shared.stop.set(true);
+    for task in clients {
+        let _ = task.await;
+    }
+    let acked = writer.await.unwrap_or_default();
+    let roles = poller.await.unwrap_or_default();
+    let stored = read_back(&endpoints).await;
+    let lost_events: Vec<usize> = match &stored {
+        Ok(stored) => acked.iter().filter(|(k, _)| !stored.contains(k)).map(|(_, e)| *e).collect(),
+        Err(_) => Vec::new(),
+    };
+    Ok(report(args, &run, faults, roles, lost_events, stored.err(), end))
+}
+
+/// The workload's clients, on real sockets.
+fn start_clients(
+    args: &TestArgs,
+    run: &Run,
+    endpoints: &[String],
+    rng: &mut SplitMix64,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let params = ClientParams {
-        nodes: endpoints.clone(),
+        nodes: endpoints.to_vec(),
         keys: 5,
         think_max: Duration::from_millis(20),
         timeout: Duration::from_secs(1),
         attempts: 2,
-        processes,
+        processes: args.clients as u64 + 1,
         lease_reads: 0.5,
         mix: DEFAULT_MIX,
         read_consistency: None,
         spread: true,
     };
-    let mut tasks = Vec::new();
-    for c in 0..args.clients as u64 {
-        let task = workload::run_on(
-            TokioNet,
-            clock.clone(),
-            c,
-            Role::Mixed,
-            params.clone(),
-            rng.fork(),
-            shared.clone(),
-            trace.clone(),
-        );
-        tasks.push(tokio::task::spawn_local(task));
+    (0..args.clients as u64)
+        .map(|c| {
+            let task = workload::run_on(
+                TokioNet,
+                run.clock.clone(),
+                c,
+                Role::Mixed,
+                params.clone(),
+                rng.fork(),
+                run.shared.clone(),
+                run.trace.clone(),
+            );
+            tokio::task::spawn_local(task)
+        })
+        .collect()
+}
+
+/// A writer of unique keys `w/1`, `w/2`, ...: what it was told is stored must be there at the
+/// end. Returns each acknowledged key with its `ok` event.
+async fn unique_writer(run: Run, endpoints: Vec<String>, process: u64) -> Vec<(String, usize)> {
+    let processes = process + 1;
+    let mut client = Client::new(TokioNet, endpoints, workload::session_id(process));
+    client.timeout = Duration::from_secs(1);
+    let mut acked = Vec::new();
+    let mut seq = 0u64;
+    let mut proc_id = process;
+    let record = |proc_id, kind, key: &str, value, why: &str| {
+        let now = (run.clock)();
+        workload::record(&run.shared, &run.trace, now, proc_id, kind, "put", key, value, why);
+    };
+    while !run.shared.stop.get() {
+        seq += 1;
+        let key = format!("w/{seq}");
+        let value = Value::Str(seq.to_string());
+        record(proc_id, EventType::Invoke, &key, value.clone(), "");
+        let put = client.put(Bytes::from(key.clone()), Bytes::from(seq.to_string()));
+        let outcome = put.await.map(|_| value.clone());
+        if outcome.is_ok() {
+            acked.push((key.clone(), run.shared.history.borrow().events.len()));
+        }
+        let (kind, value, why) = workload::completion(outcome, value);
+        record(proc_id, kind, &key, value, &why);
+        if kind == EventType::Info {
+            proc_id += processes;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    // A writer of unique keys: what it was told is stored must be there at the end.
-    let writer = {
-        let (shared, trace, clock, endpoints) =
-            (shared.clone(), trace.clone(), clock.clone(), endpoints.clone());
-        let process = args.clients as u64;
-        tokio::task::spawn_local(async move {
-            let mut client = Client::new(TokioNet, endpoints, workload::session_id(process));
-            client.timeout = Duration::from_secs(1);
-            let mut acked: Vec<(String, usize)> = Vec::new();
-            let mut seq = 0u64;
-            let mut proc_id = process;
-            while !shared.stop.get() {
-                seq += 1;
-                let key = format!("w/{seq}");
-                let value = Value::Str(seq.to_string());
-                workload::record(
-                    &shared,
-                    &trace,
-                    clock(),
-                    proc_id,
-                    EventType::Invoke,
-                    "put",
-                    &key,
-                    value.clone(),
-                    "",
-                );
-                let put = client.put(Bytes::from(key.clone()), Bytes::from(seq.to_string()));
-                let outcome = put.await.map(|_| value.clone());
-                if outcome.is_ok() {
-                    acked.push((key.clone(), shared.history.borrow().events.len()));
-                }
-                let (kind, value, why) = workload::completion(outcome, value);
-                workload::record(&shared, &trace, clock(), proc_id, kind, "put", &key, value, &why);
-                if kind == EventType::Info {
-                    proc_id += processes;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            acked
-        })
-    };
-    // Roles: every node's status, polled.
-    let roles: Rc<RefCell<Vec<RoleSpan>>> = Rc::default();
-    let current: Rc<RefCell<Vec<(String, Duration)>>> =
-        Rc::new(RefCell::new(vec![("follower".into(), Duration::ZERO); n]));
-    let paused: Rc<RefCell<Vec<bool>>> = Rc::new(RefCell::new(vec![false; n]));
-    let poller = {
-        let (roles, current, paused, endpoints, shared, clock) = (
-            roles.clone(),
-            current.clone(),
-            paused.clone(),
-            endpoints.clone(),
-            shared.clone(),
-            clock.clone(),
-        );
-        tokio::task::spawn_local(async move {
-            let mut client = Client::new(TokioNet, endpoints.clone(), 0);
-            client.timeout = Duration::from_millis(150);
-            while !shared.stop.get() {
-                for i in 0..endpoints.len() {
-                    let role = if paused.borrow()[i] {
-                        "paused".to_string()
-                    } else {
-                        match client.status(i).await {
-                            Ok(s) => {
-                                let me = s.header.as_ref().map_or(0, |h| h.member_id);
-                                if s.leader == me { "leader" } else { "follower" }.to_string()
-                            }
-                            Err(_) => "down".to_string(),
-                        }
-                    };
-                    let now = clock();
-                    let mut cur = current.borrow_mut();
-                    if cur[i].0 != role {
-                        let (old, since) = std::mem::replace(&mut cur[i], (role, now));
-                        roles.borrow_mut().push(RoleSpan {
-                            node: i,
-                            role: old,
-                            from: since,
-                            to: now,
-                        });
+    acked
+}
+
+/// Every node's role, polled until the workload stops (a paused node is not asked).
+async fn poll_roles(
+    run: Run,
+    endpoints: Vec<String>,
+    paused: Arc<Vec<AtomicBool>>,
+) -> Vec<RoleSpan> {
+    let mut spans = Vec::new();
+    let mut current = vec![("follower".to_string(), Duration::ZERO); endpoints.len()];
+    let mut client = Client::new(TokioNet, endpoints.clone(), 0);
+    client.timeout = Duration::from_millis(150);
+    while !run.shared.stop.get() {
+        for (i, cur) in current.iter_mut().enumerate() {
+            let role = if paused[i].load(Ordering::Relaxed) {
+                "paused".to_string()
+            } else {
+                match client.status(i).await {
+                    Ok(s) => {
+                        let me = s.header.as_ref().map_or(0, |h| h.member_id);
+                        if s.leader == me { "leader" } else { "follower" }.to_string()
                     }
+                    Err(_) => "down".to_string(),
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            let now = (run.clock)();
+            if cur.0 != role {
+                let (old, since) = std::mem::replace(cur, (role, now));
+                spans.push(RoleSpan { node: i, role: old, from: since, to: now });
             }
-        })
-    };
-    // The nemesis.
-    let kinds: Vec<&str> =
-        args.faults.iter().map(String::as_str).filter(|f| *f != "none").collect();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stop = (run.clock)();
+    for (i, (role, since)) in current.into_iter().enumerate() {
+        spans.push(RoleSpan { node: i, role, from: since, to: stop });
+    }
+    spans.sort_by_key(|s| (s.node, s.from));
+    spans
+}
+
+/// Runs the fault schedule on a thread of its own (the real backend blocks) until `--time`,
+/// then heals everything. The trace hears of each fault as it happens. Returns the fault
+/// windows.
+async fn nemesis(
+    args: &TestArgs,
+    dir: &Path,
+    endpoints: &[String],
+    run: &Run,
+    rng: SplitMix64,
+    paused: Arc<Vec<AtomicBool>>,
+) -> Result<Vec<(Duration, Duration, String)>, String> {
+    let (notes, mut heard) = tokio::sync::mpsc::unbounded_channel::<(Duration, String)>();
+    let sink = Box::new(move |at: Duration, text: &str| {
+        let _ = notes.send((at, text.to_string()));
+    });
+    let mut real = RealCluster::new(dir.to_path_buf(), endpoints.to_vec(), run.start, sink)?;
+    let kinds: Vec<String> = args.faults.iter().filter(|f| *f != "none").cloned().collect();
     let until = args.time;
-    while run.borrow().now() + Duration::from_secs(4) < until {
-        tokio::time::sleep(rng.duration(Duration::from_millis(1500), Duration::from_millis(3000)))
-            .await;
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let windows = schedule(&mut real, &kinds, rng, until, &paused);
+        let healed = real.heal_all();
+        let failed = if healed.failed.is_empty() {
+            String::new()
+        } else {
+            format!(" (not undone: {})", healed.failed.join("; "))
+        };
+        real.note(&format!("heal everything (end of test){failed}"));
+        let _ = done.send(windows);
+    });
+    let trace = run.trace.clone();
+    let recorder = tokio::task::spawn_local(async move {
+        while let Some((at, text)) = heard.recv().await {
+            trace.borrow_mut().record(at, format_args!("nemesis {text}"));
+        }
+    });
+    let windows = finished.await.map_err(|_| "the nemesis thread stopped".to_string())?;
+    let _ = recorder.await;
+    Ok(windows)
+}
+
+/// `raftbed test`'s fault schedule lowered to the primitives: every 1.5-3 s one fault of the
+/// kinds asked for, held 2-5 s, then undone; none starts in the last 4 s.
+fn schedule(
+    f: &mut impl Faults,
+    kinds: &[String],
+    mut rng: SplitMix64,
+    until: Duration,
+    paused: &[AtomicBool],
+) -> Vec<(Duration, Duration, String)> {
+    let mut windows = Vec::new();
+    let n = f.nodes().len();
+    while f.now() + Duration::from_secs(4) < until {
+        std::thread::sleep(rng.duration(Duration::from_millis(1500), Duration::from_millis(3000)));
         if kinds.is_empty() {
             continue;
         }
-        let kind = kinds[rng.below(kinds.len() as u64) as usize];
+        let kind = kinds[rng.below(kinds.len() as u64) as usize].as_str();
         let hold = rng.duration(Duration::from_secs(2), Duration::from_secs(5));
-        let node = format!("n{}", 1 + rng.below(n as u64));
-        let (fault, undo, label) = match kind {
-            "partition" if rng.chance(0.5) => {
-                (Fault::IsolateLeader, Fault::Heal, "the leader isolated".to_string())
-            }
-            "partition" => {
-                let mut ids: Vec<usize> = (1..=n).collect();
-                for i in (1..ids.len()).rev() {
-                    ids.swap(i, rng.below(i as u64 + 1) as usize);
-                }
-                let cut = 1 + rng.below((n / 2) as u64) as usize;
-                let side =
-                    |s: &[usize]| s.iter().map(|i| format!("n{i}")).collect::<Vec<_>>().join(",");
-                let sides = vec![side(&ids[..cut]), side(&ids[cut..])];
-                let label = format!("partition {}", sides.join(" | "));
-                (Fault::Partition { sides }, Fault::Heal, label)
-            }
-            "kill" => (
-                Fault::Kill { node: node.clone() },
-                Fault::Restart { node: node.clone() },
-                format!("{node} killed"),
-            ),
-            _ => (
-                Fault::Pause { node: node.clone() },
-                Fault::Resume { node: node.clone() },
-                format!("{node} paused"),
-            ),
+        let node = rng.below(n as u64) as usize;
+        let from = f.now();
+        let Some((label, undo)) = start_fault(f, kind, node, &mut rng) else { continue };
+        paused[node].store(kind == "pause", Ordering::Relaxed);
+        std::thread::sleep(hold);
+        paused[node].store(false, Ordering::Relaxed);
+        let effect = match &undo {
+            Undo::Heal(cut) => f.heal(cut),
+            Undo::Restart(node) => f.restart(*node),
+            Undo::Resume(node) => f.resume(*node),
         };
-        let index = node.trim_start_matches('n').parse::<usize>().unwrap_or(1) - 1;
-        let from = run.borrow().now();
-        match apply(dir, &fault).await {
-            Ok(text) => run.borrow().note(&text),
-            Err(e) => {
-                run.borrow().note(&format!("{label} failed: {e}"));
-                continue;
+        let text = match effect {
+            Effect::Failed(e) => format!("undoing {label} failed: {e}"),
+            _ => format!("undo: {label}"),
+        };
+        f.note(&text);
+        windows.push((from, f.now(), label));
+    }
+    let left = until.saturating_sub(f.now());
+    std::thread::sleep(left);
+    windows
+}
+
+/// How a fault of the test's schedule is undone.
+enum Undo {
+    Heal(Cut),
+    Restart(usize),
+    Resume(usize),
+}
+
+/// Starts one fault of `kind`; its label and undo, or `None` (noted) if it could not start.
+fn start_fault(
+    f: &mut impl Faults,
+    kind: &str,
+    node: usize,
+    rng: &mut SplitMix64,
+) -> Option<(String, Undo)> {
+    let names = f.nodes().to_vec();
+    let (label, undo, effect) = match kind {
+        "partition" if rng.chance(0.5) => {
+            let Some(leader) = f.leader() else {
+                f.note("isolate the leader: there is none");
+                return None;
+            };
+            let (cut, effect) = f.isolate(leader);
+            (format!("the leader {} isolated", names[leader]), Undo::Heal(cut), effect)
+        }
+        "partition" => {
+            let mut order = names.clone();
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.below(i as u64 + 1) as usize);
             }
+            let (a, b) = order.split_at(1 + rng.below((names.len() / 2) as u64) as usize);
+            let cut = Cut::between(&[a.to_vec(), b.to_vec()], false);
+            let effect = f.cut(&cut);
+            (format!("partition {} | {}", a.join(","), b.join(",")), Undo::Heal(cut), effect)
         }
-        if kind == "pause" {
-            paused.borrow_mut()[index] = true;
+        "kill" => (format!("{} killed", names[node]), Undo::Restart(node), f.crash(node)),
+        _ => (format!("{} paused", names[node]), Undo::Resume(node), f.pause(node)),
+    };
+    match effect {
+        Effect::Done => {
+            f.note(&label);
+            Some((label, undo))
         }
-        tokio::time::sleep(hold).await;
-        if kind == "pause" {
-            paused.borrow_mut()[index] = false;
+        Effect::Nothing(why) => {
+            f.note(&format!("{label}: nothing to do ({why})"));
+            None
         }
-        match apply(dir, &undo).await {
-            Ok(text) => run.borrow().note(&text),
-            Err(e) => run.borrow().note(&format!("undo failed: {e}")),
+        Effect::Failed(e) => {
+            f.note(&format!("{label} failed: {e}"));
+            // A partial cut is still undone.
+            if let Undo::Heal(cut) = &undo {
+                let _ = f.heal(cut);
+            }
+            None
         }
-        let to = run.borrow().now();
-        run.borrow_mut().faults.push((from, to, label));
     }
-    let remaining = until.saturating_sub(run.borrow().now());
-    tokio::time::sleep(remaining).await;
-    let end = run.borrow().now();
-    shared.stop.set(true);
-    let _ = apply(dir, &Fault::Heal).await;
-    for task in tasks {
-        let _ = task.await;
-    }
-    let acked = writer.await.unwrap_or_default();
-    let _ = poller.await;
-    // Read back every acknowledged unique write, linearizably.
-    let _ = wait_for_leader(&endpoints, Duration::from_secs(10)).await;
-    let mut client = Client::new(TokioNet, endpoints.clone(), 0);
+}
+
+/// Every key the unique-key writer stored, read linearizably once a leader is back.
+async fn read_back(endpoints: &[String]) -> Result<BTreeSet<String>, String> {
+    let _ = wait_for_leader(endpoints, Duration::from_secs(10)).await;
+    let mut client = Client::new(TokioNet, endpoints.to_vec(), 0);
     client.timeout = Duration::from_secs(2);
-    client.attempts = 2 * n;
-    let stored = client
+    client.attempts = 2 * endpoints.len();
+    let range = client
         .get(Bytes::from_static(b"w/"), Bytes::from_static(b"w0"), Consistency::Linearizable)
         .await
-        .map(|r| {
-            r.kvs
-                .into_iter()
-                .map(|kv| String::from_utf8_lossy(&kv.key).into_owned())
-                .collect::<std::collections::BTreeSet<_>>()
-        });
-    let lost_events: Vec<usize> = match &stored {
-        Ok(stored) => acked.iter().filter(|(k, _)| !stored.contains(k)).map(|(_, e)| *e).collect(),
-        Err(_) => Vec::new(),
-    };
-    let stop = run.borrow().now();
-    let mut spans = roles.borrow().clone();
-    for (i, (role, since)) in current.borrow().iter().enumerate() {
-        spans.push(RoleSpan { node: i, role: role.clone(), from: *since, to: stop });
-    }
-    spans.sort_by_key(|s| (s.node, s.from));
-    let history = shared.history.borrow().clone();
-    let check = CheckOptions { timeout: Some(Duration::from_secs(120)), ..CheckOptions::default() };
-    let mut linearizability =
-        jepsen_lite::check(&RegisterModel::new(ModelKind::Kv), &history, &check)
-            .map(|r| r.result)
-            .unwrap_or_else(|e| CheckResult::Unknown(format!("history malformed: {e}")));
-    if let Err(e) = &stored {
-        linearizability = CheckResult::Unknown(format!("the final read failed: {}", e.message));
-    }
+        .map_err(|e| {
+            format!("the final read of the unique-key writer's keys failed: {}", e.message)
+        })?;
+    Ok(range.kvs.into_iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect())
+}
+
+/// The report of a finished test.
+fn report(
+    args: &TestArgs,
+    run: &Run,
+    faults: Vec<(Duration, Duration, String)>,
+    roles: Vec<RoleSpan>,
+    lost_events: Vec<usize>,
+    undecided: Option<String>,
+    end: Duration,
+) -> ReplayReport {
+    let n = args.nodes as usize;
+    let history = run.shared.history.borrow().clone();
+    let budget = CheckBudget { timeout: Duration::from_secs(120), ..CheckBudget::default() };
+    let linearizability = check_history(&history, budget);
     let findings = scenario::detect(&Evidence {
         history: &history,
         lost_events: &lost_events,
-        roles: &spans,
+        roles: &roles,
         lease_overlaps: Vec::new(),
         violations: Vec::new(),
         fenced_rejections: 0,
         fencing: &FencingLog::default(),
         end,
     });
-    let node_names: Vec<String> = (1..=n).map(|i| format!("\"n{i}\"")).collect();
     let description = format!(
         "{n} raftbed node processes on loopback, {} clients, faults {}",
         args.clients,
         args.faults.join(",")
     );
-    let text = format!(
-        "name = \"raftbed test\"\ndescription = \"{description}\"\nduration = \"{}ms\"\n[[site]]\nname = \"loopback\"\nnodes = [{}]\n[[clients]]\nname = \"clients\"\nsite = \"loopback\"\ncount = {}\n",
-        end.as_millis().max(1),
-        node_names.join(", "),
-        args.clients
-    );
-    let scenario = scenario::parse(&text, "raftbed test").expect("a valid scenario");
     let mut groups = vec!["clients".to_string(); args.clients];
     groups.push("unique-key writer".into());
-    let faults = run.borrow().faults.clone();
-    let trace_cell = run.borrow().trace.clone();
-    let trace = trace_cell.borrow();
+    let trace = run.trace.borrow();
     ReplayReport {
-        scenario,
+        run: RunInfo {
+            name: "raftbed test".into(),
+            description,
+            duration: end,
+            nodes: (1..=n).map(|i| format!("n{i}")).collect(),
+        },
         system: System::Raft,
         seed: args.seed,
         trace_hash: format!("{:016x}", trace.hash()),
@@ -399,11 +476,12 @@ async fn drive(args: &TestArgs, dir: &std::path::Path, endpoints: Vec<String>) -
         history,
         linearizability,
         findings,
-        roles: spans,
+        detector_undecided: undecided,
+        roles,
         faults,
         groups,
-        processes,
-        wall: start.elapsed(),
+        processes: args.clients as u64 + 1,
+        wall: run.start.elapsed(),
         rerun: Some(format!(
             "raftbed test --nodes {n} --time {}s --faults {} --clients {} --seed {} (real processes: timing differs run to run)",
             args.time.as_secs(),
@@ -411,5 +489,6 @@ async fn drive(args: &TestArgs, dir: &std::path::Path, endpoints: Vec<String>) -
             args.clients,
             args.seed
         )),
+        check: budget,
     }
 }

@@ -8,6 +8,7 @@ mod jepsen;
 mod kv;
 mod nemesis;
 pub mod node;
+mod real;
 mod replay;
 pub mod sim;
 

@@ -83,7 +83,7 @@ fn node_index(name: &str, nodes: usize) -> Result<usize, String> {
 }
 
 /// Sends one admin command to node `id`; returns its answer.
-async fn admin(dir: &Path, endpoint: &str, command: &str) -> Result<String, String> {
+pub(crate) async fn admin(dir: &Path, endpoint: &str, command: &str) -> Result<String, String> {
     let token = std::fs::read_to_string(token_file(dir))
         .map_err(|e| format!("{}: {e}", token_file(dir).display()))?;
     let addr = admin_addr(endpoint).ok_or_else(|| format!("{endpoint}: no admin port"))?;

@@ -16,6 +16,7 @@ use crate::clock::RealClock;
 use crate::raft::NodeId;
 use crate::server::api::cluster_id;
 use crate::server::local::loopback_config;
+use crate::server::timing::Timing;
 use crate::server::{Member, run_node};
 use crate::storage::fs::StdFs;
 use crate::transport::net::TokioNet;
@@ -207,22 +208,18 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     if let Err(e) = claim_data_dir(&args.data_dir, cluster_id(&members), id) {
         return fail(e);
     }
-    let mut config = loopback_config(id, members, args.data_dir.clone());
-    let ticks = |d: Duration| (d.as_millis() / config.tick.as_millis().max(1)) as u32;
-    let (heartbeat, election) = (ticks(args.heartbeat), ticks(args.election_timeout));
-    if heartbeat == 0 || election < 3 || heartbeat >= election {
-        return fail(format!(
-            "--heartbeat {:?} and --election-timeout {:?}: need 10ms <= heartbeat < election timeout",
-            args.heartbeat, args.election_timeout
-        ));
+    let timing = Timing {
+        heartbeat: args.heartbeat,
+        election_timeout: args.election_timeout,
+        drift_margin: args.election_timeout / 2,
+        ..Timing::loopback()
+    };
+    if let Err(e) = timing.check() {
+        let flag = if e.field == "heartbeat" { "--heartbeat" } else { "--election-timeout" };
+        return fail(format!("{flag}: {}", e.message));
     }
+    let mut config = loopback_config(id, members, args.data_dir.clone(), timing);
     config.compact_every = args.snapshot_count;
-    config.raft.heartbeat_interval_ticks = heartbeat;
-    config.raft.election_timeout_ticks_min = election;
-    config.raft.election_timeout_ticks_max = 2 * election;
-    config.raft.lease_drift_margin_ticks = election / 2;
-    // etcd's minimum lease TTL: 1.5 of the longest election timeout, in whole seconds.
-    config.min_lease_ttl = (args.election_timeout.as_secs_f64() * 3.0).ceil() as i64;
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         return fail("cannot start the async runtime".into());
     };

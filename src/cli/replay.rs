@@ -8,9 +8,8 @@ use clap::Args;
 use jepsen_lite::{CheckResult, Outcome};
 
 use crate::scenario::{self, ReplayReport, System};
-
-/// Exit code for a malformed scenario or command line.
-pub const EXIT_BAD_INPUT: u8 = 2;
+use crate::sim::CheckBudget;
+use crate::verdict::{EXIT_BAD_INPUT, EXIT_VIOLATED, Verdict};
 
 /// `raftbed replay` arguments.
 #[derive(Debug, Args)]
@@ -36,9 +35,49 @@ pub struct ReplayArgs {
     /// Where --shrink writes (default: SCENARIO's name with `-shrunk.toml`, here).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// At most this many replays while shrinking.
+    /// At most this many replays while shrinking (1 or more).
     #[arg(long, default_value_t = 40)]
     pub budget: usize,
+    #[command(flatten)]
+    pub check: CheckArgs,
+}
+
+/// The history checker's budget on the command line.
+#[derive(Debug, Args, Clone)]
+pub struct CheckArgs {
+    /// Give up checking the history after this long (wall time): the history check is then
+    /// undecided (exit 4).
+    #[arg(long, default_value = "60s", value_parser = super::sim::parse_duration)]
+    pub check_timeout: std::time::Duration,
+    /// Give up checking the history past this much memory, in bytes (`64MiB`, `1GiB`).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub check_memory: usize,
+}
+
+impl CheckArgs {
+    /// The budget.
+    pub fn budget(&self) -> CheckBudget {
+        CheckBudget { timeout: self.check_timeout, memory_bytes: self.check_memory }
+    }
+}
+
+/// Parses `1024`, `64KiB`, `16MiB`, `1GiB` (more than zero, at most 64 GiB).
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().map_err(|_| format!("{text:?} is not a size like 64MiB"))?;
+    let scale: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (B, KiB, MiB, GiB)")),
+    };
+    match n.checked_mul(scale) {
+        Some(0) => Err(format!("{text:?} must be more than zero")),
+        Some(bytes) if bytes <= 64 << 30 => Ok(bytes as usize),
+        _ => Err(format!("{text:?} is more than 64GiB")),
+    }
 }
 
 /// Which systems to run.
@@ -56,7 +95,8 @@ fn parse_system(text: &str) -> Result<SystemChoice, String> {
 
 /// Runs `raftbed replay`. Exit 0 when every system asked for held (with `all`: when Raft held;
 /// the naive systems are there to compare), 1 when one split its brain or was not
-/// linearizable, 2 for a bad scenario or command line.
+/// linearizable, 2 for a bad scenario or command line, 4 when nothing was violated but a check
+/// could not be decided.
 pub fn run(args: &ReplayArgs) -> ExitCode {
     let scenario = match scenario::load(&args.scenario) {
         Ok(s) => s,
@@ -68,10 +108,19 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
     let seed = args.seed.unwrap_or(scenario.seed);
     let path = args.scenario.display().to_string();
     if args.shrink {
+        if args.budget == 0 {
+            eprintln!("raftbed replay: --budget 0: shrinking needs at least one replay");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
         return shrink(args, &scenario, seed, &path);
     }
-    let reports: Vec<ReplayReport> =
-        args.system.0.iter().map(|system| scenario::replay(&scenario, *system, seed)).collect();
+    let budget = args.check.budget();
+    let reports: Vec<ReplayReport> = args
+        .system
+        .0
+        .iter()
+        .map(|system| scenario::replay(&scenario, *system, seed, budget))
+        .collect();
     if args.json {
         let objects: Vec<serde_json::Value> = reports.iter().map(|r| json(r, &path)).collect();
         let value = if objects.len() == 1 {
@@ -98,12 +147,12 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             println!("report: {}", dir.join("report.html").display());
         }
     }
-    let judged: Vec<&ReplayReport> = if args.system.0.len() > 1 {
-        reports.iter().filter(|r| r.system == System::Raft).collect()
-    } else {
-        reports.iter().collect()
-    };
-    if judged.iter().all(|r| r.ok()) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    let judged: Vec<Verdict> = reports
+        .iter()
+        .filter(|r| args.system.0.len() == 1 || r.system == System::Raft)
+        .map(ReplayReport::verdict)
+        .collect();
+    ExitCode::from(Verdict::worst(&judged))
 }
 
 fn shrink(args: &ReplayArgs, scenario: &scenario::Scenario, seed: u64, path: &str) -> ExitCode {
@@ -118,10 +167,11 @@ fn shrink(args: &ReplayArgs, scenario: &scenario::Scenario, seed: u64, path: &st
             system.name(),
             args.budget
         );
+        let progress = |step: &str| eprintln!("  {step}");
         let Some((small, report)) =
-            scenario::shrink(scenario, system, seed, args.budget, |step| eprintln!("  {step}"))
+            scenario::shrink(scenario, system, seed, args.budget, args.check.budget(), progress)
         else {
-            eprintln!("  {} held: nothing to shrink", system.name());
+            eprintln!("  {} was not violated: nothing to shrink", system.name());
             continue;
         };
         let out = args.out.clone().unwrap_or_else(|| {
@@ -151,9 +201,9 @@ fn shrink(args: &ReplayArgs, scenario: &scenario::Scenario, seed: u64, path: &st
             scenario::show(small.duration),
             scenario::show(scenario.duration),
         );
-        return ExitCode::FAILURE;
+        return ExitCode::from(EXIT_VIOLATED);
     }
-    println!("every system held: nothing to shrink");
+    println!("no system was violated: nothing to shrink");
     ExitCode::SUCCESS
 }
 
@@ -185,7 +235,7 @@ fn verdict(report: &ReplayReport) -> String {
                 None => format!("no: on key {key}"),
             }
         }
-        CheckResult::Unknown(why) => format!("unknown ({why})"),
+        CheckResult::Unknown(why) => format!("undecided ({why})"),
     }
 }
 
@@ -193,12 +243,8 @@ fn verdict(report: &ReplayReport) -> String {
 pub fn summary(report: &ReplayReport, path: &str) -> String {
     let f = &report.findings;
     let (ops, ok, fail, info) = counts(report);
-    let mut out = format!(
-        "== {} against {} (seed {})\n",
-        report.scenario.name,
-        report.system.name(),
-        report.seed
-    );
+    let mut out =
+        format!("== {} against {} (seed {})\n", report.run.name, report.system.name(), report.seed);
     let split = if f.split_brain() {
         format!(
             "YES: overlapping leadership {}x, {} acknowledged writes lost, {} stale reads, {} stale tokens accepted",
@@ -236,10 +282,15 @@ pub fn summary(report: &ReplayReport, path: &str) -> String {
     for violation in &f.violations {
         out += &format!("invariant violated: {violation}\n");
     }
+    if let Some(why) = &report.detector_undecided {
+        out += &format!("detector undecided: {why}\n");
+    }
+    let verdict = report.verdict();
+    out += &format!("{verdict}\nverdict: {}\n", verdict.overall().word().to_uppercase());
     let ran = if report.rerun.is_some() { "ran" } else { "simulated" };
     out += &format!(
         "{ran} {:.0}s in {:.1}s wall; trace-hash {}\nreplay: {}\n\n",
-        report.scenario.duration.as_secs_f64(),
+        report.run.duration.as_secs_f64(),
         report.wall.as_secs_f64(),
         report.trace_hash,
         report.replay_command(path)
@@ -265,7 +316,11 @@ pub fn table(reports: &[ReplayReport]) -> String {
         out += &format!(
             "{:<24}{:>13}{:>13}{:>12}{:>13}{:>9}{:>13}{:>12}s\n",
             r.system.name(),
-            if r.linearizable() { "yes" } else { "NO" },
+            match r.linearizable() {
+                Some(true) => "yes",
+                Some(false) => "NO",
+                None => "undecided",
+            },
             if f.split_brain() { "YES" } else { "no" },
             f.lost_writes.len(),
             f.stale_reads.len(),
@@ -288,7 +343,7 @@ pub fn json(report: &ReplayReport, path: &str) -> serde_json::Value {
             .collect()
     };
     serde_json::json!({
-        "scenario": report.scenario.name,
+        "scenario": report.run.name,
         "system": report.system.name(),
         "seed": report.seed,
         "trace_hash": report.trace_hash,
@@ -309,5 +364,6 @@ pub fn json(report: &ReplayReport, path: &str) -> serde_json::Value {
         "invariant_violations": f.violations,
         "ops": {"invoked": ops, "ok": ok, "fail": fail, "info": info},
         "replay": report.replay_command(path),
+        "verdict": report.verdict().to_json(),
     })
 }

@@ -1,6 +1,7 @@
 //! `raftbed sim`: one deterministic simulation, or a sweep over seeds.
 //! Exit codes: 0 everything held, 1 a violation (safety, liveness or linearizability),
-//! 2 a bad command line.
+//! 2 a bad command line, 4 nothing violated but a check undecided (the history checker's
+//! budget ran out).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -30,8 +31,8 @@ pub struct SimArgs {
     /// Workload clients (1 to 64).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
     clients: u64,
-    /// Simulated length of the fault phase: 60s, 500ms, 2m.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    /// Simulated length of the fault phase: 60s, 500ms, 2m (at most 1h).
+    #[arg(long, default_value = "60s", value_parser = parse_run_duration)]
     duration: Duration,
     /// Fault kinds, comma-separated: partition,crash,pause,clock,loss; or all, or none.
     #[arg(long, default_value = "all", value_parser = parse_faults)]
@@ -56,6 +57,8 @@ pub struct SimArgs {
     /// Peer transport: framed (prost frames over TCP) or grpc (tonic over HTTP/2).
     #[arg(long, default_value = "framed", value_parser = ["framed", "grpc"])]
     peer_transport: String,
+    #[command(flatten)]
+    check: super::replay::CheckArgs,
 }
 
 /// A parsed `--faults` list.
@@ -99,6 +102,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// The longest run `sim` and `test` take.
+pub const MAX_RUN: Duration = Duration::from_secs(3600);
+
+/// Parses a run's length: more than zero, at most an hour.
+pub fn parse_run_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d > MAX_RUN => Err(format!("{text:?} is longer than an hour, the most a run takes")),
+        d => Ok(d),
+    }
+}
+
 /// Runs `raftbed sim`.
 pub fn run_sim(args: &SimArgs) -> ExitCode {
     let mut bugs = SimBugs::default();
@@ -118,6 +132,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         } else {
             crate::transport::PeerTransport::Framed
         },
+        check: args.check.budget(),
         ..SimOptions::new(args.seed.unwrap_or(0))
     };
     quiet_panics();
@@ -143,7 +158,7 @@ fn run_one(options: &SimOptions, trace: Option<&PathBuf>, history: Option<&PathB
         }
     }
     println!("{report}");
-    if report.ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    ExitCode::from(report.verdict().exit_code())
 }
 
 fn run_sweep(base: &SimOptions, seeds: std::ops::Range<u64>, jobs: Option<usize>) -> ExitCode {
@@ -156,10 +171,13 @@ fn run_sweep(base: &SimOptions, seeds: std::ops::Range<u64>, jobs: Option<usize>
         .expect("valid template"),
     );
     let failed = Mutex::new(0u64);
+    let worst = Mutex::new(crate::verdict::EXIT_HELD);
     let results = sweep(base, seeds, jobs, &|result: &SeedResult| {
         let mut failed = failed.lock().expect("no panic while held");
         if !result.ok() {
             *failed += 1;
+            let mut worst = worst.lock().expect("no panic while held");
+            *worst = crate::verdict::worse(*worst, result.exit_code);
             bar.println(format!(
                 "seed {}: {} - {}",
                 result.seed,
@@ -189,13 +207,14 @@ fn run_sweep(base: &SimOptions, seeds: std::ops::Range<u64>, jobs: Option<usize>
     for r in &failing {
         let _ = writeln!(
             out,
-            "FAILED seed {}: {}\n  replay: {}",
+            "{} seed {}: {}\n  replay: {}",
+            r.verdict,
             r.seed,
             r.problem.clone().unwrap_or_default(),
             r.replay
         );
     }
-    if failing.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    ExitCode::from(worst.into_inner().expect("no panic while held"))
 }
 
 /// A panic inside a simulated node is reported as a violation; keep its message off the

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use jepsen_lite::{History, Op, Outcome, Value};
 
-use super::run::RoleSpan;
+use super::roles::RoleSpan;
 use crate::sim::fencing::FencingLog;
 
 /// One finding.

@@ -5,19 +5,25 @@
 
 mod detect;
 mod file;
+mod naive_program;
 mod report;
+mod roles;
 mod run;
 mod shrink;
 #[cfg(test)]
 mod tests;
+mod timeline;
 
-use std::fmt;
 use std::time::Duration;
 
+pub use crate::faults::Latency;
+pub use crate::sim::world::RESOURCE_HOST;
 pub use detect::{Evidence, Finding, Findings, detect};
-pub use file::{ScenarioError, load, parse, parse_duration, to_toml};
+pub use file::{MAX_FILE_BYTES, ScenarioError, load, parse, parse_duration, to_toml};
+pub use naive_program::MONITOR_HOST;
 pub use report::write_report;
-pub use run::{ReplayReport, RoleSpan, System, replay};
+pub use roles::RoleSpan;
+pub use run::{ReplayReport, RunInfo, System, replay};
 pub use shrink::shrink;
 
 /// A validated scenario. Nodes are indexes into `nodes`; node `i` has Raft id `i + 1`.
@@ -52,16 +58,10 @@ pub struct Scenario {
 /// Timing of both systems.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Timing {
-    /// One Raft tick.
-    pub tick: Duration,
-    /// Raft's minimum election timeout (the maximum is twice it).
-    pub election_timeout: Duration,
-    /// Raft's heartbeat interval.
-    pub heartbeat: Duration,
-    /// Leader leases on (lease reads; the drift margin below).
+    /// Raft's tick, election timeout, heartbeat and lease drift margin.
+    pub raft: crate::server::timing::Timing,
+    /// Leader leases on (lease reads; the drift margin above).
     pub lease: bool,
-    /// The lease is the election timeout minus this.
-    pub drift_margin: Duration,
     /// A write with no outcome after this long is answered "timeout" (indefinite).
     pub request_timeout: Duration,
     /// naive-failover: promote after the primary was silent this long.
@@ -72,25 +72,6 @@ pub struct Timing {
     pub monitor_site: usize,
     /// Latency between sites with no `[[link]]`.
     pub default_latency: Latency,
-}
-
-/// A one-way latency, fixed or a uniform range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Latency {
-    /// The least.
-    pub min: Duration,
-    /// The most.
-    pub max: Duration,
-}
-
-impl fmt::Display for Latency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.min == self.max {
-            write!(f, "{}", show(self.min))
-        } else {
-            write!(f, "{}..{}", show(self.min), show(self.max))
-        }
-    }
 }
 
 /// A site and its nodes.
@@ -276,12 +257,6 @@ pub fn group_host(name: &str) -> String {
 pub fn lock_host(name: &str) -> String {
     format!("locks-{name}")
 }
-
-/// The fenced resource's host.
-pub const RESOURCE_HOST: &str = "resource";
-
-/// The naive system's monitor host.
-pub const MONITOR_HOST: &str = "monitor";
 
 /// A duration the way scenario files write it: `1.5s`, `250ms`.
 pub fn show(d: Duration) -> String {

@@ -45,7 +45,7 @@ fn esc(text: &str) -> String {
 }
 
 fn html(reports: &[ReplayReport], path: &str, command: &str) -> String {
-    let scenario = &reports[0].scenario;
+    let run = &reports[0].run;
     let mut out = String::new();
     let _ = write!(
         out,
@@ -53,17 +53,17 @@ fn html(reports: &[ReplayReport], path: &str, command: &str) -> String {
          <style>body{{font:14px system-ui,sans-serif;margin:24px;color:#222}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
          th:first-child,td:first-child{{text-align:left}}.bad{{color:#c92a2a;font-weight:bold}}\
-         .good{{color:#2b8a3e}}code,pre{{background:#f4f4f4;padding:2px 4px}}section{{margin-top:32px}}\
+         .good{{color:#2b8a3e}}.undecided{{color:#e67700}}code,pre{{background:#f4f4f4;padding:2px 4px}}section{{margin-top:32px}}\
          li{{margin:2px 0}}</style></head><body>\
          <h1>{name}</h1><p>{desc}</p><p>Produced by <code>{command}</code></p>",
-        name = esc(&scenario.name),
-        desc = esc(&scenario.description),
+        name = esc(&run.name),
+        desc = esc(&run.description),
         command = esc(command)
     );
     out += "<table id=\"summary\"><tr><th>system</th><th>linearizable</th><th>split brain</th>\
             <th>acked writes lost</th><th>stale reads</th><th>stale tokens</th><th>overlapping leadership</th>\
             <th>fenced rejections</th><th>max leaders at once</th><th>writes unavailable</th>\
-            <th>trace hash</th></tr>";
+            <th>verdict</th><th>trace hash</th></tr>";
     for r in reports {
         let f = &r.findings;
         let class = |bad: bool| if bad { "bad" } else { "good" };
@@ -71,10 +71,23 @@ fn html(reports: &[ReplayReport], path: &str, command: &str) -> String {
             out,
             "<tr><td><a href=\"#{sys}\">{sys}</a></td><td class=\"{lc}\">{lin}</td><td class=\"{sc}\">{split}</td>\
              <td>{lost}</td><td>{stale}</td><td>{tokens}</td><td>{overlap}</td><td>{fenced}</td><td>{max}</td><td>{unavail:.0} s</td>\
-             <td><code>{hash}</code></td></tr>",
+             <td class=\"{vc}\">{verdict}</td><td><code>{hash}</code></td></tr>",
             sys = r.system.name(),
-            lc = class(!r.linearizable()),
-            lin = if r.linearizable() { "yes" } else { "no" },
+            lc = match r.linearizable() {
+                Some(yes) => class(!yes),
+                None => "undecided",
+            },
+            lin = match r.linearizable() {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "undecided",
+            },
+            vc = match r.verdict().exit_code() {
+                crate::verdict::EXIT_HELD => "good",
+                crate::verdict::EXIT_VIOLATED => "bad",
+                _ => "undecided",
+            },
+            verdict = r.verdict().overall().word(),
             sc = class(f.split_brain()),
             split = if f.split_brain() { "YES" } else { "no" },
             lost = f.lost_writes.len(),
@@ -147,7 +160,12 @@ fn section(out: &mut String, r: &ReplayReport, path: &str) {
             );
         }
         CheckResult::Unknown(why) => {
-            let _ = write!(out, "<p>Unknown: {}</p>", esc(why));
+            let _ = write!(
+                out,
+                "<p class=\"undecided\">Undecided: the checker gave up ({}). Nothing was found \
+                 wrong; raise the checker's budget to decide.</p>",
+                esc(why)
+            );
         }
     }
     out.push_str("</section>");
@@ -172,7 +190,7 @@ fn timeline_svg(r: &ReplayReport) -> String {
     let end =
         r.roles.iter().map(|s| s.to).max().unwrap_or(Duration::from_secs(1)).as_secs_f64().max(1.0);
     let x = |d: Duration| LEFT + d.as_secs_f64() / end * (WIDTH - LEFT - 10.0);
-    let lanes = r.scenario.nodes.len();
+    let lanes = r.run.nodes.len();
     let bands = r.faults.len();
     let top = 18.0 * bands as f64 + 6.0;
     let height = top + LANE * lanes as f64 + 30.0;
@@ -194,7 +212,7 @@ fn timeline_svg(r: &ReplayReport) -> String {
             e = to.as_secs_f64(),
         );
     }
-    for (n, name) in r.scenario.nodes.iter().enumerate() {
+    for (n, name) in r.run.nodes.iter().enumerate() {
         let y = top + LANE * n as f64;
         let _ = write!(svg, "<text x=\"4\" y=\"{:.1}\">{}</text>", y + 15.0, esc(name));
         for span in r.roles.iter().filter(|s| s.node == n && s.to > s.from) {

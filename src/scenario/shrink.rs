@@ -8,19 +8,24 @@ use std::time::Duration;
 use super::Scenario;
 use super::file::{parse, to_toml};
 use super::run::{ReplayReport, System, replay};
+use crate::sim::CheckBudget;
+use crate::verdict::EXIT_VIOLATED;
 
-/// Shrinks `scenario` while a replay against `system` from `seed` still fails (`!ok()`), within
-/// `budget` replays. Returns the smallest failing scenario and its report, or `None` if the
-/// scenario does not fail to begin with. `progress` hears of each step.
+/// Shrinks `scenario` while a replay against `system` from `seed` is still violated (an
+/// undecided check is not a failure to keep), within `budget` replays. Returns the smallest
+/// failing scenario and its report, or `None` if the scenario is not violated to begin with.
+/// `progress` hears of each step.
 pub fn shrink(
     scenario: &Scenario,
     system: System,
     seed: u64,
     budget: usize,
+    check: CheckBudget,
     mut progress: impl FnMut(&str),
 ) -> Option<(Scenario, ReplayReport)> {
-    let first = replay(scenario, system, seed);
-    if first.ok() {
+    let violated = |r: &ReplayReport| r.verdict().exit_code() == EXIT_VIOLATED;
+    let first = replay(scenario, system, seed, check);
+    if !violated(&first) {
         return None;
     }
     let mut best = (scenario.clone(), first);
@@ -33,8 +38,8 @@ pub fn shrink(
             // Round-trip through the file format: a candidate must be a valid scenario.
             let Ok(candidate) = parse(&to_toml(&candidate), "shrunk") else { return false };
             runs.set(runs.get() + 1);
-            let report = replay(&candidate, system, seed);
-            if report.ok() {
+            let report = replay(&candidate, system, seed, check);
+            if !violated(&report) {
                 return false;
             }
             progress(&format!("still fails: {what}"));

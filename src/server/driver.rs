@@ -164,7 +164,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         }
         let now = clock.now();
         Ok(Driver {
-            next_tick: now + config.tick,
+            next_tick: now + config.timing.tick,
             next_sync: now,
             config,
             node,
@@ -248,11 +248,11 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         let mut fired = 0;
         while self.next_tick <= now && fired < MAX_TICKS_AT_ONCE {
             self.node.tick();
-            self.next_tick += self.config.tick;
+            self.next_tick += self.config.timing.tick;
             fired += 1;
         }
         if self.next_tick <= now {
-            self.next_tick = now + self.config.tick;
+            self.next_tick = now + self.config.timing.tick;
         }
         self.expire(now);
         if self.node.role() == Role::Leader {
@@ -530,14 +530,14 @@ impl<F: Fs, C: Clock> Driver<F, C> {
     fn lease_left(&self) -> Option<Duration> {
         self.node.lease_read_index()?;
         let until = self.node.lease_until_tick()?;
-        Some(self.config.tick * until.saturating_sub(self.node.ticks()) as u32)
+        Some(self.config.timing.tick * until.saturating_sub(self.node.ticks()) as u32)
     }
 
     /// Tells the observer until when, on this node's clock, its lease holds.
     fn report_lease(&self) {
         let Some(observer) = &self.observer else { return };
         // Counted from the last tick, which fired at `next_tick - tick`.
-        let until = self.lease_left().map(|left| self.next_tick - self.config.tick + left);
+        let until = self.lease_left().map(|left| self.next_tick - self.config.timing.tick + left);
         observer.lease(self.node.id(), self.node.term(), until);
     }
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::timing::Timing;
 use super::{Member, NodeConfig, ServerBugs, run_node};
 use crate::clock::RealClock;
 use crate::raft::NodeId;
@@ -25,25 +26,25 @@ pub fn default_endpoints(nodes: usize, base: u16) -> Vec<String> {
     (1..=nodes).map(|i| format!("127.0.0.1:{}", base + 10 * i as u16)).collect()
 }
 
-/// Timing for a loopback cluster: 10 ms ticks, elections after 300-600 ms, heartbeats every
-/// 50 ms, leases and ReadIndex on, fsync before every acknowledgement.
+/// A node of a loopback cluster with `timing` (`Timing::loopback()`: elections after
+/// 300-600 ms, heartbeats every 50 ms): leases and ReadIndex on, fsync before every
+/// acknowledgement.
 pub fn loopback_config(
     id: NodeId,
     members: BTreeMap<NodeId, Member>,
     data_dir: PathBuf,
+    timing: Timing,
 ) -> NodeConfig {
     let mut raft = crate::raft::Config::new(id, members.keys().copied().collect());
-    raft.election_timeout_ticks_min = 30;
-    raft.election_timeout_ticks_max = 60;
-    raft.heartbeat_interval_ticks = 5;
     raft.pre_vote = true;
     raft.seed = id.0;
-    let raft = raft.with_lease_reads();
+    let mut raft = raft.with_lease_reads();
+    timing.lower(&mut raft);
     NodeConfig {
         id,
         members,
         raft,
-        tick: Duration::from_millis(10),
+        timing,
         transport: TransportConfig {
             rpc_timeout: Duration::from_millis(500),
             idle_timeout: Duration::from_secs(30),
@@ -55,8 +56,6 @@ pub fn loopback_config(
         request_timeout: Duration::from_secs(3),
         compact_every: 10_000,
         max_batch: 1024,
-        // ceil(1.5 x the longest election timeout of 600 ms)
-        min_lease_ttl: 1,
         bugs: ServerBugs::default(),
         state_at_rest: true,
         live: Default::default(),
@@ -111,7 +110,8 @@ impl LocalCluster {
         let mut stops = Vec::new();
         let mut threads = Vec::new();
         for id in members.keys() {
-            let mut config = loopback_config(*id, members.clone(), dir.join(id.to_string()));
+            let mut config =
+                loopback_config(*id, members.clone(), dir.join(id.to_string()), Timing::loopback());
             configure(&mut config);
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             stops.push(stop);

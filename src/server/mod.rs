@@ -9,6 +9,7 @@ pub mod calls;
 mod driver;
 mod lessor;
 pub mod local;
+pub mod timing;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -51,10 +52,11 @@ pub struct NodeConfig {
     pub id: NodeId,
     /// Every member, this node included.
     pub members: BTreeMap<NodeId, Member>,
-    /// The core's configuration (timing in ticks).
+    /// The core's configuration (timing in ticks, lowered from `timing`).
     pub raft: crate::raft::Config,
-    /// How long one Raft tick is on the node's clock.
-    pub tick: Duration,
+    /// Raft's timers as durations: the tick on the node's clock, and what the core's ticks
+    /// and the minimum lease TTL derive from.
+    pub timing: timing::Timing,
     /// Peer transport bounds and deadlines.
     pub transport: TransportConfig,
     /// Which peer transport to use.
@@ -69,8 +71,6 @@ pub struct NodeConfig {
     pub compact_every: u64,
     /// At most this many client requests proposed in one batch (group commit).
     pub max_batch: usize,
-    /// Leases are granted at least this many seconds.
-    pub min_lease_ttl: i64,
     /// Deliberate bugs.
     pub bugs: ServerBugs,
     /// Keep the state machine at rest in sled under the data dir (real nodes); otherwise it is

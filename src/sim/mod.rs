@@ -14,37 +14,35 @@
 
 pub mod checks;
 pub mod fencing;
-pub(crate) mod harness;
+mod links;
 pub mod nemesis;
+mod probe;
 mod report;
 pub mod sweep;
 pub mod trace;
 pub mod workload;
+pub mod world;
 
-pub use harness::note_panic;
-use harness::{Harness, Probe, sim_now};
+pub use probe::note_panic;
+pub(crate) use probe::sim_now;
 pub use report::SimReport;
+pub use world::{
+    ClientGroupSpec, LockGroupSpec, NetSpec, NodeHost, NodeProgram, NodeSpec, RaftProgram, World,
+    WorldSpec,
+};
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::cell::Cell;
 use std::rc::Rc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use checks::Checks;
-use jepsen_lite::{CheckOptions, CheckResult, ModelKind, RegisterModel};
-use nemesis::{Fault, FaultKind};
-use trace::Trace;
-use workload::{ClientParams, Shared};
+use jepsen_lite::{CheckOptions, CheckResult, History, ModelKind, RegisterModel};
+use nemesis::{FaultKind, Nemesis};
+use workload::{ClientParams, Role};
 
-use crate::clock::SimClock;
-use crate::raft::NodeId;
+use crate::faults::Faults;
 use crate::rng::SplitMix64;
-use crate::server::{Member, NodeConfig, Observer, run_node};
-use crate::storage::WalOptions;
-use crate::storage::fs::SimFs;
+use crate::server::timing::Timing;
 use crate::transport::net::SimNet;
-use crate::transport::peer::TransportConfig;
 
 /// Deliberately broken modes the checks must catch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -131,6 +129,8 @@ pub struct SimOptions {
     pub liveness_bound: Duration,
     /// The peer transport the nodes use.
     pub peer_transport: crate::transport::PeerTransport,
+    /// What the history checker may spend before the history check is undecided.
+    pub check: CheckBudget,
 }
 
 impl SimOptions {
@@ -148,6 +148,7 @@ impl SimOptions {
             keep_going: false,
             liveness_bound: Duration::from_secs(30),
             peer_transport: crate::transport::PeerTransport::Framed,
+            check: CheckBudget::default(),
         }
     }
 
@@ -180,19 +181,16 @@ impl SimOptions {
         if self.peer_transport == crate::transport::PeerTransport::Grpc {
             command += " --peer-transport grpc";
         }
-        command
+        command + &self.check.flags()
     }
 }
 
 /// Timing derived from the seed, so a sweep explores many clusters (swarm testing).
 #[derive(Clone, Debug)]
 pub struct SimParams {
-    /// One Raft tick on a node's clock.
-    pub tick: Duration,
-    /// Minimum election timeout, in ticks (the maximum is twice it).
-    pub election_ticks: u32,
-    /// Heartbeat interval, in ticks.
-    pub heartbeat_ticks: u32,
+    /// Raft's timers: 10 ms ticks, a minimum election timeout of 10-20 ticks (the maximum is
+    /// twice it), heartbeats every 2-4 ticks.
+    pub timing: Timing,
     /// Largest one-way network latency.
     pub latency_max: Duration,
     /// Longest client think time.
@@ -217,9 +215,12 @@ pub struct SimParams {
 impl SimParams {
     fn derive(rng: &mut SplitMix64) -> SimParams {
         SimParams {
-            tick: Duration::from_millis(10),
-            election_ticks: rng.range_inclusive(10, 20),
-            heartbeat_ticks: rng.range_inclusive(2, 4),
+            // Election ticks are drawn before heartbeat ticks, as the seed's stream expects.
+            timing: Timing::from_ticks(
+                Duration::from_millis(10),
+                rng.range_inclusive(10, 20),
+                rng.range_inclusive(2, 4),
+            ),
             latency_max: Duration::from_millis(u64::from(rng.range_inclusive(2, 15))),
             think_max: Duration::from_millis(u64::from(rng.range_inclusive(5, 60))),
             compact_every: u64::from(rng.range_inclusive(100, 1000)),
@@ -241,136 +242,52 @@ pub(crate) const SIM_STEP: Duration = Duration::from_millis(5);
 pub(crate) const PEER_PORT: u16 = 7000;
 pub(crate) const CLIENT_PORT: u16 = 7001;
 
-pub(crate) fn node_config(
-    id: NodeId,
-    options: &SimOptions,
-    params: &SimParams,
-    seed: u64,
-) -> NodeConfig {
-    let members = (1..=options.nodes as u64)
-        .map(|n| {
-            let host = format!("n{n}");
-            let member = Member {
-                peer_addr: format!("{host}:{PEER_PORT}"),
-                client_addr: format!("{host}:{CLIENT_PORT}"),
-            };
-            (NodeId(n), member)
-        })
-        .collect::<BTreeMap<_, _>>();
-    let mut raft = crate::raft::Config::new(id, members.keys().copied().collect());
-    raft.election_timeout_ticks_min = params.election_ticks;
-    raft.election_timeout_ticks_max = 2 * params.election_ticks;
-    raft.heartbeat_interval_ticks = params.heartbeat_ticks;
-    raft.seed = seed;
-    raft.max_entries_per_message = params.max_entries_per_message;
-    raft.pre_vote = params.pre_vote;
-    raft.check_quorum = params.check_quorum;
-    if params.lease_reads || options.bugs.lease_no_drift_margin {
-        raft = raft.with_lease_reads();
-    }
-    if options.bugs.lease_no_drift_margin {
-        raft.lease_drift_margin_ticks = 0;
-    }
-    raft.bugs.commit_old_term = options.bugs.commit_old_term;
-    let round_trip = params.latency_max * 2;
-    NodeConfig {
-        id,
-        members,
-        raft,
-        tick: params.tick,
-        transport: TransportConfig {
-            rpc_timeout: (round_trip * 4).max(Duration::from_millis(100)),
-            idle_timeout: Duration::from_secs(5),
-            queue_depth: 1024,
-        },
-        peer_transport: options.peer_transport,
-        wal: WalOptions {
-            segment_bytes: 256 << 10,
-            sync: !options.bugs.skip_fsync,
-            lazy_sync_interval: Duration::from_millis(500),
-            // turmoil's files do not preallocate (`AppendFile::preallocate` does nothing).
-            preallocate: false,
-            persist_vote: !options.bugs.forget_vote,
-        },
-        data_dir: PathBuf::from("/data"),
-        request_timeout: Duration::from_secs(1),
-        compact_every: params.compact_every,
-        max_batch: 256,
-        min_lease_ttl: min_lease_ttl(params),
-        bugs: crate::server::ServerBugs { stale_follower_read: options.bugs.stale_follower_read },
-        state_at_rest: false,
-        live: Default::default(),
-        campaign_first: false,
-    }
+/// How long the history checker may take, and how much memory it may use, before it gives up
+/// and the history check is undecided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckBudget {
+    /// Wall time.
+    pub timeout: Duration,
+    /// Memory for remembered configurations.
+    pub memory_bytes: usize,
 }
 
-/// Adds a host running a raftbed node, restarted from its simulated disk after each crash.
-pub(crate) fn raft_host(
-    sim: &mut turmoil::Sim<'_>,
-    name: &str,
-    config: NodeConfig,
-    clock: SimClock,
-    probe: Rc<dyn Observer>,
-) {
-    let host = name.to_string();
-    sim.host(name, move || {
-        let (config, clock, probe, host) =
-            (config.clone(), clock.clone(), probe.clone(), host.clone());
-        async move {
-            run_node(config, SimNet, SimFs, clock, Some(probe))
-                .await
-                .map_err(|e| format!("{host}: {e}").into())
+impl CheckBudget {
+    /// The command-line flags that set this budget (none for the default).
+    pub fn flags(&self) -> String {
+        let default = CheckBudget::default();
+        let mut flags = String::new();
+        if self.timeout != default.timeout {
+            flags += &format!(" --check-timeout {}ms", self.timeout.as_millis());
         }
-    });
-}
-
-/// Runs `futures` as tasks of the current host, until all finish.
-pub(crate) async fn join_local(
-    futures: Vec<impl std::future::Future<Output = turmoil::Result> + 'static>,
-) -> turmoil::Result {
-    let tasks: Vec<_> = futures.into_iter().map(tokio::task::spawn_local).collect();
-    for task in tasks {
-        task.await??;
+        if self.memory_bytes != default.memory_bytes {
+            flags += &format!(" --check-memory {}", self.memory_bytes);
+        }
+        flags
     }
-    Ok(())
 }
 
-/// etcd's minimum lease TTL: one and a half of the longest election timeout, in whole seconds.
-pub(crate) fn min_lease_ttl(params: &SimParams) -> i64 {
-    let election = params.tick * (2 * params.election_ticks);
-    (election.as_secs_f64() * 1.5).ceil().max(1.0) as i64
+impl Default for CheckBudget {
+    fn default() -> CheckBudget {
+        CheckBudget { timeout: Duration::from_secs(60), memory_bytes: 1 << 30 }
+    }
 }
 
-/// Runs one simulation.
-pub fn run(options: &SimOptions) -> SimReport {
-    let wall = Instant::now();
-    let mut rng = SplitMix64::new(options.seed);
-    let params = SimParams::derive(&mut rng);
-    let schedule =
-        nemesis::schedule(&mut rng.fork(), &options.faults, options.nodes, options.duration);
-    let mut sim = turmoil::Builder::new()
-        .simulation_duration(options.duration + options.liveness_bound + Duration::from_secs(60))
-        .tick_duration(SIM_STEP)
-        .min_message_latency(Duration::from_millis(1))
-        .max_message_latency(params.latency_max)
-        .repair_rate(0.5)
-        .tcp_capacity(1 << 16)
-        .rng_seed(options.seed)
-        .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
-        .build();
-    let checks = Rc::new(RefCell::new(Checks::default()));
-    let trace = Rc::new(RefCell::new(Trace::new(options.keep_trace)));
-    let events = Rc::new(RefCell::new(Vec::new()));
+/// Checks `history` against the key-value model within `budget`, on one thread.
+pub fn check_history(history: &History, budget: CheckBudget) -> CheckResult {
+    let check = CheckOptions {
+        timeout: Some(budget.timeout),
+        threads: 1,
+        max_memory_bytes: budget.memory_bytes,
+    };
+    jepsen_lite::check(&RegisterModel::new(ModelKind::Kv), history, &check)
+        .map(|report| report.result)
+        .unwrap_or_else(|e| CheckResult::Unknown(format!("history malformed: {e}")))
+}
+
+/// The world `options` describe, from the seed's parameters.
+fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
     let nodes: Vec<String> = (1..=options.nodes).map(|n| format!("n{n}")).collect();
-    let clocks: Vec<SimClock> =
-        (0..options.nodes).map(|_| SimClock::new(Duration::ZERO, Duration::ZERO, 1.0)).collect();
-    for (i, name) in nodes.iter().enumerate() {
-        let config = node_config(NodeId(i as u64 + 1), options, &params, options.seed);
-        let probe: Rc<dyn Observer> =
-            Rc::new(Probe { checks: checks.clone(), trace: trace.clone(), events: events.clone() });
-        raft_host(&mut sim, name, config, clocks[i].clone(), probe);
-    }
-    let shared = Rc::new(Shared::default());
     let client_params = ClientParams {
         nodes: nodes.iter().map(|n| format!("{n}:{CLIENT_PORT}")).collect(),
         keys: params.keys,
@@ -389,175 +306,118 @@ pub fn run(options: &SimOptions) -> SimReport {
     };
     // All workload clients share one simulated host, and the lock clients another: they are
     // never partitioned one by one, and every host costs a runtime polled at every step.
-    let mut hosts = nodes.clone();
-    let mut clients = Vec::new();
-    for c in 0..options.clients + options.nodes {
-        let role = if c < options.clients {
-            workload::Role::Mixed
-        } else {
-            workload::Role::Reader(c - options.clients)
-        };
-        clients.push(workload::run(
-            c as u64,
-            role,
-            client_params.clone(),
-            rng.fork(),
-            shared.clone(),
-            trace.clone(),
-        ));
-    }
-    hosts.push("clients".into());
-    sim.client("clients", join_local(clients));
-    let fencing = Rc::new(RefCell::new(fencing::FencingLog::default()));
-    let lock_stop = Rc::new(Cell::new(false));
-    if options.lock_clients > 0 {
-        sim.client("resource", fencing::resource(fencing.clone(), trace.clone()));
-        let lock_params = fencing::LockParams {
+    let clients = (0..options.clients + options.nodes)
+        .map(|c| {
+            let role =
+                if c < options.clients { Role::Mixed } else { Role::Reader(c - options.clients) };
+            (c as u64, role)
+        })
+        .collect();
+    let locks = (options.lock_clients > 0).then(|| LockGroupSpec {
+        host: "lockers".into(),
+        params: fencing::LockParams {
             nodes: client_params.nodes.clone(),
-            ttl: min_lease_ttl(&params),
+            ttl: params.timing.min_lease_ttl(),
             pause_chance: 0.5,
-        };
-        let lockers = (0..options.lock_clients)
-            .map(|l| {
-                fencing::lock_client(
-                    l as u64 + 1,
-                    lock_params.clone(),
-                    rng.fork(),
-                    fencing.clone(),
-                    trace.clone(),
-                    lock_stop.clone(),
-                )
-            })
-            .collect();
-        hosts.push("lockers".into());
-        sim.client("lockers", join_local(lockers));
+        },
+        ids: (1..=options.lock_clients as u64).collect(),
+    });
+    WorldSpec {
+        seed: options.seed,
+        node: NodeSpec {
+            timing: params.timing,
+            lease_reads: params.lease_reads,
+            pre_vote: params.pre_vote,
+            check_quorum: params.check_quorum,
+            max_entries_per_message: params.max_entries_per_message,
+            compact_every: params.compact_every,
+            request_timeout: Duration::from_secs(1),
+            rpc_timeout: (params.latency_max * 8).max(Duration::from_millis(100)),
+            first_leader: None,
+            peer_transport: options.peer_transport,
+            bugs: options.bugs,
+        },
+        net: NetSpec {
+            run_for: options.duration + options.liveness_bound + Duration::from_secs(60),
+            max_latency: params.latency_max,
+            repair_rate: 0.5,
+        },
+        clients: vec![ClientGroupSpec { host: "clients".into(), params: client_params, clients }],
+        locks: locks.into_iter().collect(),
+        keep_trace: options.keep_trace,
+        nodes,
     }
-    let mut harness =
-        Harness::new(sim, nodes, hosts, clocks, checks.clone(), trace.clone(), events, rng.fork());
+}
 
-    let safe = safety_phase(&mut harness, schedule, options.duration, options.keep_going);
-    shared.stop.set(true);
-    lock_stop.set(true);
+/// Runs one simulation.
+pub fn run(options: &SimOptions) -> SimReport {
+    let wall = Instant::now();
+    let mut rng = SplitMix64::new(options.seed);
+    let params = SimParams::derive(&mut rng);
+    let schedule =
+        nemesis::schedule(&mut rng.fork(), &options.faults, options.nodes, options.duration);
+    let spec = world_spec(options, &params);
+    let mut world = World::build(&spec, Rc::new(RaftProgram), &mut rng);
+    let mut nemesis = Nemesis::new(schedule, rng.fork());
+
+    let safe = safety_phase(&mut world, &mut nemesis, options.duration, options.keep_going);
+    world.stop_clients();
     let liveness = if safe {
-        liveness_phase(&mut harness, options, &client_params)
+        let endpoints = spec.clients[0].params.nodes.clone();
+        liveness_phase(&mut world, &mut nemesis, options.liveness_bound, endpoints)
     } else {
-        Err("not run: safety failed".into())
+        Err(report::LIVENESS_NOT_RUN.into())
     };
-    let safe = harness.checks.borrow().violations().is_empty();
-    if safe {
-        for (client, seq, index) in shared.acked.borrow().iter() {
-            harness.checks.borrow_mut().check_acked(*client, *seq, *index);
+    if world.checks().borrow().violations().is_empty() {
+        for (client, seq, index) in world.workload().acked.borrow().iter() {
+            world.checks().borrow_mut().check_acked(*client, *seq, *index);
         }
     }
-    if let Some((earlier, later)) = fencing.borrow().token_order_violation() {
-        harness.checks.borrow_mut().violate(checks::Violation::FencingTokenOrder {
+    if let Some((earlier, later)) = world.fencing().borrow().token_order_violation() {
+        world.checks().borrow_mut().violate(checks::Violation::FencingTokenOrder {
             earlier: (earlier.client, earlier.token, earlier.completed),
             later: (later.client, later.token, later.invoked),
         });
     }
-    let history = shared.history.borrow().clone();
+    let history = world.workload().history.borrow().clone();
     let sim_wall = wall.elapsed();
     // The history is checked even after a safety violation: what the clients saw of it is
     // evidence of its own.
-    let linearizability = {
-        let check = CheckOptions {
-            timeout: Some(Duration::from_secs(60)),
-            threads: 1,
-            ..CheckOptions::default()
-        };
-        let result = jepsen_lite::check(&RegisterModel::new(ModelKind::Kv), &history, &check)
-            .map(|report| report.result)
-            .unwrap_or_else(|e| CheckResult::Unknown(format!("history malformed: {e}")));
-        Some(result)
-    };
-    let fencing = {
-        let log = fencing.borrow();
-        report::FencingStats {
-            grants: log.grants.len(),
-            writes: log.writes.len(),
-            refused: log.refused(),
-            pauses: log.pauses,
-        }
-    };
-    let ops = history.ops().unwrap_or_default();
-    let count = |o: jepsen_lite::Outcome| ops.iter().filter(|op| op.outcome == o).count();
-    let checks = harness.checks.borrow();
-    let trace = harness.trace.borrow();
-    SimReport {
-        options: options.clone(),
-        params,
-        ops: (
-            ops.len(),
-            count(jepsen_lite::Outcome::Ok),
-            count(jepsen_lite::Outcome::Fail),
-            count(jepsen_lite::Outcome::Indeterminate),
-        ),
-        leaders: checks.leaders().clone(),
-        faults: harness.faults.clone(),
-        violations: checks.violations().to_vec(),
-        liveness,
-        linearizability,
-        fencing,
-        trace_hash: trace.hash(),
-        trace: trace.lines().to_vec(),
-        sim_time: harness.sim.elapsed(),
-        wall_time: sim_wall,
-        check_time: wall.elapsed() - sim_wall,
-        history,
-    }
+    let linearizability = Some(check_history(&history, options.check));
+    report::build(options, params, &world, liveness, linearizability, history, sim_wall, wall)
 }
 
 /// Runs the workload under the fault schedule until `duration`; false if a check failed.
 fn safety_phase(
-    h: &mut Harness<'_>,
-    mut schedule: Vec<Fault>,
+    w: &mut World<'_>,
+    nemesis: &mut Nemesis,
     duration: Duration,
     keep_going: bool,
 ) -> bool {
-    schedule.reverse();
-    while h.now() < duration {
-        let now = h.now();
-        while schedule.last().is_some_and(|f| f.start <= now) {
-            let fault = schedule.pop().expect("checked");
-            let undo = h.start(&fault);
-            h.active.push((fault, undo));
-        }
-        let mut i = 0;
-        while i < h.active.len() {
-            if h.active[i].0.end <= now {
-                let (_, undo) = h.active.remove(i);
-                h.undo(undo);
-            } else {
-                i += 1;
-            }
-        }
-        h.run_timed(false);
-        if !h.step() && !keep_going {
+    while w.now() < duration {
+        nemesis.advance(w);
+        if (!w.step() && !keep_going) || w.broken() {
             return false;
         }
-        h.react();
+        let events = w.take_events();
+        nemesis.react(w, events);
     }
-    h.checks.borrow().violations().is_empty()
+    w.checks().borrow().violations().is_empty()
 }
 
 /// Heals everything, then waits (within the bound) for one leader and a fresh committed write.
 fn liveness_phase(
-    h: &mut Harness<'_>,
-    options: &SimOptions,
-    client: &ClientParams,
+    w: &mut World<'_>,
+    nemesis: &mut Nemesis,
+    bound: Duration,
+    endpoints: Vec<String>,
 ) -> Result<Duration, String> {
-    let healed_at = h.now();
-    for (_, undo) in std::mem::take(&mut h.active) {
-        h.undo(undo);
-    }
-    h.chaos = None;
-    h.run_timed(true);
-    h.record("heal everything".into());
+    let healed_at = w.now();
+    nemesis.heal(w);
     let committed: Rc<Cell<Option<Duration>>> = Rc::new(Cell::new(None));
     let done = committed.clone();
-    let nodes = client.nodes.clone();
-    h.sim.client("liveness", async move {
-        let mut client = crate::client::Client::new(SimNet, nodes, u64::MAX);
+    w.add_client("liveness", async move {
+        let mut client = crate::client::Client::new(SimNet, endpoints, u64::MAX);
         client.timeout = Duration::from_secs(1);
         client.attempts = 1;
         let mut value = 0;
@@ -571,28 +431,28 @@ fn liveness_phase(
         }
         Ok(())
     });
-    let bound = healed_at + options.liveness_bound;
-    while h.now() < bound {
-        if !h.step() {
+    let deadline = healed_at + bound;
+    while w.now() < deadline {
+        if !w.step() {
             return Err("a safety check failed during recovery".into());
         }
-        let leaders = h.checks.borrow().leaders_now();
+        let leaders = w.checks().borrow().leaders_now();
         if let Some(at) = committed.get()
             && leaders.len() == 1
         {
             return Ok(at.saturating_sub(healed_at));
         }
     }
-    let leaders = h.checks.borrow().leaders_now();
+    let leaders = w.checks().borrow().leaders_now();
     Err(match committed.get() {
         None => format!(
             "no fresh write committed within {:.0}s of the heal (leaders: {leaders:?})",
-            options.liveness_bound.as_secs_f64()
+            bound.as_secs_f64()
         ),
         Some(_) => format!(
             "{} nodes still claim leadership {:.0}s after the heal: {leaders:?}",
             leaders.len(),
-            options.liveness_bound.as_secs_f64()
+            bound.as_secs_f64()
         ),
     })
 }

@@ -7,8 +7,14 @@ use std::time::Duration;
 use jepsen_lite::CheckResult;
 
 use super::checks::Violation;
+use super::world::World;
 use super::{SimOptions, SimParams};
+use crate::faults::Faults;
 use crate::raft::{NodeId, Term};
+use crate::verdict::{Check, Outcome, Verdict};
+
+/// Why liveness has no outcome when safety failed first.
+pub(crate) const LIVENESS_NOT_RUN: &str = "not run: safety failed";
 
 /// Locks and fencing in a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,26 +66,50 @@ pub struct SimReport {
 }
 
 impl SimReport {
+    /// Each check's outcome: the invariants (fencing-token order apart), liveness, the
+    /// history.
+    pub fn verdict(&self) -> Verdict {
+        let fencing = |v: &&Violation| matches!(v, Violation::FencingTokenOrder { .. });
+        let outcome = |found: Vec<&Violation>| match found.first() {
+            None => Outcome::Held,
+            Some(first) if found.len() == 1 => Outcome::Violated(first.to_string()),
+            Some(first) => Outcome::Violated(format!("{first} (and {} more)", found.len() - 1)),
+        };
+        let liveness = match &self.liveness {
+            Ok(_) => Outcome::Held,
+            Err(why) if why == LIVENESS_NOT_RUN => Outcome::Undecided(why.clone()),
+            Err(why) => Outcome::Violated(why.clone()),
+        };
+        let history = match &self.linearizability {
+            Some(result) => Outcome::of_history(result),
+            None => Outcome::Undecided("not checked".into()),
+        };
+        Verdict::default()
+            .with(
+                Check::Invariants,
+                outcome(self.violations.iter().filter(|v| !fencing(v)).collect()),
+            )
+            .with(Check::Fencing, outcome(self.violations.iter().filter(fencing).collect()))
+            .with(Check::Liveness, liveness)
+            .with(Check::History, history)
+    }
+
     /// Whether every safety check held, the cluster recovered, and the history is
     /// linearizable.
     pub fn ok(&self) -> bool {
-        self.violations.is_empty()
-            && self.liveness.is_ok()
-            && matches!(self.linearizability, Some(CheckResult::Linearizable))
+        self.verdict().held()
     }
 
     /// A one-word verdict.
-    pub fn verdict(&self) -> &'static str {
+    pub fn headline(&self) -> &'static str {
         if !self.violations.is_empty() {
             "SAFETY VIOLATION"
         } else if matches!(self.linearizability, Some(CheckResult::NotLinearizable(_))) {
             "NOT LINEARIZABLE"
-        } else if matches!(self.linearizability, Some(CheckResult::Unknown(_))) {
-            "HISTORY UNCHECKED"
         } else if self.liveness.is_err() {
             "LIVENESS FAILURE"
-        } else if self.linearizability.is_none() {
-            "UNCHECKED"
+        } else if !self.ok() {
+            "UNDECIDED"
         } else {
             "OK"
         }
@@ -88,6 +118,55 @@ impl SimReport {
     /// Simulated seconds per wall second.
     pub fn speed(&self) -> f64 {
         self.sim_time.as_secs_f64() / self.wall_time.as_secs_f64().max(1e-9)
+    }
+}
+
+/// The report of a finished world.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build(
+    options: &SimOptions,
+    params: SimParams,
+    world: &World<'_>,
+    liveness: Result<Duration, String>,
+    linearizability: Option<CheckResult>,
+    history: jepsen_lite::History,
+    sim_wall: Duration,
+    wall: std::time::Instant,
+) -> SimReport {
+    let fencing = {
+        let log = world.fencing().borrow();
+        FencingStats {
+            grants: log.grants.len(),
+            writes: log.writes.len(),
+            refused: log.refused(),
+            pauses: log.pauses,
+        }
+    };
+    let ops = history.ops().unwrap_or_default();
+    let count = |o: jepsen_lite::Outcome| ops.iter().filter(|op| op.outcome == o).count();
+    let checks = world.checks().borrow();
+    let trace = world.trace().borrow();
+    SimReport {
+        options: options.clone(),
+        params,
+        ops: (
+            ops.len(),
+            count(jepsen_lite::Outcome::Ok),
+            count(jepsen_lite::Outcome::Fail),
+            count(jepsen_lite::Outcome::Indeterminate),
+        ),
+        leaders: checks.leaders().clone(),
+        faults: world.notes().to_vec(),
+        violations: checks.violations().to_vec(),
+        liveness,
+        linearizability,
+        fencing,
+        trace_hash: trace.hash(),
+        trace: trace.lines().to_vec(),
+        sim_time: world.now(),
+        wall_time: sim_wall,
+        check_time: wall.elapsed() - sim_wall,
+        history,
     }
 }
 
@@ -112,10 +191,10 @@ impl fmt::Display for SimReport {
         writeln!(
             f,
             "params: tick {}ms, election {}-{} ticks, heartbeat {} ticks, latency <= {}ms, {} entries per append, snapshot every {} entries, {} keys, pre-vote {}, check-quorum {}, lease reads {}, {} attempts per request",
-            p.tick.as_millis(),
-            p.election_ticks,
-            2 * p.election_ticks,
-            p.heartbeat_ticks,
+            p.timing.tick.as_millis(),
+            p.timing.election_ticks(),
+            2 * p.timing.election_ticks(),
+            p.timing.heartbeat_ticks(),
             p.latency_max.as_millis(),
             p.max_entries_per_message,
             p.compact_every,
@@ -169,7 +248,7 @@ impl fmt::Display for SimReport {
         match &self.linearizability {
             Some(CheckResult::Linearizable) => writeln!(f, "history: linearizable")?,
             Some(CheckResult::NotLinearizable(c)) => write!(f, "history: NOT linearizable\n{c}")?,
-            Some(CheckResult::Unknown(why)) => writeln!(f, "history: unknown ({why})")?,
+            Some(CheckResult::Unknown(why)) => writeln!(f, "history: undecided ({why})")?,
             None => writeln!(f, "history: not checked (the run stopped early)")?,
         }
         writeln!(
@@ -180,7 +259,8 @@ impl fmt::Display for SimReport {
             self.speed(),
             self.check_time.as_secs_f64()
         )?;
-        writeln!(f, "verdict: {}", self.verdict())?;
+        writeln!(f, "{}", self.verdict())?;
+        writeln!(f, "verdict: {}", self.headline())?;
         if !self.ok() {
             writeln!(f, "replay: {}", self.options.replay_command())?;
         }

@@ -11,8 +11,10 @@ use super::{SimOptions, SimReport, run};
 pub struct SeedResult {
     /// The seed.
     pub seed: u64,
-    /// `OK`, `SAFETY VIOLATION`, ...
+    /// `OK`, `SAFETY VIOLATION`, `UNDECIDED`, ...
     pub verdict: &'static str,
+    /// Its exit code: 0 held, 1 violated, 4 undecided.
+    pub exit_code: u8,
     /// The first problem, if any.
     pub problem: Option<String>,
     /// Client operations invoked.
@@ -31,25 +33,12 @@ pub struct SeedResult {
 
 impl SeedResult {
     fn from(report: &SimReport) -> SeedResult {
-        let problem = report
-            .violations
-            .first()
-            .map(ToString::to_string)
-            .or_else(|| match &report.linearizability {
-                Some(jepsen_lite::CheckResult::NotLinearizable(c)) => {
-                    let key = c.key.as_ref().map_or("the register".into(), ToString::to_string);
-                    Some(format!("history not linearizable on key {key}"))
-                }
-                Some(jepsen_lite::CheckResult::Unknown(why)) => {
-                    Some(format!("history check: {why}"))
-                }
-                _ => None,
-            })
-            .or_else(|| report.liveness.as_ref().err().cloned());
+        let verdict = report.verdict();
         SeedResult {
             seed: report.options.seed,
-            verdict: report.verdict(),
-            problem,
+            verdict: report.headline(),
+            exit_code: verdict.exit_code(),
+            problem: verdict.overall().detail().map(|d| d.to_string()),
             ops: report.ops.0,
             faults: report.faults.len(),
             terms: report.leaders.len(),
@@ -61,7 +50,7 @@ impl SeedResult {
 
     /// Whether the seed passed.
     pub fn ok(&self) -> bool {
-        self.verdict == "OK"
+        self.exit_code == crate::verdict::EXIT_HELD
     }
 }
 

@@ -89,7 +89,7 @@ impl<N: Net + Send + Sync> Api<N> {
             calls,
             revision,
             forward,
-            min_lease_ttl: config.min_lease_ttl,
+            min_lease_ttl: config.timing.min_lease_ttl(),
             me: me.clone(),
         })
     }

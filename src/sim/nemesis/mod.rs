@@ -1,14 +1,17 @@
-//! The nemesis: a schedule of faults derived from the seed, and the link table that turns
-//! partitions and pauses into turmoil link states.
+//! The nemesis: a schedule of faults derived from the seed (here), run against the fault
+//! primitives by `run.rs`.
 //!
 //! Fault kinds: partitions of any shape (halves, majority/minority, the current leader alone, a
 //! bridge node that sees both sides, one-way), crash and restart, pause and resume, clock drift
 //! (one node, or a slow leader against fast followers and then cut off from them), and lossy
 //! links (turmoil makes a link flap: over TCP, loss means a broken stream).
 
-use std::collections::{BTreeMap, BTreeSet};
+mod run;
+
 use std::fmt;
 use std::time::Duration;
+
+pub use run::Nemesis;
 
 use crate::rng::SplitMix64;
 
@@ -246,99 +249,6 @@ pub fn cuts(
         Shape::OneWay => {
             let (a, b) = order.split_at(nodes / 2);
             a.iter().flat_map(|x| b.iter().map(move |y| (*x, *y))).collect()
-        }
-    }
-}
-
-/// The state of one direction of a link.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LinkState {
-    Healthy,
-    Held,
-    Cut,
-}
-
-/// Desired link states, from active cuts (counted, so overlapping partitions compose) and
-/// paused hosts, applied to turmoil as they change. A cut beats a hold.
-#[derive(Debug, Default)]
-pub struct Links {
-    cuts: BTreeMap<(String, String), u32>,
-    paused: BTreeSet<String>,
-    current: BTreeMap<(String, String), (LinkState, LinkState)>,
-}
-
-impl Links {
-    /// Adds directed cuts.
-    pub fn cut(&mut self, pairs: &[(String, String)]) {
-        for pair in pairs {
-            *self.cuts.entry(pair.clone()).or_insert(0) += 1;
-        }
-    }
-
-    /// Removes directed cuts added before.
-    pub fn uncut(&mut self, pairs: &[(String, String)]) {
-        for pair in pairs {
-            if let Some(count) = self.cuts.get_mut(pair) {
-                *count -= 1;
-                if *count == 0 {
-                    self.cuts.remove(pair);
-                }
-            }
-        }
-    }
-
-    /// Marks a host paused or running.
-    pub fn set_paused(&mut self, host: &str, paused: bool) {
-        if paused {
-            self.paused.insert(host.to_string());
-        } else {
-            self.paused.remove(host);
-        }
-    }
-
-    fn desired(&self, from: &str, to: &str) -> LinkState {
-        if self.cuts.contains_key(&(from.to_string(), to.to_string())) {
-            LinkState::Cut
-        } else if self.paused.contains(from) || self.paused.contains(to) {
-            LinkState::Held
-        } else {
-            LinkState::Healthy
-        }
-    }
-
-    /// Brings every link among `hosts` to its desired state.
-    pub fn apply(&mut self, sim: &turmoil::Sim<'_>, hosts: &[String]) {
-        for (i, a) in hosts.iter().enumerate() {
-            for b in &hosts[i + 1..] {
-                let want = (self.desired(a, b), self.desired(b, a));
-                let key = (a.clone(), b.clone());
-                let now = self
-                    .current
-                    .get(&key)
-                    .copied()
-                    .unwrap_or((LinkState::Healthy, LinkState::Healthy));
-                if now == want {
-                    continue;
-                }
-                match want {
-                    (LinkState::Healthy, LinkState::Healthy) => sim.release(a.as_str(), b.as_str()),
-                    (LinkState::Cut, LinkState::Cut) => sim.partition(a.as_str(), b.as_str()),
-                    (ab, ba) => {
-                        if ab == LinkState::Held || ba == LinkState::Held {
-                            sim.hold(a.as_str(), b.as_str());
-                        } else {
-                            sim.release(a.as_str(), b.as_str());
-                        }
-                        if ab == LinkState::Cut {
-                            sim.partition_oneway(a.as_str(), b.as_str());
-                        }
-                        if ba == LinkState::Cut {
-                            sim.partition_oneway(b.as_str(), a.as_str());
-                        }
-                    }
-                }
-                self.current.insert(key, want);
-            }
         }
     }
 }

@@ -1,0 +1,630 @@
+//! The simulated world: one turmoil simulation built from a [`WorldSpec`] and a node program
+//! (raftbed's Raft, or a comparison system the caller supplies), with the workload's clients,
+//! the lock clients and the fenced resource. `raftbed sim` and `raftbed replay` both build it;
+//! faults reach it only through the [`Faults`] primitives, and every step is checked.
+//!
+//! Hosts are created in one order, whatever builds the world: the nodes, the program's
+//! control hosts, the client groups, the fenced resource, the lock groups; and each client
+//! and lock client forks the caller's RNG in that order. The trace of a seed depends on both.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use super::checks::{Checks, Event, Violation};
+use super::fencing::{self, FencingLog, LockParams};
+use super::links::Links;
+use super::probe::{Probe, panic_message};
+use super::trace::Trace;
+use super::workload::{self, ClientParams, Role, Shared};
+use super::{CLIENT_PORT, PEER_PORT, SIM_STEP, SimBugs};
+use crate::clock::SimClock;
+use crate::faults::{Cut, Effect, Faults, Healed, Latency, NodeState};
+use crate::raft::NodeId;
+use crate::rng::SplitMix64;
+use crate::server::timing::Timing;
+use crate::server::{Member, NodeConfig, Observer, ServerBugs, run_node};
+use crate::storage::WalOptions;
+use crate::storage::fs::SimFs;
+use crate::transport::PeerTransport;
+use crate::transport::net::SimNet;
+use crate::transport::peer::TransportConfig;
+
+/// The fenced resource's host.
+pub const RESOURCE_HOST: &str = "resource";
+
+/// How every node of the world is configured.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// Raft's timers.
+    pub timing: Timing,
+    /// Leader-lease reads (§6.4.1) on (they turn check-quorum on).
+    pub lease_reads: bool,
+    /// Pre-vote (§9.6) on.
+    pub pre_vote: bool,
+    /// Check-quorum and leader stickiness (§6.2) on.
+    pub check_quorum: bool,
+    /// At most this many entries per AppendEntries.
+    pub max_entries_per_message: usize,
+    /// Entries between snapshots.
+    pub compact_every: u64,
+    /// A proposal with no outcome after this long is answered "timeout" (indefinite).
+    pub request_timeout: Duration,
+    /// Deadline of one peer RPC.
+    pub rpc_timeout: Duration,
+    /// The node that campaigns first (a scenario's designated leader).
+    pub first_leader: Option<usize>,
+    /// The peer transport.
+    pub peer_transport: PeerTransport,
+    /// Deliberate bugs.
+    pub bugs: SimBugs,
+}
+
+impl NodeSpec {
+    /// The configuration of node `index` of the nodes `names`.
+    pub fn config(&self, index: usize, names: &[String], seed: u64) -> NodeConfig {
+        let members: BTreeMap<NodeId, Member> = names
+            .iter()
+            .enumerate()
+            .map(|(i, host)| {
+                let member = Member {
+                    peer_addr: format!("{host}:{PEER_PORT}"),
+                    client_addr: format!("{host}:{CLIENT_PORT}"),
+                };
+                (NodeId(i as u64 + 1), member)
+            })
+            .collect();
+        let id = NodeId(index as u64 + 1);
+        let bugs = self.bugs;
+        let mut raft = crate::raft::Config::new(id, members.keys().copied().collect());
+        raft.seed = seed;
+        raft.max_entries_per_message = self.max_entries_per_message;
+        raft.pre_vote = self.pre_vote;
+        raft.check_quorum = self.check_quorum;
+        if self.lease_reads || bugs.lease_no_drift_margin {
+            raft = raft.with_lease_reads();
+        }
+        self.timing.lower(&mut raft);
+        if bugs.lease_no_drift_margin {
+            raft.lease_drift_margin_ticks = 0;
+        }
+        raft.bugs.commit_old_term = bugs.commit_old_term;
+        NodeConfig {
+            id,
+            members,
+            raft,
+            timing: self.timing,
+            transport: TransportConfig {
+                rpc_timeout: self.rpc_timeout,
+                idle_timeout: Duration::from_secs(5),
+                queue_depth: 1024,
+            },
+            peer_transport: self.peer_transport,
+            wal: WalOptions {
+                segment_bytes: 256 << 10,
+                sync: !bugs.skip_fsync,
+                lazy_sync_interval: Duration::from_millis(500),
+                // turmoil's files do not preallocate (`AppendFile::preallocate` does nothing).
+                preallocate: false,
+                persist_vote: !bugs.forget_vote,
+            },
+            data_dir: std::path::PathBuf::from("/data"),
+            request_timeout: self.request_timeout,
+            compact_every: self.compact_every,
+            max_batch: 256,
+            bugs: ServerBugs { stale_follower_read: bugs.stale_follower_read },
+            state_at_rest: false,
+            live: Default::default(),
+            campaign_first: self.first_leader == Some(index),
+        }
+    }
+}
+
+/// The simulated network.
+#[derive(Clone, Debug)]
+pub struct NetSpec {
+    /// turmoil's limit on simulated time (a run that reaches it is a harness bug).
+    pub run_for: Duration,
+    /// The largest one-way latency of a link with no latency of its own.
+    pub max_latency: Duration,
+    /// The chance per step that a flapping (lossy) link comes back.
+    pub repair_rate: f64,
+}
+
+/// Clients that share one simulated host (and so are cut off together).
+#[derive(Clone, Debug)]
+pub struct ClientGroupSpec {
+    /// The host.
+    pub host: String,
+    /// How they behave.
+    pub params: ClientParams,
+    /// Each client's number and role.
+    pub clients: Vec<(u64, Role)>,
+}
+
+/// Lock clients that share one simulated host.
+#[derive(Clone, Debug)]
+pub struct LockGroupSpec {
+    /// The host.
+    pub host: String,
+    /// How they behave.
+    pub params: LockParams,
+    /// Each lock client's number.
+    pub ids: Vec<u64>,
+}
+
+/// Everything a world is built from.
+#[derive(Clone, Debug)]
+pub struct WorldSpec {
+    /// turmoil's seed.
+    pub seed: u64,
+    /// The nodes' host names; node `i` has Raft id `i + 1`.
+    pub nodes: Vec<String>,
+    /// How every node is configured.
+    pub node: NodeSpec,
+    /// The network.
+    pub net: NetSpec,
+    /// Client groups.
+    pub clients: Vec<ClientGroupSpec>,
+    /// Lock client groups (with any, the fenced resource runs too).
+    pub locks: Vec<LockGroupSpec>,
+    /// Keep the trace's lines (the hash is always kept).
+    pub keep_trace: bool,
+}
+
+/// What a node host is given.
+pub struct NodeHost<'h> {
+    /// Its index.
+    pub index: usize,
+    /// Its host name.
+    pub name: &'h str,
+    /// Its configuration.
+    pub config: NodeConfig,
+    /// Its clock.
+    pub clock: SimClock,
+    /// The probe a Raft node reports to.
+    pub probe: Rc<dyn Observer>,
+    /// The run's trace.
+    pub trace: &'h Rc<RefCell<Trace>>,
+}
+
+/// The program the nodes run.
+pub trait NodeProgram {
+    /// Adds node `node.index`'s host.
+    fn add_node(&self, sim: &mut turmoil::Sim<'_>, node: NodeHost<'_>);
+    /// Adds the program's control hosts after the nodes (a failover monitor); their names.
+    fn add_control_hosts(
+        &self,
+        _sim: &mut turmoil::Sim<'_>,
+        _spec: &WorldSpec,
+        _trace: &Rc<RefCell<Trace>>,
+    ) -> Vec<String> {
+        Vec::new()
+    }
+    /// The node that leads now; `checks` holds what Raft nodes reported.
+    fn leader(&self, checks: &Checks) -> Option<usize>;
+}
+
+/// raftbed's Raft server, restarted from its simulated disk after each crash.
+pub struct RaftProgram;
+
+impl NodeProgram for RaftProgram {
+    fn add_node(&self, sim: &mut turmoil::Sim<'_>, node: NodeHost<'_>) {
+        let NodeHost { name, config, clock, probe, .. } = node;
+        let host = name.to_string();
+        sim.host(name, move || {
+            let (config, clock, probe, host) =
+                (config.clone(), clock.clone(), probe.clone(), host.clone());
+            async move {
+                run_node(config, SimNet, SimFs, clock, Some(probe))
+                    .await
+                    .map_err(|e| format!("{host}: {e}").into())
+            }
+        });
+    }
+
+    fn leader(&self, checks: &Checks) -> Option<usize> {
+        checks.current_leader().map(|(id, _)| id.0 as usize - 1)
+    }
+}
+
+/// The running world.
+pub struct World<'a> {
+    sim: turmoil::Sim<'a>,
+    program: Rc<dyn NodeProgram>,
+    nodes: Vec<String>,
+    /// Every host, in creation order.
+    hosts: Vec<String>,
+    /// The program's control hosts: cut off with an isolated node.
+    control: Vec<String>,
+    clocks: Vec<SimClock>,
+    checks: Rc<RefCell<Checks>>,
+    trace: Rc<RefCell<Trace>>,
+    events: Rc<RefCell<Vec<Event>>>,
+    links: Links,
+    crashed: BTreeSet<usize>,
+    paused: BTreeSet<usize>,
+    /// What faults did, as the callers noted it: (when, text).
+    notes: Vec<(Duration, String)>,
+    /// Each link's latency and loss as built, and the links faults changed since.
+    built_links: BTreeMap<(String, String), (Latency, f64)>,
+    /// The latency of a link built with none of its own.
+    default_latency: Latency,
+    changed_links: BTreeSet<(String, String)>,
+    workload: Rc<Shared>,
+    fencing: Rc<RefCell<FencingLog>>,
+    lock_stop: Rc<Cell<bool>>,
+    /// Set when a host failed or panicked: the world steps no further.
+    broken: bool,
+}
+
+impl<'a> World<'a> {
+    /// Builds the world; each client and lock client forks `rng`, in creation order.
+    pub fn build(
+        spec: &WorldSpec,
+        program: Rc<dyn NodeProgram>,
+        rng: &mut SplitMix64,
+    ) -> World<'a> {
+        let mut sim = turmoil::Builder::new()
+            .simulation_duration(spec.net.run_for)
+            .tick_duration(SIM_STEP)
+            .min_message_latency(Duration::from_millis(1))
+            .max_message_latency(spec.net.max_latency)
+            .repair_rate(spec.net.repair_rate)
+            .tcp_capacity(1 << 16)
+            .rng_seed(spec.seed)
+            .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            .build();
+        let checks = Rc::new(RefCell::new(Checks::default()));
+        let trace = Rc::new(RefCell::new(Trace::new(spec.keep_trace)));
+        let events = Rc::new(RefCell::new(Vec::new()));
+        let clocks: Vec<SimClock> = (0..spec.nodes.len())
+            .map(|_| SimClock::new(Duration::ZERO, Duration::ZERO, 1.0))
+            .collect();
+        for (index, name) in spec.nodes.iter().enumerate() {
+            let probe: Rc<dyn Observer> = Rc::new(Probe {
+                checks: checks.clone(),
+                trace: trace.clone(),
+                events: events.clone(),
+            });
+            let config = spec.node.config(index, &spec.nodes, spec.seed);
+            let clock = clocks[index].clone();
+            program
+                .add_node(&mut sim, NodeHost { index, name, config, clock, probe, trace: &trace });
+        }
+        let mut hosts = spec.nodes.clone();
+        let control = program.add_control_hosts(&mut sim, spec, &trace);
+        hosts.extend(control.iter().cloned());
+        let workload = Rc::new(Shared::default());
+        for group in &spec.clients {
+            let clients: Vec<_> = group
+                .clients
+                .iter()
+                .map(|(id, role)| {
+                    let (params, shared, trace) =
+                        (group.params.clone(), workload.clone(), trace.clone());
+                    workload::run(*id, *role, params, rng.fork(), shared, trace)
+                })
+                .collect();
+            sim.client(group.host.as_str(), join_local(clients));
+            hosts.push(group.host.clone());
+        }
+        let fencing = Rc::new(RefCell::new(FencingLog::default()));
+        let lock_stop = Rc::new(Cell::new(false));
+        if !spec.locks.is_empty() {
+            sim.client(RESOURCE_HOST, fencing::resource(fencing.clone(), trace.clone()));
+            hosts.push(RESOURCE_HOST.into());
+        }
+        for group in &spec.locks {
+            let lockers: Vec<_> = group
+                .ids
+                .iter()
+                .map(|id| {
+                    let (log, trace, stop) = (fencing.clone(), trace.clone(), lock_stop.clone());
+                    fencing::lock_client(*id, group.params.clone(), rng.fork(), log, trace, stop)
+                })
+                .collect();
+            sim.client(group.host.as_str(), join_local(lockers));
+            hosts.push(group.host.clone());
+        }
+        World {
+            sim,
+            program,
+            nodes: spec.nodes.clone(),
+            hosts,
+            control,
+            clocks,
+            checks,
+            trace,
+            events,
+            links: Links::default(),
+            crashed: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            notes: Vec::new(),
+            built_links: BTreeMap::new(),
+            default_latency: Latency { min: Duration::from_millis(1), max: spec.net.max_latency },
+            changed_links: BTreeSet::new(),
+            workload,
+            fencing,
+            lock_stop,
+            broken: false,
+        }
+    }
+
+    /// Sets a link's latency and loss as part of the topology (not a fault: `heal_all` puts
+    /// links back to this).
+    pub fn build_link(&mut self, a: &str, b: &str, latency: Latency, loss: f64) {
+        self.set_latency(a, b, latency);
+        self.sim.set_link_fail_rate(a, b, loss);
+        self.built_links.insert(link_key(a, b), (latency, loss));
+    }
+
+    fn set_latency(&mut self, a: &str, b: &str, latency: Latency) {
+        self.sim.set_link_latency(a, b, latency.min);
+        if latency.max > latency.min {
+            self.sim.set_link_max_message_latency(a, b, latency.max);
+        }
+    }
+
+    /// One step of simulated time, then the lease check. A host's error or panic is recorded
+    /// as a violation and breaks the world: it steps no further. Returns whether every check
+    /// held.
+    pub fn step(&mut self) -> bool {
+        if self.broken {
+            return false;
+        }
+        let now = self.now();
+        let failure = match std::panic::catch_unwind(AssertUnwindSafe(|| self.sim.step())) {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(panic) => Some(format!("panicked: {}", panic_message(&panic))),
+        };
+        if let Some(error) = failure {
+            self.broken = true;
+            let host = "a node".to_string();
+            self.checks.borrow_mut().violate(Violation::NodeFailed { host, error, at: now });
+        }
+        let clocks = &self.clocks;
+        let now = self.now();
+        self.checks
+            .borrow_mut()
+            .check_leases(now, |node| clocks[node.0 as usize - 1].local_at(now));
+        self.checks.borrow().violations().is_empty()
+    }
+
+    /// Whether a host failed: the run ends there, as a finding.
+    pub fn broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Adds a client host (the liveness probe).
+    pub fn add_client(
+        &mut self,
+        name: &str,
+        client: impl std::future::Future<Output = turmoil::Result> + 'static,
+    ) {
+        self.sim.client(name, client);
+    }
+
+    /// Election events the probes reported since the last call.
+    pub fn take_events(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.borrow_mut())
+    }
+
+    /// The cluster-wide checks.
+    pub fn checks(&self) -> &Rc<RefCell<Checks>> {
+        &self.checks
+    }
+
+    /// The trace.
+    pub fn trace(&self) -> &Rc<RefCell<Trace>> {
+        &self.trace
+    }
+
+    /// What the workload's clients recorded.
+    pub fn workload(&self) -> &Rc<Shared> {
+        &self.workload
+    }
+
+    /// What the lock clients and the fenced resource recorded.
+    pub fn fencing(&self) -> &Rc<RefCell<FencingLog>> {
+        &self.fencing
+    }
+
+    /// Stops the workload and the lock clients.
+    pub fn stop_clients(&self) {
+        self.workload.stop.set(true);
+        self.lock_stop.set(true);
+    }
+
+    /// What faults did, as noted: (when, text).
+    pub fn notes(&self) -> &[(Duration, String)] {
+        &self.notes
+    }
+
+    /// Every host, in creation order.
+    pub fn hosts(&self) -> &[String] {
+        &self.hosts
+    }
+
+    fn index_ok(&self, node: usize) -> bool {
+        node < self.nodes.len()
+    }
+}
+
+fn link_key(a: &str, b: &str) -> (String, String) {
+    if a <= b { (a.into(), b.into()) } else { (b.into(), a.into()) }
+}
+
+/// Runs `futures` as tasks of the current host, until all finish.
+pub(crate) async fn join_local(
+    futures: Vec<impl std::future::Future<Output = turmoil::Result> + 'static>,
+) -> turmoil::Result {
+    let tasks: Vec<_> = futures.into_iter().map(tokio::task::spawn_local).collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
+const NO_SUCH_NODE: Effect = Effect::Nothing("no such node");
+
+impl Faults for World<'_> {
+    fn now(&self) -> Duration {
+        self.sim.elapsed()
+    }
+
+    fn note(&mut self, text: &str) {
+        let now = self.now();
+        self.trace.borrow_mut().record(now, format_args!("nemesis {text}"));
+        self.notes.push((now, text.to_string()));
+    }
+
+    fn nodes(&self) -> &[String] {
+        &self.nodes
+    }
+
+    fn leader(&mut self) -> Option<usize> {
+        self.program.leader(&self.checks.borrow())
+    }
+
+    fn state(&self, node: usize) -> NodeState {
+        if self.crashed.contains(&node) {
+            NodeState::Crashed
+        } else if self.paused.contains(&node) {
+            NodeState::Paused
+        } else {
+            NodeState::Up
+        }
+    }
+
+    fn cut(&mut self, cut: &Cut) -> Effect {
+        self.links.cut(cut.pairs());
+        self.links.apply(&self.sim, &self.hosts);
+        Effect::Done
+    }
+
+    fn heal(&mut self, cut: &Cut) -> Effect {
+        self.links.uncut(cut.pairs());
+        self.links.apply(&self.sim, &self.hosts);
+        Effect::Done
+    }
+
+    fn isolate(&mut self, node: usize) -> (Cut, Effect) {
+        if !self.index_ok(node) {
+            return (Cut::default(), NO_SUCH_NODE);
+        }
+        let mut others = self.nodes.clone();
+        others.extend(self.control.iter().cloned());
+        let cut = Cut::around(&self.nodes[node], &others);
+        let effect = self.cut(&cut);
+        (cut, effect)
+    }
+
+    fn crash(&mut self, node: usize) -> Effect {
+        match self.state(node) {
+            _ if !self.index_ok(node) => return NO_SUCH_NODE,
+            NodeState::Crashed => return Effect::Nothing("already down"),
+            NodeState::Paused => return Effect::Nothing("paused"),
+            NodeState::Up => {}
+        }
+        self.sim.crash(self.nodes[node].as_str());
+        self.checks.borrow_mut().crashed(NodeId(node as u64 + 1));
+        self.crashed.insert(node);
+        Effect::Done
+    }
+
+    fn restart(&mut self, node: usize) -> Effect {
+        if !self.crashed.remove(&node) {
+            return Effect::Nothing("not down");
+        }
+        self.sim.bounce(self.nodes[node].as_str());
+        Effect::Done
+    }
+
+    fn pause(&mut self, node: usize) -> Effect {
+        match self.state(node) {
+            _ if !self.index_ok(node) => return NO_SUCH_NODE,
+            NodeState::Crashed => return Effect::Nothing("down"),
+            NodeState::Paused => return Effect::Nothing("already paused"),
+            NodeState::Up => {}
+        }
+        self.clocks[node].pause();
+        self.links.set_paused(&self.nodes[node], true);
+        self.links.apply(&self.sim, &self.hosts);
+        self.paused.insert(node);
+        Effect::Done
+    }
+
+    fn resume(&mut self, node: usize) -> Effect {
+        if !self.paused.remove(&node) {
+            return Effect::Nothing("not paused");
+        }
+        self.clocks[node].resume();
+        self.links.set_paused(&self.nodes[node], false);
+        self.links.apply(&self.sim, &self.hosts);
+        Effect::Done
+    }
+
+    fn clock_rate(&mut self, node: usize, rate: f64) -> Effect {
+        if !self.index_ok(node) {
+            return NO_SUCH_NODE;
+        }
+        self.clocks[node].set_rate(self.now(), rate);
+        Effect::Done
+    }
+
+    fn clock_jump(&mut self, node: usize, by: Duration) -> Effect {
+        if !self.index_ok(node) {
+            return NO_SUCH_NODE;
+        }
+        self.clocks[node].jump(self.now(), by);
+        Effect::Done
+    }
+
+    fn link_loss(&mut self, a: &str, b: &str, rate: f64) -> Effect {
+        self.sim.set_link_fail_rate(a, b, rate);
+        self.changed_links.insert(link_key(a, b));
+        Effect::Done
+    }
+
+    fn link_latency(&mut self, a: &str, b: &str, latency: Latency) -> Effect {
+        self.set_latency(a, b, latency);
+        self.changed_links.insert(link_key(a, b));
+        Effect::Done
+    }
+
+    fn heal_all(&mut self) -> Healed {
+        let mut healed = Healed { cuts: self.links.has_cuts(), ..Healed::default() };
+        if healed.cuts {
+            self.links.clear_cuts();
+            self.links.apply(&self.sim, &self.hosts);
+        }
+        for node in std::mem::take(&mut self.paused) {
+            self.clocks[node].resume();
+            self.links.set_paused(&self.nodes[node], false);
+            healed.resumed.push(node);
+        }
+        self.links.apply(&self.sim, &self.hosts);
+        for node in std::mem::take(&mut self.crashed) {
+            self.sim.bounce(self.nodes[node].as_str());
+            healed.restarted.push(node);
+        }
+        let now = self.now();
+        for clock in &self.clocks {
+            clock.set_rate(now, 1.0);
+        }
+        for (a, b) in std::mem::take(&mut self.changed_links) {
+            let (latency, loss) = self
+                .built_links
+                .get(&(a.clone(), b.clone()))
+                .copied()
+                .unwrap_or((self.default_latency, 0.0));
+            self.set_latency(&a, &b, latency);
+            self.sim.set_link_fail_rate(a.as_str(), b.as_str(), loss);
+        }
+        healed
+    }
+}
