@@ -4,6 +4,11 @@
 //! it reaches later that disagrees (an old primary back from a partition, a replica following
 //! the wrong primary) is told to follow the current primary. No quorum is asked for: what the
 //! monitor cannot reach, it cannot stop.
+//!
+//! Each node has at most one ping in flight. A ping not answered within its round stays in
+//! flight into the next rounds (a slow answer still shows the node alive) until it is answered,
+//! fails, or has waited `failover_after`; only then is the node pinged again. So a monitor
+//! pinging faster than its network answers never piles pings up.
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -46,8 +51,40 @@ async fn ask<N: Net>(net: &N, addr: &str, message: &Msg, timeout: Duration) -> O
     tokio::time::timeout(timeout, exchange).await.ok().flatten()
 }
 
+/// Each node's ping in flight, if any.
+struct Pings<N: Net> {
+    net: N,
+    /// The answer to come of each node's ping in flight.
+    in_flight: Vec<Option<tokio::sync::oneshot::Receiver<Option<Msg>>>>,
+    /// A ping unanswered for this long is given up.
+    give_up: Duration,
+}
+
+impl<N: Net + Clone + 'static> Pings<N> {
+    /// Pings node `i` at `addr` unless a ping to it is in flight, and waits up to `wait` for
+    /// that ping's answer.
+    async fn ping(&mut self, i: usize, addr: &str, wait: Duration) -> Option<Msg> {
+        if self.in_flight[i].is_none() {
+            let (tell, answer) = tokio::sync::oneshot::channel();
+            let (net, addr, give_up) = (self.net.clone(), addr.to_string(), self.give_up);
+            tokio::task::spawn_local(async move {
+                let _ = tell.send(ask(&net, &addr, &Msg::ping(), give_up).await);
+            });
+            self.in_flight[i] = Some(answer);
+        }
+        let pending = self.in_flight[i].as_mut().expect("set above");
+        match tokio::time::timeout(wait, pending).await {
+            Err(_) => None,
+            Ok(answer) => {
+                self.in_flight[i] = None;
+                answer.ok().flatten()
+            }
+        }
+    }
+}
+
 /// Runs the monitor until its host stops.
-pub async fn run<N: Net>(
+pub async fn run<N: Net + Clone + 'static>(
     net: N,
     params: MonitorParams,
     observer: Rc<dyn MonitorObserver>,
@@ -56,12 +93,18 @@ pub async fn run<N: Net>(
     let mut epoch = 1u64;
     let mut last_seen = tokio::time::Instant::now();
     let timeout = params.interval.mul_f64(0.8);
+    let give_up = params.failover_after.max(params.interval);
+    let mut pings = Pings {
+        net: net.clone(),
+        in_flight: (0..params.nodes.len()).map(|_| None).collect(),
+        give_up,
+    };
     loop {
         tokio::time::sleep(params.interval).await;
         let mut answers = Vec::new();
-        for (id, addr) in &params.nodes {
+        for (i, (id, addr)) in params.nodes.iter().enumerate() {
             if let Some(Msg { body: Some(msg::Body::Pong(pong)) }) =
-                ask(&net, addr, &Msg::ping(), timeout).await
+                pings.ping(i, addr, timeout).await
             {
                 answers.push((*id, addr.clone(), pong));
             }
