@@ -123,10 +123,12 @@ fn cluster_ports(base: u16, nodes: usize) -> impl Iterator<Item = u16> {
     (1..=nodes as u16).flat_map(move |i| [0, 1, 2].map(|k| base + 10 * i + k))
 }
 
-/// A base port from which `nodes` nodes' client, peer and admin ports are free now.
+/// A base port from which `nodes` nodes' client, peer and admin ports are free now: in
+/// 25000-31999, below Linux's ephemeral range (32768-60999), so that no outgoing connection
+/// takes a node's port while the node restarts.
 pub fn free_base_port(nodes: usize) -> Option<u16> {
     let seed = std::process::id() as u16;
-    (0..200u16).map(|attempt| 32_000 + (seed.wrapping_add(attempt * 53) % 300) * 100).find(|base| {
+    (0..200u16).map(|attempt| 25_000 + (seed.wrapping_add(attempt * 53) % 70) * 100).find(|base| {
         cluster_ports(*base, nodes).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
     })
 }
