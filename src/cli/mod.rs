@@ -57,6 +57,19 @@ enum Command {
     Replay(replay::ReplayArgs),
 }
 
+/// A panic inside a simulated node is reported as a finding, with its message; keep the
+/// message off the terminal, where it would tear the progress bar (`RAFTBED_SHOW_PANICS=1`
+/// shows it there too).
+fn quiet_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        crate::sim::note_panic(info);
+        if std::env::var_os("RAFTBED_SHOW_PANICS").is_some() {
+            default(info);
+        }
+    }));
+}
+
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -107,6 +107,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
     };
     let seed = args.seed.unwrap_or(scenario.seed);
     let path = args.scenario.display().to_string();
+    super::quiet_panics();
     if args.shrink {
         if args.budget == 0 {
             eprintln!("raftbed replay: --budget 0: shrinking needs at least one replay");

@@ -135,7 +135,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         check: args.check.budget(),
         ..SimOptions::new(args.seed.unwrap_or(0))
     };
-    quiet_panics();
+    super::quiet_panics();
     match &args.seeds {
         Some(seeds) => run_sweep(&base, seeds.clone(), args.jobs),
         None => run_one(&base, args.trace.as_ref(), args.history.as_ref()),
@@ -215,18 +215,6 @@ fn run_sweep(base: &SimOptions, seeds: std::ops::Range<u64>, jobs: Option<usize>
         );
     }
     ExitCode::from(worst.into_inner().expect("no panic while held"))
-}
-
-/// A panic inside a simulated node is reported as a violation; keep its message off the
-/// terminal, where it would tear the progress bar.
-fn quiet_panics() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        crate::sim::note_panic(info);
-        if std::env::var_os("RAFTBED_SHOW_PANICS").is_some() {
-            default(info);
-        }
-    }));
 }
 
 #[cfg(test)]
