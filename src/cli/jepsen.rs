@@ -341,14 +341,14 @@ fn schedule(
         paused[node].store(kind == "pause", Ordering::Relaxed);
         std::thread::sleep(hold);
         paused[node].store(false, Ordering::Relaxed);
-        let effect = match &undo {
-            Undo::Heal(cut) => f.heal(cut),
-            Undo::Restart(node) => f.restart(*node),
-            Undo::Resume(node) => f.resume(*node),
+        let (effect, done) = match &undo {
+            Undo::Heal(cut) => (f.heal(cut), format!("heal ({label})")),
+            Undo::Restart(node) => (f.restart(*node), format!("restart {}", f.nodes()[*node])),
+            Undo::Resume(node) => (f.resume(*node), format!("resume {}", f.nodes()[*node])),
         };
         let text = match effect {
-            Effect::Failed(e) => format!("undoing {label} failed: {e}"),
-            _ => format!("undo: {label}"),
+            Effect::Failed(e) => format!("{done} failed: {e}"),
+            _ => done,
         };
         f.note(&text);
         windows.push((from, f.now(), label));

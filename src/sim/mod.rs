@@ -11,6 +11,10 @@
 //! Then every acknowledged write must be in the committed log, and the clients' history must be
 //! linearizable (jepsen-lite). Every parameter (timeouts, latencies, fault schedule) derives
 //! from the seed, and the same seed gives the same trace, byte for byte.
+//!
+//! The world itself (`world.rs`) is the one `raftbed replay` builds too, with its own node
+//! program; faults reach it only through the primitives of `crate::faults`, which the
+//! nemesis (`nemesis/`) lowers its schedule to.
 
 pub mod checks;
 pub mod fencing;
