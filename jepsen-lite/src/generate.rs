@@ -54,6 +54,9 @@ struct Planned {
     effect: u64,
     complete: u64,
     lost: bool,
+    /// A cas whose compared value is chosen as it takes effect: the current value three times
+    /// in four (it succeeds), the one before otherwise (it fails).
+    choose_from: bool,
 }
 
 /// Generates a linearizable history (see the module docs).
@@ -71,9 +74,25 @@ pub fn linearizable(options: &GenOptions) -> History {
         next_start[client as usize] = complete + 1 + rng.below(500);
         let (key, f, input) = choose_op(&mut rng, options.keys, client, seq);
         let lost = rng.chance(options.indeterminate);
-        planned.push(Planned { client, key, f, input, invoke, effect, complete, lost });
+        let choose_from = false;
+        planned.push(Planned {
+            client,
+            key,
+            f,
+            input,
+            invoke,
+            effect,
+            complete,
+            lost,
+            choose_from,
+        });
     }
     let outputs = apply_in_effect_order(&mut rng, &mut planned);
+    stamp(&planned, outputs)
+}
+
+/// The history of planned operations and their outcomes, in time order.
+fn stamp(planned: &[Planned], outputs: Vec<Outcome>) -> History {
     let mut stamped: Vec<(u64, usize, Event)> = Vec::with_capacity(2 * planned.len());
     for (i, (op, output)) in planned.iter().zip(outputs).enumerate() {
         let event = |kind, value| Event {
@@ -143,17 +162,27 @@ fn apply_in_effect_order(rng: &mut Rng, planned: &mut [Planned]) -> Vec<Outcome>
     let mut order: Vec<usize> = (0..planned.len()).collect();
     order.sort_by_key(|i| (planned[*i].effect, *i));
     let mut store: BTreeMap<Option<Value>, Value> = BTreeMap::new();
+    let mut before: BTreeMap<Option<Value>, Value> = BTreeMap::new();
     let mut outcomes: Vec<Option<Outcome>> = (0..planned.len()).map(|_| None).collect();
     for i in order {
         let op = &mut planned[i];
         let current = store.get(&op.key).cloned().unwrap_or(Value::Null);
+        if op.choose_from {
+            let from = if rng.chance(0.75) {
+                current.clone()
+            } else {
+                before.get(&op.key).cloned().unwrap_or(Value::Str("never".into()))
+            };
+            let to = op.input.as_pair().expect("generated cas has a pair").1.clone();
+            op.input = Value::List(vec![from, to]);
+        }
         // A lost operation takes effect or not, at random; its result is never seen.
         if op.lost && rng.chance(0.5) {
             outcomes[i] = Some(Outcome::Lost);
             continue;
         }
         let (next, result) = match op.f {
-            "read" | "get" => (current.clone(), Outcome::Done(current)),
+            "read" | "get" => (current.clone(), Outcome::Done(current.clone())),
             "write" | "put" => (op.input.clone(), Outcome::Done(op.input.clone())),
             "delete" => (Value::Null, Outcome::Done(Value::Null)),
             "append" => {
@@ -168,15 +197,113 @@ fn apply_in_effect_order(rng: &mut Rng, planned: &mut [Planned]) -> Vec<Outcome>
                 if *from == current {
                     (to.clone(), Outcome::Done(op.input.clone()))
                 } else {
-                    (current, Outcome::Failed)
+                    (current.clone(), Outcome::Failed)
                 }
             }
             other => unreachable!("generator made unknown op {other}"),
         };
+        if next != current {
+            before.insert(op.key.clone(), current);
+        }
         store.insert(op.key.clone(), next);
         outcomes[i] = Some(if op.lost { Outcome::Lost } else { result });
     }
     outcomes.into_iter().map(|o| o.expect("every op applied")).collect()
+}
+
+/// What `kv` generates: the shape of a key-value store's history under a Jepsen-style
+/// workload, where every write carries a value of its own.
+#[derive(Clone, Debug)]
+pub struct KvGen {
+    /// Seeds everything.
+    pub seed: u64,
+    /// Operations in all.
+    pub ops: usize,
+    /// Keys `k0`...
+    pub keys: usize,
+    /// Key popularity: key `k` (from 0) is chosen with weight `1 / (k + 1)^zipf`; 0 is
+    /// uniform.
+    pub zipf: f64,
+    /// Concurrent processes, each running one operation at a time.
+    pub processes: usize,
+    /// The fraction of writes (put, cas, delete) whose outcome is lost: recorded as `info`,
+    /// taking effect or not at random. The process then continues as a new one.
+    pub indeterminate: f64,
+    /// The shares of get, put, cas and delete.
+    pub mix: [f64; 4],
+}
+
+impl KvGen {
+    /// `ops` operations on one hot key from `processes` processes, `indeterminate` of the
+    /// writes lost: 40% get, 30% put, 20% cas, 10% delete.
+    pub fn hot_key(seed: u64, ops: usize, processes: usize, indeterminate: f64) -> KvGen {
+        KvGen { seed, ops, keys: 1, zipf: 0.0, processes, indeterminate, mix: [0.4, 0.3, 0.2, 0.1] }
+    }
+}
+
+/// A linearizable key-value history (get, put, cas, delete; every put and cas writes a value
+/// no other operation writes). Each operation takes effect at a random instant inside its
+/// interval and reads or writes a real sequential store in that order.
+pub fn kv(options: &KvGen) -> History {
+    let mut rng = Rng(options.seed ^ 0xbb67_ae85_84ca_a73b);
+    let processes = options.processes.max(1);
+    let weights: Vec<f64> =
+        (0..options.keys.max(1)).map(|k| 1.0 / ((k + 1) as f64).powf(options.zipf)).collect();
+    let total: f64 = weights.iter().sum();
+    let mut next_start: Vec<u64> = (0..processes).map(|_| rng.below(1_000)).collect();
+    let mut process_ids: Vec<u64> = (0..processes as u64).collect();
+    let mut planned = Vec::with_capacity(options.ops);
+    for seq in 0..options.ops {
+        let p = (0..processes).min_by_key(|c| next_start[*c]).expect("a process");
+        let invoke = next_start[p];
+        let effect = invoke + 1 + rng.below(2_000);
+        let complete = effect + 1 + rng.below(2_000);
+        next_start[p] = complete + 1 + rng.below(500);
+        let key = pick(&mut rng, &weights, total);
+        let share = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let unique = Value::Str(format!("{p}.{seq}"));
+        let (f, input) = match share {
+            x if x < options.mix[0] => ("get", Value::Null),
+            x if x < options.mix[0] + options.mix[1] => ("put", unique),
+            // The value compared is chosen when the cas takes effect (`apply_in_effect_order`).
+            x if x < options.mix[0] + options.mix[1] + options.mix[2] => {
+                ("cas", Value::List(vec![Value::Null, unique]))
+            }
+            _ => ("delete", Value::Null),
+        };
+        let lost = f != "get" && rng.chance(options.indeterminate);
+        let client = process_ids[p];
+        if lost {
+            process_ids[p] += processes as u64;
+        }
+        let key = Some(Value::Str(format!("k{key}")));
+        let choose_from = f == "cas";
+        planned.push(Planned {
+            client,
+            key,
+            f,
+            input,
+            invoke,
+            effect,
+            complete,
+            lost,
+            choose_from,
+        });
+    }
+    let outputs = apply_in_effect_order(&mut rng, &mut planned);
+    stamp(&planned, outputs)
+}
+
+/// A key index from 0, by weight.
+fn pick(rng: &mut Rng, weights: &[f64], total: f64) -> usize {
+    let mut x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+    for (k, w) in weights.iter().enumerate() {
+        if x < *w {
+            return k;
+        }
+        x -= w;
+    }
+    weights.len() - 1
 }
 
 #[cfg(test)]

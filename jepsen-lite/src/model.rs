@@ -63,6 +63,18 @@ pub trait Model: Sync {
         self.step(state, input, output).is_some()
     }
 
+    /// What an operation needs of the state and leaves in it, where that does not depend on the
+    /// state it runs in. The search uses it to stop as soon as a value some operation still has
+    /// to observe is overwritten with no operation left that could write it again (search.rs,
+    /// 9). The default says nothing, which turns that off.
+    fn footprint(
+        &self,
+        _input: &Self::Input,
+        _output: Option<&Self::Output>,
+    ) -> Footprint<Self::State> {
+        Footprint { requires: None, leaves: Leaves::Depends }
+    }
+
     /// Whether operations on different keys are independent, so each key can be checked on
     /// its own (P-compositionality, Horn and Kroening 2015).
     fn partition_by_key(&self) -> bool {
@@ -73,6 +85,27 @@ pub trait Model: Sync {
     fn describe_state(&self, state: &Self::State) -> String {
         format!("{state:?}")
     }
+}
+
+/// What an operation needs of the state and leaves in it (`Model::footprint`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Footprint<S> {
+    /// The state it must run in to have observed what it did (a read's value, a cas's
+    /// expected value), if one state only.
+    pub requires: Option<S>,
+    /// The state it leaves.
+    pub leaves: Leaves<S>,
+}
+
+/// The state an operation leaves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Leaves<S> {
+    /// The one it found (a read).
+    Same,
+    /// This one, whatever it found (a write, a cas that applied, a delete).
+    Fixed(S),
+    /// One that depends on what it found (an append), or not known.
+    Depends,
 }
 
 /// The built-in models.
@@ -251,6 +284,17 @@ impl Model for RegisterModel {
             RegisterInput::Read => output.is_none_or(|seen| seen == state),
             _ => self.step(state, input, output).is_some(),
         }
+    }
+
+    fn footprint(&self, input: &RegisterInput, output: Option<&Value>) -> Footprint<Value> {
+        let (requires, leaves) = match input {
+            RegisterInput::Read => (output.cloned(), Leaves::Same),
+            RegisterInput::Write(value) => (None, Leaves::Fixed(value.clone())),
+            RegisterInput::Cas(from, to) => (Some(from.clone()), Leaves::Fixed(to.clone())),
+            RegisterInput::Append(_) => (None, Leaves::Depends),
+            RegisterInput::Delete => (None, Leaves::Fixed(self.init())),
+        };
+        Footprint { requires, leaves }
     }
 
     fn partition_by_key(&self) -> bool {

@@ -8,8 +8,10 @@
 //! - **The window**: the failing operation, every operation overlapping it in that prefix, and
 //!   the last operation to complete before it was invoked — the smallest span of the history
 //!   in which the contradiction lives.
-//! - **The longest linearizable prefix** the full search found: the furthest any order got,
-//!   with the state after each operation.
+//! - **The longest linearizable prefix**: the furthest any order got, with the state after each
+//!   operation. The full search stops wrong orders early (search.rs, 9), so the shortest
+//!   failing prefix is searched again without that rule; if that does not finish within its
+//!   budget, the full search's longest order is shown.
 
 use std::fmt;
 
@@ -168,6 +170,13 @@ pub(super) fn explain<M: Model>(
         .map(summary)
         .collect();
     counterexample.failing_op = Some(summary(failing));
+    let (prefix_ops, indexes) = prefix(model, &partition.ops, cut);
+    if let Some(SearchOutcome::Illegal { longest }) =
+        search::search(model, &prefix_ops, limits, budget, true)
+    {
+        counterexample.longest_prefix =
+            longest.into_iter().map(|(i, state)| (summary(indexes[i]), state)).collect();
+    }
     counterexample
 }
 
@@ -196,7 +205,7 @@ fn shortest_failing_cut<M: Model>(
     let mut hi = cuts.len().checked_sub(1)?;
     lo = lo.min(hi);
     let fails = |cut: u64| -> Option<bool> {
-        match search::search(model, &prefix(model, ops, cut), limits, budget)? {
+        match search::search(model, &prefix(model, ops, cut).0, limits, budget, false)? {
             SearchOutcome::Illegal { .. } => Some(true),
             SearchOutcome::Linearizable => Some(false),
             SearchOutcome::Timeout | SearchOutcome::OutOfMemory | SearchOutcome::Cancelled => None,
@@ -223,22 +232,25 @@ fn shortest_failing_cut<M: Model>(
     Some(cuts[hi])
 }
 
-/// The operations invoked by `cut`, with those still open at `cut` made indeterminate.
+/// The operations invoked by `cut`, with those still open at `cut` made indeterminate, and
+/// the index in `ops` of each.
+#[allow(clippy::type_complexity)]
 fn prefix<M: Model>(
     model: &M,
     ops: &[PreparedOp<M::Input, M::Output>],
     cut: u64,
-) -> Vec<PreparedOp<M::Input, M::Output>> {
+) -> (Vec<PreparedOp<M::Input, M::Output>>, Vec<usize>) {
     ops.iter()
-        .filter(|op| op.call <= cut)
-        .filter_map(|op| {
+        .enumerate()
+        .filter(|(_, op)| op.call <= cut)
+        .filter_map(|(i, op)| {
             if op.ret.is_some_and(|ret| ret <= cut) {
-                return Some(op.clone());
+                return Some((op.clone(), i));
             }
             if model.is_read_only(&op.input) {
                 return None;
             }
-            Some(PreparedOp { ret: None, output: None, ..op.clone() })
+            Some((PreparedOp { ret: None, output: None, ..op.clone() }, i))
         })
-        .collect()
+        .unzip()
 }

@@ -1,7 +1,8 @@
 //! The linearizability checker.
 //!
 //! 1. The history is paired into operations; `fail`ed ones are dropped (they did not happen),
-//!    and so are indeterminate ones that cannot change state (an unknown read).
+//!    and so are indeterminate ones that cannot change state (an unknown read), and
+//!    indeterminate writes whose value no operation observes (`drop_unobserved`).
 //! 2. If the model's keys are independent, the operations are split per key
 //!    (P-compositionality): the history is linearizable iff every part is.
 //! 3. The parts are searched (`search.rs`) round-robin with doubling iteration budgets, on
@@ -14,6 +15,8 @@
 //!    several threads run; with `threads: 1` the schedule is a pure function of the history.
 
 mod counterexample;
+mod deadlines;
+mod memo;
 mod search;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -161,7 +164,51 @@ fn prepare<M: Model>(model: &M, ops: &[Op]) -> Result<Vec<ModelPartition<M>>, Hi
         let prepared = PreparedOp { op_id: op.id, input, output, call: op.invoke as u64, ret };
         parts.entry(key).or_default().push(prepared);
     }
-    Ok(parts.into_iter().map(|(key, ops)| Partition { key, ops }).collect())
+    Ok(parts
+        .into_iter()
+        .map(|(key, ops)| Partition { key, ops: drop_unobserved(model, ops) })
+        .collect())
+}
+
+/// Drops the indeterminate operations that leave a value no operation requires (no read
+/// returns it, no cas expects it), until none is left: they never have to be linearized.
+///
+/// Correctness: take a linearization that places such an operation `w`, leaving value `v`.
+/// The next operation after `w` cannot require `v` (none does), so it does not read, and it
+/// leaves a fixed state whatever it found (footprints are fixed here, or nothing is dropped):
+/// without `w` it runs the same, and every state after it is unchanged. With `w` removed
+/// (it is indeterminate, so it need not be linearized), the rest is still a linearization.
+/// Dropping `w` may leave values only `w` required, hence the repetition.
+fn drop_unobserved<M: Model>(model: &M, ops: Vec<Prepared<M>>) -> Vec<Prepared<M>> {
+    use crate::model::Leaves;
+    let footprints: Vec<_> =
+        ops.iter().map(|op| model.footprint(&op.input, op.output.as_ref())).collect();
+    if footprints.iter().any(|f| f.leaves == Leaves::Depends) {
+        return ops;
+    }
+    let mut keep = vec![true; ops.len()];
+    loop {
+        let required: std::collections::HashSet<&M::State> = footprints
+            .iter()
+            .zip(&keep)
+            .filter_map(|(f, kept)| if *kept { f.requires.as_ref() } else { None })
+            .collect();
+        let mut dropped = false;
+        for (i, f) in footprints.iter().enumerate() {
+            if let Leaves::Fixed(v) = &f.leaves
+                && keep[i]
+                && ops[i].ret.is_none()
+                && !required.contains(v)
+            {
+                keep[i] = false;
+                dropped = true;
+            }
+        }
+        if !dropped {
+            break;
+        }
+    }
+    ops.into_iter().zip(keep).filter_map(|(op, kept)| kept.then_some(op)).collect()
 }
 
 fn check_partitions<M: Model>(

@@ -3,7 +3,8 @@
 //!
 //! 1. **Incremental hashing.** The linearized set is a bitset whose hash is the XOR of one
 //!    random word per operation (Zobrist hashing), updated in O(1) per step; configurations are
-//!    stored in one flat arena, so the memo allocates nothing per entry.
+//!    stored as the first open position and the frontier beyond it, in flat arenas
+//!    (`memo.rs`), so an entry's size does not grow with the partition's size.
 //! 2. **Interned states and a step cache.** States are numbered as they appear and the model is
 //!    asked about each (state, operation) pair at most once; read-only operations only compare.
 //! 3. **Indeterminate operations are optional and interchangeable.** An operation with no known
@@ -34,7 +35,24 @@
 //!    parent reaches the same configuration without `x`, which dominates this one (7). So a lost
 //!    write is linearized only where something observes it before it is overwritten.
 //!
-//! # Correctness of 3, 4, 7 and 8
+//! 9. **A value still to be observed is not overwritten for good.** With the model's footprints
+//!    (`Model::footprint`), the search counts, per state, the completed operations not yet
+//!    linearized that must observe it (a read of that value, a cas from it) and the operations
+//!    not yet linearized that could write it. In a state that some completed operation still
+//!    has to observe and that nothing left can write again, only operations that keep the
+//!    state may be linearized next, or the last operation that observes it. Where every write
+//!    carries a value of its own, this ends a wrong order of writes at its first step instead
+//!    of deep in the search. It is off when some operation's effect depends on the state (an
+//!    append).
+//!
+//! 10. **A write nobody will observe goes at once where nobody observes.** In a state that no
+//!     operation left requires (a *dead* state), a mandatory blind write (it leaves a fixed
+//!     state and requires none) whose value no operation left requires either is linearized at
+//!     once, with no alternative tried. Such writes are the noise of a busy key: every value
+//!     no read ever saw. Without this, each subset and order of the concurrent ones is a
+//!     configuration of its own.
+//!
+//! # Correctness of 3, 4, 7, 8, 9 and 10
 //! 3: if a linearization uses indeterminate `b` before `a` (or `b` and not `a`) where `a` and
 //! `b` have equal inputs and `a` was invoked first, swap their roles: `a` is invoked no later
 //! than `b`, so it may sit wherever `b` sat, neither has a return bound, and the states along
@@ -52,12 +70,26 @@
 //! 8: the child's configuration after `y` is (C + y, I + x, t) where the parent's after `y` is
 //! (C + y, I, t): the same completed set and state with fewer indeterminate operations, which
 //! dominates by 7, and the parent tries `y` itself (it is among its candidates).
+//! 9: let the state be `s`, let a completed operation `r` not yet linearized require `s`, and
+//! let no operation not yet linearized leave `s`. Every operation must be linearized, `r`
+//! included, and `r` needs state `s` when it runs. If the next operation leaves a state other
+//! than `s`, no later one can bring `s` back, so `r` can never run: that branch has no
+//! linearization. An operation that keeps `s`, or that is `r` itself with no other such `r`
+//! left, does not lose any.
+//! 10: let the state `s` be dead and `u` such a write, leaving the dead value `v`. Take a
+//! linearization τ from here. In τ, the operation after `u` cannot require `v` (none left
+//! does), so it is blind; and τ's first operation cannot require `s`, so it is blind. Remove
+//! `u` from τ: its first operation still runs from `v` (it is blind), the operation that
+//! followed `u` still runs (blind), every later state is unchanged, and removing an operation
+//! only relaxes real time. So linearizing `u` first and then τ without it is a linearization:
+//! if any continuation exists, one starts with `u`.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use hashbrown::HashTable;
 
+use super::memo::Memo;
 use crate::model::Model;
 
 /// One operation of a partition, ready for the search.
@@ -102,14 +134,17 @@ pub(crate) enum SearchOutcome {
 const HEAD: u32 = 0;
 const NONE: u32 = u32::MAX;
 
-/// Runs a search to the end (or to the limits).
+/// Runs a search to the end (or to the limits). A `plain` one does without rule 9, so its
+/// longest linearization is the furthest any order gets, for counterexamples.
 pub(crate) fn search<M: Model>(
     model: &M,
     ops: &[PreparedOp<M::Input, M::Output>],
     limits: &Limits<'_>,
     budget: u64,
+    plain: bool,
 ) -> Option<SearchOutcome> {
     let mut search = Search::new(model, ops);
+    search.rule &= !plain;
     let outcome = search.run(budget, limits);
     search.release(limits);
     outcome
@@ -151,12 +186,30 @@ pub(crate) struct Search<'a, M: Model> {
     done: Vec<u64>,
     hash: u64,
     extra: Vec<u64>,
+    /// The first completed op (by position) not linearized, and how many are.
+    first_open: usize,
+    done_count: usize,
+    /// The indeterminate ops linearized, in the order they were (a stack, as the search is).
+    extra_path: Vec<u32>,
+    /// Scratch for memo keys.
+    frontier: Vec<u32>,
+    sorted_extra: Vec<u32>,
     /// One frame per configuration on the current path.
     frames: Vec<Frame>,
     /// The frames' candidate lists, back to back.
     candidates: Vec<u32>,
     /// Completed operations not yet linearized.
     remaining: usize,
+    /// Rules 9 and 10's footprints: per op, the state it requires and the state it leaves
+    /// (`NONE`: none, or not fixed); per state, the mandatory ops left that require it, all
+    /// the ops left that require it, and the ops left that leave it. `rule` is false when some
+    /// op's effect depends on the state.
+    rule: bool,
+    requires: Vec<u32>,
+    leaves: Vec<u32>,
+    requirers_left: Vec<u32>,
+    observers_left: Vec<u32>,
+    leavers_left: Vec<u32>,
     /// The longest linearization seen, as (op, state after it).
     longest: Vec<(u32, u32)>,
     /// Loop iterations so far.
@@ -168,10 +221,11 @@ impl<'a, M: Model> Search<'a, M> {
     /// A search over `ops`, which must be in invocation order.
     pub(crate) fn new(model: &'a M, ops: &'a [PreparedOp<M::Input, M::Output>]) -> Self {
         let n = ops.len();
+        let deadlines = super::deadlines::derive(model, ops);
         let mut slot = Vec::with_capacity(n);
         let (mut completed, mut indeterminate) = (0u32, 0u32);
-        for op in ops {
-            if op.ret.is_some() {
+        for deadline in &deadlines {
+            if deadline.is_some() {
                 slot.push(Slot::Done(completed));
                 completed += 1;
             } else {
@@ -184,30 +238,106 @@ impl<'a, M: Model> Search<'a, M> {
         let mut search = Search {
             model,
             ops,
-            list: List::new(ops),
+            list: List::new(ops, &deadlines),
             read_only: ops.iter().map(|op| model.is_read_only(&op.input)).collect(),
-            prev_same: interchangeable_predecessors(ops),
+            prev_same: interchangeable_predecessors(ops, &deadlines),
             zobrist: (0..n as u64).map(|i| mix(i ^ 0x5bd1_e995)).collect(),
             states: Vec::new(),
             state_ids: HashTable::with_capacity(256),
             hasher: hashbrown::DefaultHashBuilder::default(),
             steps: hashbrown::HashMap::with_capacity(1024),
-            memo: Memo::new(done_words, extra_words),
+            memo: Memo::default(),
             counted_bytes: 0,
             slot,
             done: vec![0u64; done_words],
             hash: 0,
             extra: vec![0u64; extra_words],
+            first_open: 0,
+            done_count: 0,
+            extra_path: Vec::new(),
+            frontier: Vec::new(),
+            sorted_extra: Vec::new(),
             frames: Vec::with_capacity(n + 1),
             candidates: Vec::with_capacity(4 * n),
-            remaining: ops.iter().filter(|op| op.ret.is_some()).count(),
+            remaining: completed as usize,
+            rule: true,
+            requires: vec![NONE; n],
+            leaves: vec![NONE; n],
+            requirers_left: Vec::new(),
+            observers_left: Vec::new(),
+            leavers_left: Vec::new(),
             longest: Vec::new(),
             iterations: 0,
             finished: false,
         };
         let initial = search.intern(model.init());
+        search.count_footprints();
         search.open_frame(initial, NONE);
         search
+    }
+
+    /// Interns each op's footprint and counts, per state, who requires and who leaves it (9).
+    fn count_footprints(&mut self) {
+        for (i, op) in self.ops.iter().enumerate() {
+            let footprint = self.model.footprint(&op.input, op.output.as_ref());
+            match footprint.leaves {
+                crate::model::Leaves::Depends => self.rule = false,
+                crate::model::Leaves::Same => {}
+                crate::model::Leaves::Fixed(state) => self.leaves[i] = self.intern(state),
+            }
+            if let Some(state) = footprint.requires {
+                self.requires[i] = self.intern(state);
+            }
+        }
+        let states = self.states.len();
+        self.requirers_left = vec![0; states];
+        self.observers_left = vec![0; states];
+        self.leavers_left = vec![0; states];
+        for i in 0..self.ops.len() {
+            self.count(i, 1);
+        }
+    }
+
+    /// Adds `by` to op `i`'s footprint counts (1 when it leaves the linearized set, -1 when it
+    /// joins it).
+    fn count(&mut self, i: usize, by: i32) {
+        let mandatory = self.mandatory(i);
+        for (state, counts, counted) in [
+            (self.requires[i], &mut self.requirers_left, mandatory),
+            (self.requires[i], &mut self.observers_left, true),
+            (self.leaves[i], &mut self.leavers_left, true),
+        ] {
+            if state != NONE && counted {
+                let slot = &mut counts[state as usize];
+                *slot = slot.checked_add_signed(by).expect("footprint counts stay balanced");
+            }
+        }
+    }
+
+    /// Whether no op left requires `state` (10).
+    fn dead(&self, state: u32) -> bool {
+        self.rule && self.observers_left.get(state as usize).copied().unwrap_or(0) == 0
+    }
+
+    /// Whether op `i` is a mandatory blind write of a value no op left requires (10).
+    fn unobserved_write(&self, i: usize) -> bool {
+        self.mandatory(i)
+            && self.requires[i] == NONE
+            && self.leaves[i] != NONE
+            && self.dead(self.leaves[i])
+    }
+
+    /// Whether, in `state`, candidate `i` would lose an op that must still observe it (9).
+    fn loses_an_observer(&mut self, state: u32, i: usize) -> bool {
+        let s = state as usize;
+        let left = self.requirers_left.get(s).copied().unwrap_or(0);
+        if !self.rule || left == 0 || self.leavers_left.get(s).copied().unwrap_or(0) > 0 {
+            return false;
+        }
+        if self.step(state, i) == Some(state) {
+            return false;
+        }
+        !(self.requires[i] == state && self.mandatory(i) && left == 1)
     }
 
     /// Searches for at most `budget` more iterations. `None` means the budget ran out first and
@@ -249,6 +379,11 @@ impl<'a, M: Model> Search<'a, M> {
                 if self.remaining == 0 {
                     return Some(SearchOutcome::Linearizable);
                 }
+                // This search alone over the bound: known at once, whatever the schedule
+                // (the shared count is kept every 4096 iterations).
+                if self.memo.bytes() > limits.max_memo_bytes {
+                    return Some(SearchOutcome::OutOfMemory);
+                }
                 self.open_frame(next_state, candidate);
             }
         }
@@ -282,6 +417,12 @@ impl<'a, M: Model> Search<'a, M> {
             .collect()
     }
 
+    /// Whether op `i` must be linearized: it completed, or its effect was observed
+    /// (`deadlines.rs`).
+    fn mandatory(&self, i: usize) -> bool {
+        matches!(self.slot[i], Slot::Done(_))
+    }
+
     fn is_linearized(&self, i: usize) -> bool {
         match self.slot[i] {
             Slot::Done(k) => bit(&self.done, k as usize),
@@ -289,15 +430,66 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
-    /// Adds op `i` to the linearized sets, or removes it.
+    /// Adds op `i` to the linearized sets, or removes it (the last one added).
     fn flip(&mut self, i: usize) {
         match self.slot[i] {
             Slot::Done(k) => {
-                flip(&mut self.done, k as usize);
+                let k = k as usize;
+                flip(&mut self.done, k);
                 self.hash ^= self.zobrist[i];
+                if bit(&self.done, k) {
+                    self.done_count += 1;
+                    while self.first_open < self.done.len() * 64 && bit(&self.done, self.first_open)
+                    {
+                        self.first_open += 1;
+                    }
+                } else {
+                    self.done_count -= 1;
+                    self.first_open = self.first_open.min(k);
+                }
             }
-            Slot::Extra(k) => flip(&mut self.extra, k as usize),
+            Slot::Extra(k) => {
+                flip(&mut self.extra, k as usize);
+                if bit(&self.extra, k as usize) {
+                    self.extra_path.push(k);
+                } else {
+                    let popped = self.extra_path.pop();
+                    debug_assert_eq!(popped, Some(k), "indeterminate ops leave in stack order");
+                }
+            }
         }
+        let by = if self.is_linearized(i) { -1 } else { 1 };
+        self.count(i, by);
+    }
+
+    /// Records the current configuration with state `state` (see `memo.rs`); false if it was
+    /// explored already.
+    fn remember(&mut self, state: u32) -> bool {
+        self.frontier.clear();
+        let mut left = self.done_count - self.first_open;
+        let mut word = self.first_open / 64;
+        while left > 0 {
+            let mut bits = self.done[word];
+            if word == self.first_open / 64 {
+                bits &= !0u64 << (self.first_open % 64);
+            }
+            while bits != 0 && left > 0 {
+                self.frontier.push((word * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+                left -= 1;
+            }
+            word += 1;
+        }
+        self.sorted_extra.clear();
+        self.sorted_extra.extend_from_slice(&self.extra_path);
+        self.sorted_extra.sort_unstable();
+        self.memo.insert(
+            self.hash,
+            state,
+            self.first_open as u32,
+            &self.frontier,
+            &self.sorted_extra,
+        )
     }
 
     fn illegal(&self) -> SearchOutcome {
@@ -351,17 +543,19 @@ impl<'a, M: Model> Search<'a, M> {
             }
             _ => None,
         };
+        let dead = self.dead(state);
         let mut entry = self.list.next[HEAD as usize];
         while let Some(i) = self.list.call_op(entry) {
             entry = self.list.next[entry as usize];
+            let fits = self.read_only[i] && self.step(state, i) == Some(state);
+            if fits || (dead && self.unobserved_write(i)) {
+                self.candidates.truncate(start);
+                self.candidates.push(i as u32);
+                let end = start + 1;
+                self.frames.push(Frame { state, start, next: start, end, op });
+                return;
+            }
             if self.read_only[i] {
-                if self.step(state, i) == Some(state) {
-                    self.candidates.truncate(start);
-                    self.candidates.push(i as u32);
-                    let end = start + 1;
-                    self.frames.push(Frame { state, start, next: start, end, op });
-                    return;
-                }
                 continue;
             }
             let prev = self.prev_same[i];
@@ -374,12 +568,15 @@ impl<'a, M: Model> Search<'a, M> {
             {
                 continue;
             }
+            if self.loses_an_observer(state, i) {
+                continue;
+            }
             self.candidates.push(i as u32);
         }
         let candidates = &mut self.candidates[start..];
         candidates.reverse();
-        let ops = self.ops;
-        candidates.sort_by_key(|&i| ops[i as usize].ret.is_none());
+        let slot = &self.slot;
+        candidates.sort_by_key(|&i| matches!(slot[i as usize], Slot::Extra(_)));
         let end = self.candidates.len();
         self.frames.push(Frame { state, start, next: start, end, op });
     }
@@ -397,7 +594,7 @@ impl<'a, M: Model> Search<'a, M> {
         let i = frame.op as usize;
         self.flip(i);
         self.list.unlift(2 * frame.op + 1);
-        self.remaining += usize::from(self.ops[i].ret.is_some());
+        self.remaining += usize::from(self.mandatory(i));
         true
     }
 
@@ -405,23 +602,26 @@ impl<'a, M: Model> Search<'a, M> {
     /// was already explored.
     fn linearize(&mut self, i: usize, next: u32) -> bool {
         self.flip(i);
-        if !self.memo.insert(&self.done, self.hash, &self.extra, next) {
+        if !self.remember(next) {
             self.flip(i);
             return false;
         }
         self.list.lift(2 * i as u32 + 1);
-        self.remaining -= usize::from(self.ops[i].ret.is_some());
+        self.remaining -= usize::from(self.mandatory(i));
         true
     }
 }
 
-/// For each indeterminate op, the latest earlier-invoked indeterminate op with an equal input
-/// (module docs, 3), or `NONE`.
-fn interchangeable_predecessors<I: Eq + std::hash::Hash, O>(ops: &[PreparedOp<I, O>]) -> Vec<u32> {
+/// For each optional op, the latest earlier-invoked optional op with an equal input (module
+/// docs, 3), or `NONE`.
+fn interchangeable_predecessors<I: Eq + std::hash::Hash, O>(
+    ops: &[PreparedOp<I, O>],
+    deadlines: &[Option<u64>],
+) -> Vec<u32> {
     let mut last: hashbrown::HashMap<&I, usize> = hashbrown::HashMap::new();
     let mut prev = vec![NONE; ops.len()];
     for (i, op) in ops.iter().enumerate() {
-        if op.ret.is_none()
+        if deadlines[i].is_none()
             && let Some(p) = last.insert(&op.input, i)
         {
             prev[i] = p as u32;
@@ -438,12 +638,13 @@ struct List {
 }
 
 impl List {
-    fn new<I, O>(ops: &[PreparedOp<I, O>]) -> List {
+    /// The list of `ops`, each returning at its deadline (never, for an optional op).
+    fn new<I, O>(ops: &[PreparedOp<I, O>], deadlines: &[Option<u64>]) -> List {
         let n = ops.len();
         let mut nodes: Vec<(u64, u32)> = Vec::with_capacity(2 * n);
         for (i, op) in ops.iter().enumerate() {
             nodes.push((op.call, 2 * i as u32 + 1));
-            nodes.push((op.ret.unwrap_or(u64::MAX), 2 * i as u32 + 2));
+            nodes.push((deadlines[i].unwrap_or(u64::MAX), 2 * i as u32 + 2));
         }
         nodes.sort_unstable();
         let tail = 2 * n as u32 + 1;
@@ -499,97 +700,6 @@ enum Slot {
     Extra(u32),
 }
 
-/// The visited configurations. A key is (completed set, state), found through its hash; each
-/// key keeps a chain of the indeterminate sets seen with it (module docs, 7). Bitsets live in
-/// two flat arenas.
-struct Memo {
-    done_words: usize,
-    extra_words: usize,
-    table: HashTable<u32>,
-    /// Per key: hash, state, and the head of its chain.
-    hashes: Vec<u64>,
-    states: Vec<u32>,
-    heads: Vec<u32>,
-    done_arena: Vec<u64>,
-    /// Per chain node: the indeterminate set and the next node.
-    extra_arena: Vec<u64>,
-    next: Vec<u32>,
-}
-
-impl Memo {
-    fn new(done_words: usize, extra_words: usize) -> Memo {
-        Memo {
-            done_words,
-            extra_words,
-            table: HashTable::with_capacity(1024),
-            hashes: Vec::with_capacity(1024),
-            states: Vec::with_capacity(1024),
-            heads: Vec::with_capacity(1024),
-            done_arena: Vec::with_capacity(1024 * done_words),
-            extra_arena: Vec::new(),
-            next: Vec::new(),
-        }
-    }
-
-    fn bytes(&self) -> usize {
-        self.done_arena.capacity() * 8
-            + self.extra_arena.capacity() * 8
-            + self.states.capacity() * 16
-            + self.next.capacity() * 4
-            + self.table.capacity() * 5
-    }
-
-    /// Records (done, extra, state); returns false if it, or a configuration dominating it
-    /// (same done and state, a subset of extra), was already there.
-    fn insert(&mut self, done: &[u64], done_hash: u64, extra: &[u64], state: u32) -> bool {
-        let hash = done_hash ^ mix(u64::from(state));
-        let Memo {
-            done_words,
-            extra_words,
-            table,
-            hashes,
-            states,
-            heads,
-            done_arena,
-            extra_arena,
-            next,
-        } = self;
-        let (dw, ew) = (*done_words, *extra_words);
-        let key = table.find(hash, |&k| {
-            let k = k as usize;
-            states[k] == state && done_arena[k * dw..(k + 1) * dw] == *done
-        });
-        let node = next.len() as u32;
-        match key {
-            None => {
-                let k = states.len() as u32;
-                hashes.push(hash);
-                states.push(state);
-                heads.push(node);
-                done_arena.extend_from_slice(done);
-                table.insert_unique(hash, k, |&k| hashes[k as usize]);
-                extra_arena.extend_from_slice(extra);
-                next.push(NONE);
-                true
-            }
-            Some(&k) => {
-                let mut cursor = heads[k as usize];
-                while cursor != NONE {
-                    let seen = &extra_arena[cursor as usize * ew..(cursor as usize + 1) * ew];
-                    if seen.iter().zip(extra).all(|(s, e)| s & !e == 0) {
-                        return false;
-                    }
-                    cursor = next[cursor as usize];
-                }
-                extra_arena.extend_from_slice(extra);
-                next.push(heads[k as usize]);
-                heads[k as usize] = node;
-                true
-            }
-        }
-    }
-}
-
 fn bit(bits: &[u64], i: usize) -> bool {
     bits[i / 64] & (1 << (i % 64)) != 0
 }
@@ -599,7 +709,7 @@ fn flip(bits: &mut [u64], i: usize) {
 }
 
 /// SplitMix64's finalizer: spreads a counter into a random-looking word.
-fn mix(x: u64) -> u64 {
+pub(super) fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
