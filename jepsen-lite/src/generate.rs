@@ -103,6 +103,7 @@ fn stamp(planned: &[Planned], outputs: Vec<Outcome>) -> History {
             value,
             time: None,
             line: 0,
+            meta: Default::default(),
         };
         let invoke_value =
             if op.f == "read" || op.f == "get" { Value::Null } else { op.input.clone() };

@@ -90,6 +90,52 @@ pub struct Event {
     pub time: Option<i64>,
     /// The 1-based line of the source file it was read from (0 if built in memory).
     pub line: usize,
+    /// What version 2 of the schema adds, all optional.
+    pub meta: EventMeta,
+}
+
+/// The version of the history schema `formats::write_jsonl` writes. Version 1 had `process`,
+/// `type`, `f`, `key`, `value` and `time`; version 2 adds the optional fields of [`EventMeta`].
+/// Every version is read.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// Optional fields of an event (schema version 2).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventMeta {
+    /// The session that sent a write (its client id on the wire), on the invocation.
+    pub client: Option<u64>,
+    /// The write's request number in that session. `client` and `seq` name the write in the
+    /// system's own log, so its fate can be looked up there (`raftbed check --resolved`).
+    pub seq: Option<u64>,
+    /// A transaction's micro-operations, in Elle's `[f, key, value]` form, on an `f: "txn"`
+    /// event: the values written on invoke, the values read on ok.
+    pub txn: Option<Vec<MicroOp>>,
+    /// Watch events delivered to a watcher, on a watch's completion.
+    pub watch: Option<Vec<WatchEvent>>,
+}
+
+/// One micro-operation of a transaction: `["append", "x", 3]`, `["r", "x", [1, 3]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MicroOp {
+    /// `r`, `w` or `append`.
+    pub f: String,
+    /// The key.
+    pub key: Value,
+    /// The value written, or read (`null` for a read's invocation).
+    pub value: Value,
+}
+
+/// One event a watch delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// The store's revision of the change.
+    pub revision: i64,
+    /// `put` or `delete`.
+    pub kind: String,
+    /// The key changed.
+    pub key: Value,
+    /// The value after a put (`null` after a delete).
+    pub value: Value,
 }
 
 /// A history: events in real-time order.
@@ -133,6 +179,8 @@ pub struct Op {
     pub complete: Option<usize>,
     /// Source line of the invocation.
     pub line: usize,
+    /// The session and request number of a write, from its invocation (schema version 2).
+    pub session: Option<(u64, u64)>,
 }
 
 /// A history that breaks the rules above, with the line that does.
@@ -178,6 +226,7 @@ impl History {
                     invoke: index,
                     complete: None,
                     line: event.line,
+                    session: event.meta.client.zip(event.meta.seq),
                 });
                 continue;
             }
@@ -243,6 +292,7 @@ mod tests {
             value,
             time: None,
             line,
+            meta: EventMeta::default(),
         }
     }
 

@@ -322,6 +322,7 @@ mod tests {
             invoke: 0,
             complete: None,
             line: 9,
+            session: None,
         }
     }
 

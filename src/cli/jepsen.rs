@@ -213,22 +213,23 @@ async fn unique_writer(run: Run, endpoints: Vec<String>, process: u64) -> Vec<(S
     let mut acked = Vec::new();
     let mut seq = 0u64;
     let mut proc_id = process;
-    let record = |proc_id, kind, key: &str, value, why: &str| {
-        let now = (run.clock)();
-        workload::record(&run.shared, &run.trace, now, proc_id, kind, "put", key, value, why);
+    let record = |proc_id, kind, key: &str, value, why: &str, session| {
+        let (shared, trace, now) = (&run.shared, &run.trace, (run.clock)());
+        workload::record(shared, trace, now, proc_id, kind, "put", key, value, why, session);
     };
     while !run.shared.stop.get() {
         seq += 1;
         let key = format!("w/{seq}");
         let value = Value::Str(seq.to_string());
-        record(proc_id, EventType::Invoke, &key, value.clone(), "");
+        let session = Some((workload::session_id(process), client.last_seq() + 1));
+        record(proc_id, EventType::Invoke, &key, value.clone(), "", session);
         let put = client.put(Bytes::from(key.clone()), Bytes::from(seq.to_string()));
         let outcome = put.await.map(|_| value.clone());
         if outcome.is_ok() {
             acked.push((key.clone(), run.shared.history.borrow().events.len()));
         }
         let (kind, value, why) = workload::completion(outcome, value);
-        record(proc_id, kind, &key, value, &why);
+        record(proc_id, kind, &key, value, &why, None);
         if kind == EventType::Info {
             proc_id += processes;
         }

@@ -35,6 +35,7 @@ fn event(process: u64, kind: EventType, f: &str, value: Value, ms: i64) -> Event
         value,
         time: Some(ms * 1_000_000),
         line: 0,
+        meta: Default::default(),
     }
 }
 

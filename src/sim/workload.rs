@@ -167,6 +167,7 @@ pub async fn run_on<N: Net + Send + Sync>(
             _ => "",
         };
         let at = clock();
+        let session = (!matches!(op, Op::Get(_))).then(|| (session_id(id), client.last_seq() + 1));
         record(
             &shared,
             &trace,
@@ -177,6 +178,7 @@ pub async fn run_on<N: Net + Send + Sync>(
             &key,
             input.clone(),
             consistency,
+            session,
         );
         // A read that hangs has nothing to lose by giving up early and asking elsewhere.
         client.timeout = if matches!(op, Op::Get(_)) { params.timeout / 3 } else { params.timeout };
@@ -232,7 +234,7 @@ pub async fn run_on<N: Net + Send + Sync>(
             shared.acked_events.borrow_mut().push(shared.history.borrow().events.len());
         }
         let (kind, value, why) = completion(outcome.map(|(output, _)| output), input);
-        record(&shared, &trace, clock(), process, kind, f, &key, value, &why);
+        record(&shared, &trace, clock(), process, kind, f, &key, value, &why, None);
         if kind == EventType::Info {
             process += params.processes;
             seen.remove(&key);
@@ -260,7 +262,8 @@ pub async fn put_once(client: &mut Client<SimNet>, value: u64) -> Option<LogInde
     answer.ok().and_then(|a| a.index).map(LogIndex)
 }
 
-/// Appends an event to the history, and to the trace with `why` (for failures).
+/// Appends an event to the history, and to the trace with `why` (for failures). A write's
+/// invocation carries its session and request number, which name it in the cluster's log.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn record(
     shared: &Shared,
@@ -272,6 +275,7 @@ pub(crate) fn record(
     key: &str,
     value: Value,
     why: &str,
+    session: Option<(u64, u64)>,
 ) {
     trace
         .borrow_mut()
@@ -284,5 +288,10 @@ pub(crate) fn record(
         value,
         time: Some(now.as_nanos() as i64),
         line: 0,
+        meta: jepsen_lite::history::EventMeta {
+            client: session.map(|(client, _)| client),
+            seq: session.map(|(_, seq)| seq),
+            ..Default::default()
+        },
     });
 }

@@ -57,7 +57,7 @@ fn event(form: &Edn, line: usize) -> Result<Event, HistoryError> {
         Some(Edn::Int(t)) => Some(*t),
         Some(other) => return Err(fail(format!(":time must be an integer, got {other:?}"))),
     };
-    Ok(Event { process, kind, f, key, value, time, line })
+    Ok(Event { process, kind, f, key, value, time, line, meta: Default::default() })
 }
 
 /// Converts an EDN form to a history value. Nemesis values (`lenient`) may be anything and are

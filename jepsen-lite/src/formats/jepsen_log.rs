@@ -52,7 +52,8 @@ fn event(rest: &str, line: usize) -> Result<Event, HistoryError> {
             _ => return Err(fail(format!("expected one value, got {value_text:?}"))),
         }
     };
-    Ok(Event { process, kind, f: f.to_string(), key: None, value, time: None, line })
+    let meta = Default::default();
+    Ok(Event { process, kind, f: f.to_string(), key: None, value, time: None, line, meta })
 }
 
 fn convert(form: &Edn) -> Option<Value> {

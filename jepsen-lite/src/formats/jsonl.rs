@@ -1,10 +1,15 @@
-//! JSON lines: one event per line, `{"process", "type", "f", "key"?, "value", "time"?}`.
-//! Unknown fields are ignored when reading and never written; lines starting with `#` are
-//! comments.
+//! JSON lines: one event per line, `{"process", "type", "f", "key"?, "value", "time"?}`, and
+//! in schema version 2 (`history::SCHEMA_VERSION`) the optional `client`, `seq`, `txn` and
+//! `watch` (`history::EventMeta`). Unknown fields are ignored when reading and never written;
+//! lines starting with `#` are comments, and the writer's first line, `# raftbed-history v2`,
+//! names the version. A file of either version reads the same way.
 
 use serde_json::{Map, Value as Json};
 
-use crate::history::{Event, EventType, History, HistoryError, Process};
+use crate::history::{
+    Event, EventMeta, EventType, History, HistoryError, MicroOp, Process, SCHEMA_VERSION,
+    WatchEvent,
+};
 use crate::value::Value;
 
 pub(super) fn read(text: &str) -> Result<History, HistoryError> {
@@ -69,13 +74,80 @@ fn event(object: &Map<String, Json>, line: usize) -> Result<Event, HistoryError>
         }
         Some(other) => return Err(fail(format!("time must be an integer, got {other}"))),
     };
-    Ok(Event { process, kind, f, key, value, time, line })
+    let meta = meta(object, line)?;
+    Ok(Event { process, kind, f, key, value, time, line, meta })
 }
 
-/// Writes the canonical JSON lines form: exactly `process`, `type`, `f`, `key` (when present),
-/// `value` and `time` (when present), in that order.
+/// The optional fields of schema version 2.
+fn meta(object: &Map<String, Json>, line: usize) -> Result<EventMeta, HistoryError> {
+    let fail = |message: String| HistoryError::new(line, message);
+    let number = |field: &str| -> Result<Option<u64>, HistoryError> {
+        match object.get(field) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| fail(format!("{field} {n} is not a non-negative integer"))),
+            Some(other) => Err(fail(format!("{field} must be an integer, got {other}"))),
+        }
+    };
+    let value = |json: &Json, field: &str| {
+        Value::from_json(json).map_err(|e| fail(format!("{field}: {e}")))
+    };
+    let txn = match object.get("txn") {
+        None | Some(Json::Null) => None,
+        Some(Json::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| match item.as_array().map(Vec::as_slice) {
+                    Some([Json::String(f), key, v]) => Ok(MicroOp {
+                        f: f.trim_start_matches(':').to_string(),
+                        key: value(key, "txn key")?,
+                        value: value(v, "txn value")?,
+                    }),
+                    _ => Err(fail(format!("txn: {item} is not [f, key, value]"))),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(other) => {
+            return Err(fail(format!("txn must be a list of [f, key, value], got {other}")));
+        }
+    };
+    let watch = match object.get("watch") {
+        None | Some(Json::Null) => None,
+        Some(Json::Array(items)) => Some(
+            items
+                .iter()
+                .map(|item| {
+                    let field = |name: &str| item.get(name).unwrap_or(&Json::Null);
+                    let revision = field("revision")
+                        .as_i64()
+                        .ok_or_else(|| fail(format!("watch: {item} has no integer revision")))?;
+                    let kind = match field("type").as_str() {
+                        Some(k @ ("put" | "delete")) => k.to_string(),
+                        _ => {
+                            return Err(fail(format!("watch: {item}: type must be put or delete")));
+                        }
+                    };
+                    Ok(WatchEvent {
+                        revision,
+                        kind,
+                        key: value(field("key"), "watch key")?,
+                        value: value(field("value"), "watch value")?,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        Some(other) => return Err(fail(format!("watch must be a list of events, got {other}"))),
+    };
+    Ok(EventMeta { client: number("client")?, seq: number("seq")?, txn, watch })
+}
+
+/// Writes the canonical JSON lines form: a `# raftbed-history v2` line, then per event exactly
+/// `process`, `type`, `f`, `key` (when present), `value`, `time`, `client`, `seq`, `txn` and
+/// `watch` (each when present), in that order.
 pub fn write_jsonl(history: &History) -> String {
-    let mut out = String::new();
+    let mut out = format!("# raftbed-history v{SCHEMA_VERSION}\n");
     for event in &history.events {
         let process = match &event.process {
             crate::history::Process::Client(id) => Json::from(*id),
@@ -93,9 +165,38 @@ pub fn write_jsonl(history: &History) -> String {
         if let Some(time) = event.time {
             out.push_str(&format!(",\"time\":{time}"));
         }
+        write_meta(&mut out, &event.meta);
         out.push_str("}\n");
     }
     out
+}
+
+fn write_meta(out: &mut String, meta: &EventMeta) {
+    for (field, number) in [("client", meta.client), ("seq", meta.seq)] {
+        if let Some(n) = number {
+            out.push_str(&format!(",\"{field}\":{n}"));
+        }
+    }
+    if let Some(txn) = &meta.txn {
+        let items: Vec<Json> = txn
+            .iter()
+            .map(|m| {
+                Json::Array(vec![Json::String(m.f.clone()), m.key.to_json(), m.value.to_json()])
+            })
+            .collect();
+        out.push_str(&format!(",\"txn\":{}", Json::Array(items)));
+    }
+    if let Some(watch) = &meta.watch {
+        let items: Vec<Json> = watch
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "revision": w.revision, "type": w.kind, "key": w.key.to_json(), "value": w.value.to_json(),
+                })
+            })
+            .collect();
+        out.push_str(&format!(",\"watch\":{}", Json::Array(items)));
+    }
 }
 
 #[cfg(test)]
@@ -110,7 +211,28 @@ mod tests {
             "{\"process\":\"nemesis\",\"type\":\"info\",\"f\":\"partition\",\"value\":\"n1 | n2 n3\"}\n",
         );
         let history = read(text).unwrap();
+        assert_eq!(write_jsonl(&history), format!("# raftbed-history v2\n{text}"));
+    }
+
+    #[test]
+    fn version_2_fields_round_trip_and_version_1_files_still_read() {
+        let text = concat!(
+            "# raftbed-history v2\n",
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"put\",\"key\":\"k\",\"value\":\"a\",\"client\":7,\"seq\":3}\n",
+            "{\"process\":2,\"type\":\"invoke\",\"f\":\"txn\",\"value\":null,\"txn\":[[\"append\",\"x\",1],[\"r\",\"y\",null]]}\n",
+            "{\"process\":2,\"type\":\"ok\",\"f\":\"txn\",\"value\":null,\"txn\":[[\"append\",\"x\",1],[\"r\",\"y\",[1,2]]]}\n",
+            "{\"process\":3,\"type\":\"ok\",\"f\":\"watch\",\"key\":\"k\",\"value\":null,\"watch\":[{\"key\":\"k\",\"revision\":5,\"type\":\"put\",\"value\":\"a\"}]}\n",
+        );
+        let history = read(text).unwrap();
+        assert_eq!(history.events[0].meta.client.zip(history.events[0].meta.seq), Some((7, 3)));
+        assert_eq!(history.events[2].meta.txn.as_ref().map(Vec::len), Some(2));
+        assert_eq!(history.events[3].meta.watch.as_ref().unwrap()[0].revision, 5);
         assert_eq!(write_jsonl(&history), text);
+        let v1 = "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n";
+        assert_eq!(read(v1).unwrap().events[0].meta, EventMeta::default());
+        let err = read("{\"process\":1,\"type\":\"invoke\",\"f\":\"put\",\"value\":1,\"seq\":-1}")
+            .unwrap_err();
+        assert!(err.message.contains("seq -1"), "{err}");
     }
 
     #[test]
