@@ -12,6 +12,7 @@
 //! - [`raft`]: the Raft core, a pure state machine with no IO.
 //! - [`sim`]: the simulated world under turmoil; [`faults`]: the fault primitives every fault
 //!   lowers to; [`verdict`]: held, violated or undecided, and the exit codes.
+//! - [`resolved`]: the fates of a history's writes, read from the committed log.
 //! - [`transport`]: the wire form of peer messages and its conversion to core types.
 //! - [`cli`]: the `raftbed` command line.
 
@@ -31,6 +32,7 @@ pub mod kv;
 pub mod naive;
 pub mod proto;
 pub mod raft;
+pub mod resolved;
 pub mod rng;
 pub mod scenario;
 pub mod server;

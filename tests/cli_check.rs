@@ -131,10 +131,61 @@ fn html_timeline_marks_the_failing_window() {
     assert!(page.contains("class=\"op failing\" data-op=\"3\""), "the failing read is marked");
     assert!(page.contains("class=\"op window\" data-op=\"2\""), "the info cas is in the window");
     assert!(page.contains("id=\"counterexample\""));
+    // The longest linearizable prefix: a point on each of its bars, and its states in a table.
+    let points = page.matches("<circle class=\"lp\"").count();
+    let rows = page.split("<table id=\"prefix\">").nth(1).expect("the prefix table");
+    assert!(points > 0 && rows.matches("<tr><td>").count() == points, "{points} points");
+    assert!(page.contains("linearized #1; state after: "), "each point names its state");
     assert!(
         !page.contains("http://") || page.contains("http://www.w3.org/2000/svg"),
         "self-contained"
     );
+}
+
+#[test]
+fn many_files_in_one_process_exit_with_the_worst_verdict() {
+    let (ok, bad) = (golden("failed_cas_ok.jsonl"), golden("failed_cas_bad.jsonl"));
+    let both = raftbed(&["check", &ok, &bad, "--jobs", "2"]);
+    let text = String::from_utf8_lossy(&both.stdout);
+    assert_eq!(code(&both), 1, "{text}");
+    assert!(text.find(&ok).unwrap() < text.find(&bad).unwrap(), "in the order given: {text}");
+    assert!(text.contains("2 files: 1 linearizable, 1 not linearizable, 0 unknown, 0 unreadable"));
+    let missing = raftbed(&["check", &ok, "/nonexistent/h.jsonl", &bad]);
+    assert_eq!(code(&missing), 3, "an unreadable file is worse than a violation");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read /nonexistent/h.jsonl"));
+    let json = raftbed(&["check", &ok, &bad, "--json", "--runs", "3"]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert!(line["parse_ms"].as_f64().unwrap() >= 0.0, "{line}");
+        let runs = line["runs_ms"].as_array().unwrap();
+        let best = runs.iter().map(|r| r.as_f64().unwrap()).fold(f64::MAX, f64::min);
+        assert_eq!(runs.len(), 3, "{line}");
+        assert_eq!(line["elapsed_ms"].as_f64().unwrap(), best, "the fastest run is reported");
+    }
+    assert_eq!(
+        (&lines[0]["verdict"], &lines[1]["verdict"]),
+        (&"linearizable".into(), &"not-linearizable".into())
+    );
+    let html = raftbed(&["check", &ok, &bad, "--html", "/tmp/x.html"]);
+    assert_eq!(code(&html), 3);
+    assert!(String::from_utf8_lossy(&html.stderr).contains("take a single history file"));
+}
+
+#[test]
+fn a_bad_resolved_file_is_named_with_its_line() {
+    let path = temp_file(
+        "resolved.jsonl",
+        "# raftbed-resolved v1\n{\"client\":1,\"seq\":\"x\",\"committed\":true}\n",
+    );
+    let output =
+        raftbed(&["check", &golden("failed_cas_ok.jsonl"), "--resolved", path.to_str().unwrap()]);
+    assert_eq!(code(&output), 3);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("resolved.jsonl:line 2: seq must be a non-negative integer"), "{err}");
 }
 
 #[test]

@@ -47,3 +47,28 @@ fn malformed_values_exit_2_with_a_clear_error() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_history_and_its_resolved_file_check_as_the_run_did() {
+    let dir = std::env::temp_dir().join(format!("raftbed-resolved-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (history, resolved) = (dir.join("history.jsonl"), dir.join("resolved.jsonl"));
+    let (h, r) = (history.to_str().unwrap(), resolved.to_str().unwrap());
+    let output =
+        raftbed(&["sim", "--seed", "7", "--duration", "20s", "--history", h, "--resolved", r]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "raftbed sim --seed 7 --duration 20s: {stdout}");
+    assert!(stdout.contains("resolved from the committed log"), "{stdout}");
+    let fates = std::fs::read_to_string(&resolved).unwrap();
+    assert!(fates.starts_with("# raftbed-resolved v1\n"), "{fates}");
+    assert!(fates.contains("\"committed\":true") && fates.contains("\"committed\":false"));
+    let check = raftbed(&["check", h, "--resolved", r, "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(json["verdict"], "linearizable", "{json}");
+    let counts = &json["resolved"];
+    assert!(counts["mandatory"].as_u64().unwrap() > 0, "{json}");
+    assert!(counts["dropped"].as_u64().unwrap() > 0, "{json}");
+    // Every acknowledged write is in the log, every failed one is not.
+    assert_eq!(counts["contradicted"], 0, "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

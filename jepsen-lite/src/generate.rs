@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::history::{Event, EventType, History, Process};
+use crate::history::{Event, EventMeta, EventType, History, Process};
+use crate::resolved::Resolved;
 use crate::value::Value;
 
 /// What to generate.
@@ -61,6 +62,13 @@ struct Planned {
 
 /// Generates a linearizable history (see the module docs).
 pub fn linearizable(options: &GenOptions) -> History {
+    linearizable_resolved(options).0
+}
+
+/// A linearizable history with the truth about its writes: every write's invocation names a
+/// session (`client` = process + 1, `seq` = its place in the run, from 1), and the resolved
+/// file says which of the lost ones took effect.
+pub fn linearizable_resolved(options: &GenOptions) -> (History, Resolved) {
     let mut rng = Rng(options.seed ^ 0x6a09_e667_f3bc_c908);
     let clients = options.clients.max(1) as u64;
     let mut next_start: Vec<u64> = (0..clients).map(|_| rng.below(1_000)).collect();
@@ -91,11 +99,15 @@ pub fn linearizable(options: &GenOptions) -> History {
     stamp(&planned, outputs)
 }
 
-/// The history of planned operations and their outcomes, in time order.
-fn stamp(planned: &[Planned], outputs: Vec<Outcome>) -> History {
+/// The history of planned operations and their outcomes, in time order, and the fates of the
+/// writes.
+fn stamp(planned: &[Planned], outputs: Vec<Outcome>) -> (History, Resolved) {
     let mut stamped: Vec<(u64, usize, Event)> = Vec::with_capacity(2 * planned.len());
+    let mut resolved = Resolved::new();
     for (i, (op, output)) in planned.iter().zip(outputs).enumerate() {
-        let event = |kind, value| Event {
+        let read = op.f == "read" || op.f == "get";
+        let session = (op.client + 1, i as u64 + 1);
+        let event = |kind, value, meta| Event {
             process: Process::Client(op.client),
             kind,
             f: op.f.to_string(),
@@ -103,13 +115,21 @@ fn stamp(planned: &[Planned], outputs: Vec<Outcome>) -> History {
             value,
             time: None,
             line: 0,
-            meta: Default::default(),
+            meta,
         };
-        let invoke_value =
-            if op.f == "read" || op.f == "get" { Value::Null } else { op.input.clone() };
-        stamped.push((op.invoke, 2 * i, event(EventType::Invoke, invoke_value)));
+        let meta = if read {
+            EventMeta::default()
+        } else {
+            EventMeta { client: Some(session.0), seq: Some(session.1), ..EventMeta::default() }
+        };
+        let invoke_value = if read { Value::Null } else { op.input.clone() };
+        stamped.push((op.invoke, 2 * i, event(EventType::Invoke, invoke_value, meta)));
+        let event = |kind, value| event(kind, value, EventMeta::default());
+        if !read {
+            resolved.insert(session.0, session.1, !matches!(output, Outcome::Lost(false)));
+        }
         let completion = match output {
-            Outcome::Lost => event(EventType::Info, op.input.clone()),
+            Outcome::Lost(_) => event(EventType::Info, op.input.clone()),
             Outcome::Failed => event(EventType::Fail, op.input.clone()),
             Outcome::Done(value) => event(EventType::Ok, value),
         };
@@ -123,7 +143,7 @@ fn stamp(planned: &[Planned], outputs: Vec<Outcome>) -> History {
             event
         })
         .collect();
-    History { events }
+    (History { events }, resolved)
 }
 
 fn choose_op(
@@ -155,7 +175,8 @@ fn choose_op(
 enum Outcome {
     Done(Value),
     Failed,
-    Lost,
+    /// Recorded as `info`; whether it took effect.
+    Lost(bool),
 }
 
 /// Runs the operations against a sequential store in effect order; returns each one's outcome.
@@ -179,7 +200,7 @@ fn apply_in_effect_order(rng: &mut Rng, planned: &mut [Planned]) -> Vec<Outcome>
         }
         // A lost operation takes effect or not, at random; its result is never seen.
         if op.lost && rng.chance(0.5) {
-            outcomes[i] = Some(Outcome::Lost);
+            outcomes[i] = Some(Outcome::Lost(false));
             continue;
         }
         let (next, result) = match op.f {
@@ -207,7 +228,7 @@ fn apply_in_effect_order(rng: &mut Rng, planned: &mut [Planned]) -> Vec<Outcome>
             before.insert(op.key.clone(), current);
         }
         store.insert(op.key.clone(), next);
-        outcomes[i] = Some(if op.lost { Outcome::Lost } else { result });
+        outcomes[i] = Some(if op.lost { Outcome::Lost(true) } else { result });
     }
     outcomes.into_iter().map(|o| o.expect("every op applied")).collect()
 }
@@ -232,20 +253,29 @@ pub struct KvGen {
     pub indeterminate: f64,
     /// The shares of get, put, cas and delete.
     pub mix: [f64; 4],
+    /// Values written: 0 for a value of its own per write; else drawn from this many (as
+    /// Knossos' cas-register tests do), so a read no longer names the write it saw.
+    pub values: u64,
 }
 
 impl KvGen {
     /// `ops` operations on one hot key from `processes` processes, `indeterminate` of the
     /// writes lost: 40% get, 30% put, 20% cas, 10% delete.
     pub fn hot_key(seed: u64, ops: usize, processes: usize, indeterminate: f64) -> KvGen {
-        KvGen { seed, ops, keys: 1, zipf: 0.0, processes, indeterminate, mix: [0.4, 0.3, 0.2, 0.1] }
+        let mix = [0.4, 0.3, 0.2, 0.1];
+        KvGen { seed, ops, keys: 1, zipf: 0.0, processes, indeterminate, mix, values: 0 }
     }
 }
 
 /// A linearizable key-value history (get, put, cas, delete; every put and cas writes a value
-/// no other operation writes). Each operation takes effect at a random instant inside its
+/// no other operation writes, unless `values` says otherwise). Each operation takes effect at a random instant inside its
 /// interval and reads or writes a real sequential store in that order.
 pub fn kv(options: &KvGen) -> History {
+    kv_resolved(options).0
+}
+
+/// `kv`, with the truth about its writes (as `linearizable_resolved`).
+pub fn kv_resolved(options: &KvGen) -> (History, Resolved) {
     let mut rng = Rng(options.seed ^ 0xbb67_ae85_84ca_a73b);
     let processes = options.processes.max(1);
     let weights: Vec<f64> =
@@ -262,7 +292,10 @@ pub fn kv(options: &KvGen) -> History {
         next_start[p] = complete + 1 + rng.below(500);
         let key = pick(&mut rng, &weights, total);
         let share = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
-        let unique = Value::Str(format!("{p}.{seq}"));
+        let unique = match options.values {
+            0 => Value::Str(format!("{p}.{seq}")),
+            n => Value::Str(rng.below(n).to_string()),
+        };
         let (f, input) = match share {
             x if x < options.mix[0] => ("get", Value::Null),
             x if x < options.mix[0] + options.mix[1] => ("put", unique),

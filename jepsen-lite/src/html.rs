@@ -1,13 +1,15 @@
 //! A self-contained HTML timeline of a history: one lane per process, each operation a bar from
 //! invocation to completion (open to the right when indeterminate), faults from named processes
-//! as bands, and, for a non-linearizable history, the counterexample's window highlighted.
+//! as bands, and, for a non-linearizable history, the counterexample's window highlighted, with
+//! the longest linearizable prefix drawn as linearization points on the bars and listed with
+//! the model's state after each operation.
 //! Large histories are cut to the ops around the window (or the first ones), so the page stays
 //! small; the page says what it left out.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use crate::checker::{CheckResult, Report};
+use crate::checker::{CheckResult, Counterexample, Report};
 use crate::history::{History, Outcome, Process};
 
 /// Page options.
@@ -50,8 +52,14 @@ pub fn render(history: &History, report: Option<&Report>, options: &HtmlOptions)
     let end = history.events.len().max(hi);
     let hi =
         shown.iter().map(|o| o.complete.unwrap_or(end)).max().unwrap_or(hi).min(end).max(lo + 1);
-    let x = |event: usize| {
-        LEFT + (event.clamp(lo, hi) - lo) as f64 / (hi - lo) as f64 * (WIDTH - LEFT - 10.0)
+    let xf = |at: f64| {
+        LEFT + (at.clamp(lo as f64, hi as f64) - lo as f64) / (hi - lo) as f64
+            * (WIDTH - LEFT - 10.0)
+    };
+    let x = |event: usize| xf(event as f64);
+    let points = match report.map(|r| &r.result) {
+        Some(CheckResult::NotLinearizable(c)) => linearization_points(c),
+        _ => BTreeMap::new(),
     };
     let mut lanes: BTreeMap<Process, usize> = BTreeMap::new();
     for op in shown {
@@ -119,6 +127,16 @@ pub fn render(history: &History, report: Option<&Report>, options: &HtmlOptions)
             LANE - 6.0
         )
         .unwrap();
+        if let Some((order, at, state)) = points.get(&op.id) {
+            write!(
+                svg,
+                r#"<circle class="lp" cx="{:.1}" cy="{:.1}" r="3.5"><title>linearized #{order}; state after: {}</title></circle>"#,
+                xf(*at),
+                y + (LANE - 6.0) / 2.0,
+                esc(state)
+            )
+            .unwrap();
+        }
         if x1 - x0 > 40.0 {
             let text: String = label.chars().take(((x1 - x0) / 6.5) as usize).collect();
             write!(svg, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, x0 + 3.0, y + 12.0, esc(&text))
@@ -141,6 +159,7 @@ pub fn render(history: &History, report: Option<&Report>, options: &HtmlOptions)
         .unwrap();
         if let CheckResult::NotLinearizable(c) = &report.result {
             write!(page, "<pre id=\"counterexample\">{}</pre>", esc(&c.to_string())).unwrap();
+            prefix_table(&mut page, c);
         }
         if let CheckResult::Unknown(reason) = &report.result {
             write!(page, "<p>{}</p>", esc(reason)).unwrap();
@@ -156,7 +175,7 @@ pub fn render(history: &History, report: Option<&Report>, options: &HtmlOptions)
         )
         .unwrap();
     }
-    page.push_str("<p class=\"legend\"><span class=\"k ok\"></span>ok <span class=\"k fail\"></span>failed (did not happen) <span class=\"k info\"></span>indeterminate <span class=\"k window\"></span>counterexample window <span class=\"k failing\"></span>cannot be explained <span class=\"k nemesis\"></span>fault</p>");
+    page.push_str("<p class=\"legend\"><span class=\"k ok\"></span>ok <span class=\"k fail\"></span>failed (did not happen) <span class=\"k info\"></span>indeterminate <span class=\"k window\"></span>counterexample window <span class=\"k failing\"></span>cannot be explained <span class=\"k lp\"></span>linearization point <span class=\"k nemesis\"></span>fault</p>");
     page.push_str("<div class=\"scroll\">");
     page.push_str(&svg);
     page.push_str("</div></body></html>\n");
@@ -207,6 +226,49 @@ fn draw_nemesis(
     }
 }
 
+/// Rows of the prefix table at most; the last ones, nearest the failure, are kept.
+const PREFIX_ROWS: usize = 200;
+
+/// Each op of the longest linearizable prefix: (its place in the order, a point in event
+/// positions, the state after it). The order respects real time, so each op can be placed at
+/// the latest of its invocation and the previous op's point, just after, and before its own
+/// completion.
+fn linearization_points(c: &Counterexample) -> BTreeMap<usize, (usize, f64, String)> {
+    let mut points = BTreeMap::new();
+    let mut previous = f64::MIN;
+    for (order, (op, state)) in c.longest_prefix.iter().enumerate() {
+        let mut at = (op.invoke as f64 + 0.5).max(previous + 0.002);
+        if let (Outcome::Ok, Some(complete)) = (op.outcome, op.complete) {
+            at = at.min(complete as f64 - 0.05);
+        }
+        previous = at;
+        points.insert(op.id, (order + 1, at, state.clone()));
+    }
+    points
+}
+
+/// The longest linearizable prefix as a table: order, operation, the model's state after it.
+fn prefix_table(page: &mut String, c: &Counterexample) {
+    let n = c.longest_prefix.len();
+    write!(page, "<h2>Longest linearizable prefix ({n} ops)</h2>").unwrap();
+    if n > PREFIX_ROWS {
+        write!(page, "<p class=\"note\">The last {PREFIX_ROWS} of {n}.</p>").unwrap();
+    }
+    page.push_str("<table id=\"prefix\"><tr><th>#</th><th>op</th><th>state after</th></tr>");
+    for (i, (op, state)) in c.longest_prefix.iter().enumerate().skip(n.saturating_sub(PREFIX_ROWS))
+    {
+        write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            i + 1,
+            esc(&op.to_string()),
+            esc(state)
+        )
+        .unwrap();
+    }
+    page.push_str("</table>");
+}
+
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
@@ -221,4 +283,6 @@ pre{background:#f6f8fa;padding:10px;overflow:auto;max-height:320px}\
 .op.failing rect{fill:#e53935;stroke:#7f0000;stroke-width:2.5}.nemesis rect{fill:#90caf9;opacity:.35}\
 .legend .k{display:inline-block;width:14px;height:10px;margin:0 4px 0 12px;border:1px solid #555}\
 .k.ok{background:#a5d6a7}.k.fail{background:#e0e0e0}.k.info{background:#ffe0b2}\
-.k.window{background:#ef9a9a}.k.failing{background:#e53935}.k.nemesis{background:#90caf9}.note{color:#666}";
+.k.window{background:#ef9a9a}.k.failing{background:#e53935}.k.nemesis{background:#90caf9}.note{color:#666}\
+circle.lp{fill:#1565c0;stroke:#fff;stroke-width:1}.k.lp{background:#1565c0;border-radius:50%;width:10px}\
+#prefix{border-collapse:collapse;font:12px monospace}#prefix td,#prefix th{border:1px solid #ddd;padding:2px 6px;text-align:left}";

@@ -46,9 +46,11 @@ pub mod generate;
 pub mod history;
 pub mod html;
 pub mod model;
+pub mod resolved;
 pub mod value;
 
 pub use checker::{CheckOptions, CheckResult, Counterexample, OpSummary, Report, check};
 pub use history::{Event, EventType, History, HistoryError, Op, Outcome, Process};
 pub use model::{Model, ModelKind, RegisterInput, RegisterModel};
+pub use resolved::{Resolved, ResolvedCounts};
 pub use value::Value;

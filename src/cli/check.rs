@@ -1,14 +1,19 @@
-//! `raftbed check FILE`: the verdict of jepsen-lite's checker on any history file.
-//! Exit codes: 0 linearizable, 1 not linearizable, 2 unknown, 3 unreadable or malformed input.
+//! `raftbed check FILE...`: the verdict of jepsen-lite's checker on any history files, in one
+//! process, several at once. Exit codes: 0 every file linearizable, 1 one is not, 2 one could
+//! not be decided, 3 one is unreadable or malformed (the worst wins: 3, then 1, then 2).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use jepsen_lite::formats::{self, Format};
 use jepsen_lite::html::{self, HtmlOptions};
-use jepsen_lite::{CheckOptions, CheckResult, ModelKind, OpSummary, RegisterModel, Report, check};
+use jepsen_lite::{
+    CheckOptions, CheckResult, ModelKind, OpSummary, RegisterModel, Report, Resolved, check,
+};
 use serde_json::{Value as Json, json};
 
 /// Exit code for input that cannot be checked.
@@ -17,39 +22,140 @@ pub const EXIT_MALFORMED: u8 = 3;
 /// Arguments of `raftbed check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The history file.
-    file: PathBuf,
+    /// The history files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
     /// auto, jsonl, edn, jepsen-log or porcupine-kv.
     #[arg(long, default_value = "auto")]
     format: String,
     /// register, cas-register or kv (default: the one the history fits).
     #[arg(long)]
     model: Option<String>,
-    /// Give up after this long, with verdict "unknown" (exit 2).
+    /// Give up on a file after this long, with verdict "unknown" (exit 2).
     #[arg(long)]
     timeout_ms: Option<u64>,
-    /// Print one JSON object instead of text.
+    /// Print one JSON object per file (one line each) instead of text.
     #[arg(long)]
     json: bool,
-    /// Also write a self-contained HTML timeline here.
+    /// Also write a self-contained HTML timeline here (one file only).
     #[arg(long)]
     html: Option<PathBuf>,
+    /// The fates of the history's indeterminate writes, as `raftbed sim --resolved` and the
+    /// reports of `replay` and `test` write them (one file only): committed unconditional
+    /// writes must be linearized, uncommitted ones are dropped.
+    #[arg(long)]
+    resolved: Option<PathBuf>,
+    /// Check each file this many times and report the fastest (for benchmarks; the verdict
+    /// must be the same every time).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    /// Files checked at once (default: one per core). With one file, the check itself uses
+    /// every core.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    jobs: Option<u32>,
+}
+
+/// What checking one file gave: its exit code and what to print.
+struct FileOutcome {
+    code: u8,
+    stdout: String,
+    stderr: String,
 }
 
 /// Runs `raftbed check`.
 pub fn run(args: &CheckArgs) -> ExitCode {
-    match run_checked(args) {
-        Ok(code) => code,
+    if args.files.len() > 1 && (args.html.is_some() || args.resolved.is_some()) {
+        eprintln!("raftbed check: --html and --resolved take a single history file");
+        return ExitCode::from(EXIT_MALFORMED);
+    }
+    let resolved = match args.resolved.as_deref().map(read_resolved).transpose() {
+        Ok(resolved) => resolved.map(Arc::new),
         Err(message) => {
             eprintln!("raftbed check: {message}");
-            ExitCode::from(EXIT_MALFORMED)
+            return ExitCode::from(EXIT_MALFORMED);
         }
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args.jobs.map_or(cores, |j| j as usize).clamp(1, args.files.len());
+    // One file gets every core; several share them, one search thread each.
+    let threads = if jobs == 1 && args.files.len() == 1 { 0 } else { 1 };
+    let outcomes = check_all(args, resolved.as_ref(), jobs, threads);
+    let mut worst = 0u8;
+    for outcome in &outcomes {
+        print!("{}", outcome.stdout);
+        eprint!("{}", outcome.stderr);
+        worst = worse(worst, outcome.code);
     }
+    if outcomes.len() > 1 && !args.json {
+        let count = |c: u8| outcomes.iter().filter(|o| o.code == c).count();
+        println!(
+            "{} files: {} linearizable, {} not linearizable, {} unknown, {} unreadable",
+            outcomes.len(),
+            count(0),
+            count(1),
+            count(2),
+            count(EXIT_MALFORMED)
+        );
+    }
+    ExitCode::from(worst)
 }
 
-fn run_checked(args: &CheckArgs) -> Result<ExitCode, String> {
-    let file = args.file.display();
-    let text = read_text(&args.file)?;
+/// The worse of two exit codes: malformed input, then a violation, then unknown.
+fn worse(a: u8, b: u8) -> u8 {
+    let rank = |c: u8| match c {
+        EXIT_MALFORMED => 3,
+        1 => 2,
+        2 => 1,
+        _ => 0,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
+/// Checks every file on `jobs` threads; the outcomes in the order of the files.
+fn check_all(
+    args: &CheckArgs,
+    resolved: Option<&Arc<Resolved>>,
+    jobs: usize,
+    threads: usize,
+) -> Vec<FileOutcome> {
+    let next = AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<FileOutcome>>> =
+        args.files.iter().map(|_| Mutex::new(None)).collect();
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(file) = args.files.get(i) else { break };
+            let outcome = match check_file(args, file, resolved, threads) {
+                Ok(outcome) => outcome,
+                Err(message) => FileOutcome {
+                    code: EXIT_MALFORMED,
+                    stdout: String::new(),
+                    stderr: format!("raftbed check: {message}\n"),
+                },
+            };
+            *slots[i].lock().expect("no panics while held") = Some(outcome);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(work);
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| slot.into_inner().expect("no panics while held").expect("every file checked"))
+        .collect()
+}
+
+fn check_file(
+    args: &CheckArgs,
+    path: &Path,
+    resolved: Option<&Arc<Resolved>>,
+    threads: usize,
+) -> Result<FileOutcome, String> {
+    let file = path.display();
+    let parse_started = Instant::now();
+    let text = read_text(path)?;
     let format = match args.format.as_str() {
         "auto" => formats::detect(&text),
         name => Format::parse(name).ok_or_else(|| {
@@ -57,6 +163,7 @@ fn run_checked(args: &CheckArgs) -> Result<ExitCode, String> {
         })?,
     };
     let history = formats::read(&text, format).map_err(|e| format!("{file}:{e}"))?;
+    let parse = parse_started.elapsed();
     let mut model = match &args.model {
         None => format.default_model(&history),
         Some(name) => ModelKind::parse(name)
@@ -67,26 +174,57 @@ fn run_checked(args: &CheckArgs) -> Result<ExitCode, String> {
     }
     let options = CheckOptions {
         timeout: args.timeout_ms.map(Duration::from_millis),
+        threads,
+        resolved: resolved.cloned(),
         ..CheckOptions::default()
     };
-    let report =
-        check(&RegisterModel::new(model), &history, &options).map_err(|e| format!("{file}:{e}"))?;
-    if let Some(path) = &args.html {
+    let checker = RegisterModel::new(model);
+    let mut runs: Vec<Report> = Vec::new();
+    for _ in 0..args.runs {
+        let report = check(&checker, &history, &options).map_err(|e| format!("{file}:{e}"))?;
+        if let Some(first) = runs.first()
+            && first.result.verdict() != report.result.verdict()
+        {
+            return Err(format!(
+                "{file}: the verdict changed between runs ({} then {}): a checker bug",
+                first.result.verdict(),
+                report.result.verdict()
+            ));
+        }
+        runs.push(report);
+    }
+    let times: Vec<f64> = runs.iter().map(|r| r.elapsed.as_secs_f64() * 1e3).collect();
+    let report = runs.into_iter().min_by_key(|r| r.elapsed).expect("at least one run");
+    if let Some(out) = &args.html {
         let options = HtmlOptions { title: format!("{file}"), ..HtmlOptions::default() };
-        std::fs::write(path, html::render(&history, Some(&report), &options))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        std::fs::write(out, html::render(&history, Some(&report), &options))
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     }
-    if args.json {
-        println!("{}", to_json(&report, &args.file, format, model));
+    let stdout = if args.json {
+        let mut json = to_json(&report, path, format, model);
+        json["parse_ms"] = json!(parse.as_secs_f64() * 1e3);
+        if times.len() > 1 {
+            json["runs_ms"] = json!(times);
+        }
+        format!("{json}\n")
     } else {
-        println!("{file} ({format}, model {}):", model.name());
-        print!("{report}");
-    }
-    Ok(ExitCode::from(match report.result {
+        format!(
+            "{file} ({format}, model {}, parsed in {:.1} ms):\n{report}",
+            model.name(),
+            parse.as_secs_f64() * 1e3
+        )
+    };
+    let code = match report.result {
         CheckResult::Linearizable => 0,
         CheckResult::NotLinearizable(_) => 1,
         CheckResult::Unknown(_) => 2,
-    }))
+    };
+    Ok(FileOutcome { code, stdout, stderr: String::new() })
+}
+
+fn read_resolved(path: &Path) -> Result<Resolved, String> {
+    let text = read_text(path)?;
+    Resolved::parse(&text).map_err(|e| format!("{}:line {}: {}", path.display(), e.line, e.message))
 }
 
 /// Reads the file as UTF-8, naming the line of the first invalid byte if it is not.
@@ -110,6 +248,15 @@ fn to_json(report: &Report, file: &Path, format: Format, model: ModelKind) -> Js
         "format": format.name(),
         "model": model.name(),
     });
+    let r = &report.resolved;
+    if r.any() {
+        out["resolved"] = json!({
+            "mandatory": r.mandatory,
+            "dropped": r.dropped,
+            "conditional": r.conditional,
+            "contradicted": r.contradicted,
+        });
+    }
     match &report.result {
         CheckResult::NotLinearizable(c) => {
             out["counterexample"] = json!({

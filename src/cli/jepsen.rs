@@ -86,7 +86,7 @@ pub fn run(args: &TestArgs) -> ExitCode {
     };
     eprintln!("raftbed test: {nodes} nodes up in {}, leader n{}", dir.display(), started.leader);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-    let report = runtime.map_err(|e| e.to_string()).and_then(|runtime| {
+    let finished = runtime.map_err(|e| e.to_string()).and_then(|runtime| {
         let local = tokio::task::LocalSet::new();
         local.block_on(&runtime, drive(args, &dir, started.file.endpoints.clone()))
     });
@@ -95,8 +95,8 @@ pub fn run(args: &TestArgs) -> ExitCode {
     if let Err(e) = stop_recorded(&dir) {
         eprintln!("raftbed test: {e}");
     }
-    let report = match report {
-        Ok(r) => r,
+    let report = match finished {
+        Ok(finished) => report(args, finished, &dir),
         Err(e) => {
             eprintln!("raftbed test: {e}");
             return ExitCode::from(EXIT_BAD_INPUT);
@@ -129,11 +129,17 @@ struct Run {
     clock: Rc<dyn Fn() -> Duration>,
 }
 
-async fn drive(
-    args: &TestArgs,
-    dir: &Path,
-    endpoints: Vec<String>,
-) -> Result<ReplayReport, String> {
+/// What a run left for the report, once the nodes have stopped.
+struct Finished {
+    run: Run,
+    faults: Vec<(Duration, Duration, String)>,
+    roles: Vec<RoleSpan>,
+    lost_events: Vec<usize>,
+    undecided: Option<String>,
+    end: Duration,
+}
+
+async fn drive(args: &TestArgs, dir: &Path, endpoints: Vec<String>) -> Result<Finished, String> {
     let start = Instant::now();
     let run = Run {
         start,
@@ -165,7 +171,7 @@ async fn drive(
         Ok(stored) => acked.iter().filter(|(k, _)| !stored.contains(k)).map(|(_, e)| *e).collect(),
         Err(_) => Vec::new(),
     };
-    Ok(report(args, &run, faults, roles, lost_events, stored.err(), end))
+    Ok(Finished { run, faults, roles, lost_events, undecided: stored.err(), end })
 }
 
 /// The workload's clients, on real sockets.
@@ -432,19 +438,20 @@ async fn read_back(endpoints: &[String]) -> Result<BTreeSet<String>, String> {
 }
 
 /// The report of a finished test.
-fn report(
-    args: &TestArgs,
-    run: &Run,
-    faults: Vec<(Duration, Duration, String)>,
-    roles: Vec<RoleSpan>,
-    lost_events: Vec<usize>,
-    undecided: Option<String>,
-    end: Duration,
-) -> ReplayReport {
+fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
+    let Finished { run, faults, roles, lost_events, undecided, end } = finished;
     let n = args.nodes as usize;
     let history = run.shared.history.borrow().clone();
     let budget = CheckBudget { timeout: Duration::from_secs(120), ..CheckBudget::default() };
-    let linearizability = check_history(&history, budget);
+    let resolved = match committed_log(dir, n) {
+        Ok(log) => Some(crate::resolved::resolve(&history, log)),
+        Err(e) => {
+            eprintln!("raftbed test: the writes' fates are not known: {e}");
+            None
+        }
+    };
+    let (linearizability, counts) = check_history(&history, budget, resolved.as_ref());
+    let resolved = resolved.map(|r| (r, counts));
     let findings = scenario::detect(&Evidence {
         history: &history,
         lost_events: &lost_events,
@@ -476,6 +483,7 @@ fn report(
         trace: trace.lines().to_vec(),
         history,
         linearizability,
+        resolved,
         findings,
         detector_undecided: undecided,
         roles,
@@ -492,4 +500,38 @@ fn report(
         )),
         check: budget,
     }
+}
+
+/// The committed log, read from the stopped nodes' write-ahead logs: the entries up to the
+/// highest commit index any node recorded, from the node that recorded it (Log Matching, §3.5:
+/// its log holds the committed prefix). A node's log starts after its last snapshot, so a
+/// compacted prefix is unknown and only what follows it is resolved.
+///
+/// Why the logs and not reading back: the workload's writes share a few keys, each overwritten
+/// many times, so the final state tells nothing about most writes; the log names every one by
+/// its session.
+fn committed_log(dir: &Path, nodes: usize) -> Result<Vec<crate::resolved::LogSlot>, String> {
+    use crate::resolved::LogSlot;
+    use prost::Message as _;
+    let mut best: Option<crate::raft::Restored> = None;
+    for id in 1..=nodes {
+        let path = dir.join(format!("n{id}"));
+        let restored = crate::storage::read_only(&crate::storage::fs::StdFs, &path)
+            .map_err(|e| format!("n{id}: {e}"))?;
+        if best.as_ref().is_none_or(|b| restored.hard_state.commit > b.hard_state.commit) {
+            best = Some(restored);
+        }
+    }
+    let Some(best) = best else { return Ok(Vec::new()) };
+    let first = best.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
+    let commit = best.hard_state.commit.0;
+    let mut log = vec![LogSlot::Unknown; first as usize];
+    for entry in best.entries.iter().take_while(|e| e.index.0 <= commit) {
+        log.push(match crate::proto::raftbed::Command::decode(entry.data.as_ref()) {
+            _ if entry.data.is_empty() => LogSlot::Other,
+            Ok(c) => LogSlot::Request(c.client_id, c.seq),
+            Err(_) => LogSlot::Unknown,
+        });
+    }
+    Ok(log)
 }

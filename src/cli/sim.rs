@@ -51,6 +51,10 @@ pub struct SimArgs {
     /// Write the clients' history here, as jsonl (for `raftbed check`, Knossos or Elle).
     #[arg(long)]
     history: Option<PathBuf>,
+    /// Write the fates of the history's writes here, read from the final committed log (for
+    /// `raftbed check --resolved`).
+    #[arg(long)]
+    resolved: Option<PathBuf>,
     /// Threads for a sweep (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -138,11 +142,12 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
     super::quiet_panics();
     match &args.seeds {
         Some(seeds) => run_sweep(&base, seeds.clone(), args.jobs),
-        None => run_one(&base, args.trace.as_ref(), args.history.as_ref()),
+        None => run_one(&base, [&args.trace, &args.history, &args.resolved]),
     }
 }
 
-fn run_one(options: &SimOptions, trace: Option<&PathBuf>, history: Option<&PathBuf>) -> ExitCode {
+/// Runs one seed and writes the trace, the history and the resolved file where asked.
+fn run_one(options: &SimOptions, [trace, history, resolved]: [&Option<PathBuf>; 3]) -> ExitCode {
     let report = run(options);
     let mut outputs = Vec::new();
     if let Some(path) = trace {
@@ -150,6 +155,9 @@ fn run_one(options: &SimOptions, trace: Option<&PathBuf>, history: Option<&PathB
     }
     if let Some(path) = history {
         outputs.push((path, jepsen_lite::formats::write_jsonl(&report.history)));
+    }
+    if let Some(path) = resolved {
+        outputs.push((path, report.resolved.to_jsonl()));
     }
     for (path, text) in outputs {
         if let Err(e) = std::fs::write(path, text) {

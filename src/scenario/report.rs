@@ -14,7 +14,8 @@ use plotters::prelude::*;
 use super::run::ReplayReport;
 
 /// Writes the report for `reports` (one per system) into `dir`. With one system its files are
-/// `history.jsonl`, `history.edn` and `trace.txt`; with several, each system's are in a
+/// `history.jsonl`, `history.edn`, `trace.txt` and, for Raft, `resolved.jsonl` (the fates of
+/// its writes, for `raftbed check --resolved`); with several, each system's are in a
 /// subdirectory named after it.
 ///
 /// # Errors
@@ -36,6 +37,9 @@ pub fn write_report(
         )?;
         std::fs::write(sub.join("history.edn"), jepsen_lite::formats::write_edn(&report.history))?;
         std::fs::write(sub.join("trace.txt"), report.trace.join("\n") + "\n")?;
+        if let Some((resolved, _)) = &report.resolved {
+            std::fs::write(sub.join("resolved.jsonl"), resolved.to_jsonl())?;
+        }
     }
     std::fs::write(dir.join("report.html"), html(reports, path, command))
 }

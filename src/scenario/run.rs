@@ -102,6 +102,10 @@ pub struct ReplayReport {
     pub history: History,
     /// The linearizability verdict.
     pub linearizability: CheckResult,
+    /// The fates of the history's writes from Raft's committed log (none for the naive
+    /// systems, whose logs are not a single committed order), and what the checker did with
+    /// them.
+    pub resolved: Option<(jepsen_lite::Resolved, jepsen_lite::ResolvedCounts)>,
     /// What the detector found.
     pub findings: Findings,
     /// Why the detector could not decide, if it could not (a real test's final read failed).
@@ -330,7 +334,10 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudge
 
     let lost_events = lost_writes(&w, system, &naive, scenario.leader);
     let history = w.workload().history.borrow().clone();
-    let linearizability = check_history(&history, budget);
+    let resolved = (system == System::Raft)
+        .then(|| crate::resolved::resolve(&history, w.checks().borrow().committed_log()));
+    let (linearizability, counts) = check_history(&history, budget, resolved.as_ref());
+    let resolved = resolved.map(|r| (r, counts));
     let findings = findings(&w, &history, &lost_events, &roles.borrow(), end);
     let trace = w.trace().borrow();
     ReplayReport {
@@ -341,6 +348,7 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudge
         trace: trace.lines().to_vec(),
         history,
         linearizability,
+        resolved,
         findings,
         detector_undecided: None,
         roles: roles.borrow().spans.clone(),

@@ -478,6 +478,18 @@ impl Checks {
         }
     }
 
+    /// The committed log from index 1, as far as sessions go (`resolved.rs`).
+    pub fn committed_log(&self) -> Vec<crate::resolved::LogSlot> {
+        use crate::resolved::LogSlot;
+        (1..=self.committed.len())
+            .map(|index| match self.applied.get(index).copied().flatten() {
+                None => LogSlot::Unknown,
+                Some(Applied { request: Some((client, seq)), .. }) => LogSlot::Request(client, seq),
+                Some(_) => LogSlot::Other,
+            })
+            .collect()
+    }
+
     /// Checks that a write acknowledged at `index` for (client, seq) is in the committed log.
     pub fn check_acked(&mut self, client: u64, seq: u64, index: LogIndex) {
         let applied = self.applied.get(index.0 as usize).copied().flatten();

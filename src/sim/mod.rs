@@ -39,7 +39,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use jepsen_lite::{CheckOptions, CheckResult, History, ModelKind, RegisterModel};
+use jepsen_lite::{
+    CheckOptions, CheckResult, History, ModelKind, RegisterModel, Resolved, ResolvedCounts,
+};
 use nemesis::{FaultKind, Nemesis};
 use workload::{ClientParams, Role};
 
@@ -277,16 +279,23 @@ impl Default for CheckBudget {
     }
 }
 
-/// Checks `history` against the key-value model within `budget`, on one thread.
-pub fn check_history(history: &History, budget: CheckBudget) -> CheckResult {
+/// Checks `history` against the key-value model within `budget`, on one thread, with the
+/// fates of its writes from the committed log when known (`resolved.rs`).
+pub fn check_history(
+    history: &History,
+    budget: CheckBudget,
+    resolved: Option<&Resolved>,
+) -> (CheckResult, ResolvedCounts) {
     let check = CheckOptions {
         timeout: Some(budget.timeout),
         threads: 1,
         max_memory_bytes: budget.memory_bytes,
+        resolved: resolved.cloned().map(std::sync::Arc::new),
     };
-    jepsen_lite::check(&RegisterModel::new(ModelKind::Kv), history, &check)
-        .map(|report| report.result)
-        .unwrap_or_else(|e| CheckResult::Unknown(format!("history malformed: {e}")))
+    match jepsen_lite::check(&RegisterModel::new(ModelKind::Kv), history, &check) {
+        Ok(report) => (report.result, report.resolved),
+        Err(e) => (CheckResult::Unknown(format!("history malformed: {e}")), Default::default()),
+    }
 }
 
 /// The world `options` describe, from the seed's parameters.
@@ -387,8 +396,10 @@ pub fn run(options: &SimOptions) -> SimReport {
     let sim_wall = wall.elapsed();
     // The history is checked even after a safety violation: what the clients saw of it is
     // evidence of its own.
-    let linearizability = Some(check_history(&history, options.check));
-    report::build(options, params, &world, liveness, linearizability, history, sim_wall, wall)
+    let resolved = crate::resolved::resolve(&history, world.checks().borrow().committed_log());
+    let (result, counts) = check_history(&history, options.check, Some(&resolved));
+    let checked = (result, counts, resolved);
+    report::build(options, params, &world, liveness, checked, history, sim_wall, wall)
 }
 
 /// Runs the workload under the fault schedule until `duration`; false if a check failed.

@@ -49,6 +49,10 @@ pub struct SimReport {
     pub liveness: Result<Duration, String>,
     /// The history's verdict, when the run got that far.
     pub linearizability: Option<CheckResult>,
+    /// The fates of the history's writes, from the committed log (`raftbed sim --resolved`).
+    pub resolved: jepsen_lite::Resolved,
+    /// What the checker did with them.
+    pub resolved_counts: jepsen_lite::ResolvedCounts,
     /// What the lock clients and the fenced resource saw.
     pub fencing: FencingStats,
     /// The trace's hash.
@@ -128,11 +132,12 @@ pub(crate) fn build(
     params: SimParams,
     world: &World<'_>,
     liveness: Result<Duration, String>,
-    linearizability: Option<CheckResult>,
+    checked: (CheckResult, jepsen_lite::ResolvedCounts, jepsen_lite::Resolved),
     history: jepsen_lite::History,
     sim_wall: Duration,
     wall: std::time::Instant,
 ) -> SimReport {
+    let (linearizability, resolved_counts, resolved) = checked;
     let fencing = {
         let log = world.fencing().borrow();
         FencingStats {
@@ -159,7 +164,9 @@ pub(crate) fn build(
         faults: world.notes().to_vec(),
         violations: checks.violations().to_vec(),
         liveness,
-        linearizability,
+        linearizability: Some(linearizability),
+        resolved,
+        resolved_counts,
         fencing,
         trace_hash: trace.hash(),
         trace: trace.lines().to_vec(),
@@ -250,6 +257,24 @@ impl fmt::Display for SimReport {
             Some(CheckResult::NotLinearizable(c)) => write!(f, "history: NOT linearizable\n{c}")?,
             Some(CheckResult::Unknown(why)) => writeln!(f, "history: undecided ({why})")?,
             None => writeln!(f, "history: not checked (the run stopped early)")?,
+        }
+        let r = &self.resolved_counts;
+        if r.mandatory + r.dropped + r.conditional > 0 {
+            writeln!(
+                f,
+                "history: {} indeterminate writes resolved from the committed log ({} committed, {} not, {} committed cas left open)",
+                r.mandatory + r.dropped + r.conditional,
+                r.mandatory,
+                r.dropped,
+                r.conditional
+            )?;
+        }
+        if r.contradicted > 0 {
+            writeln!(
+                f,
+                "history: {} completed writes disagree with the committed log",
+                r.contradicted
+            )?;
         }
         writeln!(
             f,

@@ -14,7 +14,7 @@ mod wal;
 
 use std::path::PathBuf;
 
-pub use wal::{Recovered, Wal, WalOptions};
+pub use wal::{Recovered, Wal, WalOptions, read_only};
 
 /// A storage failure. An error while persisting a `Ready` is fatal for the node: it must stop
 /// rather than act on state it could not make durable.

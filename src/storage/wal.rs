@@ -108,45 +108,7 @@ impl<F: Fs> Wal<F> {
         options: WalOptions,
     ) -> Result<(Wal<F>, Recovered), StorageError> {
         fs.create_dir_all(dir).map_err(StorageError::io(dir))?;
-        let files = fs.list(dir).map_err(StorageError::io(dir))?;
-        let snapshot = newest_snapshot(&fs, &files);
-        let base = snapshot.as_ref().map_or_else(SnapshotMeta::default, |s| s.meta);
-        let mut replay = Replay { hard_state: HardState::default(), base, entries: Vec::new() };
-        let mut segments = Vec::new();
-        let mut truncated_tail = None;
-        let wal_files: Vec<&PathBuf> = files.iter().filter(|p| segment_seq(p).is_some()).collect();
-        for (i, path) in wal_files.iter().enumerate() {
-            let data = fs.read(path).map_err(StorageError::io(*path))?;
-            let (good, last_index, damage) = replay.segment(&data);
-            if let Some(detail) = damage {
-                // A torn write is the last thing in the file: an intact record after the damage
-                // means the middle of the log is damaged, and cutting there would lose it.
-                if i + 1 < wal_files.len() || intact_record_after(&data, good as usize) {
-                    return Err(StorageError::Corrupt {
-                        path: (*path).clone(),
-                        offset: good,
-                        detail,
-                    });
-                }
-                fs.truncate(path, good).map_err(StorageError::io(*path))?;
-                truncated_tail = Some(((*path).clone(), good, detail));
-            }
-            let seq = segment_seq(path).expect("filtered");
-            segments.push(Segment { seq, path: (*path).clone(), last_index });
-        }
-        let Replay { mut hard_state, entries, .. } = replay;
-        // Unsynced records may survive a crash out of order. Entries of a term the hard state
-        // never reached were written by a Ready that never finished syncing, so nothing of it
-        // (a vote included) was acknowledged: adopt the term, with no vote.
-        let last_term = entries
-            .last()
-            .map(|e| e.term)
-            .max(snapshot.as_ref().map(|s| s.meta.term))
-            .unwrap_or_default();
-        if last_term > hard_state.term {
-            hard_state = HardState { term: last_term, vote: None, commit: hard_state.commit };
-        }
-        let restored = Restored { hard_state, snapshot, entries, applied: base.index };
+        let (restored, segments, truncated_tail) = recover(&fs, dir, true)?;
         let next_seq = segments.last().map_or(1, |s| s.seq + 1);
         let mut wal = Wal {
             file: fs.open_append(&segment_path(dir, next_seq)).map_err(StorageError::io(dir))?,
@@ -155,7 +117,7 @@ impl<F: Fs> Wal<F> {
             options,
             segments,
             segment_len: 0,
-            hard_state,
+            hard_state: restored.hard_state,
             scratch: Vec::new(),
         };
         // Always write into a fresh segment: appending after a truncated tail would bury the
@@ -291,6 +253,59 @@ impl<F: Fs> Wal<F> {
         self.sync()?;
         self.fs.sync_dir(&self.dir).map_err(StorageError::io(&self.dir))
     }
+}
+
+/// Reads the log in `dir` without changing anything: a torn tail is left out, not cut off.
+/// For looking at a stopped node's log (`raftbed test` reads what its cluster committed).
+///
+/// # Errors
+/// If the directory cannot be read, or stored data is damaged anywhere but a torn tail.
+pub fn read_only<F: Fs>(fs: &F, dir: &Path) -> Result<Restored, StorageError> {
+    recover(fs, dir, false).map(|(restored, _, _)| restored)
+}
+
+type Recovery = (Restored, Vec<Segment>, Option<(PathBuf, u64, String)>);
+
+/// Replays the segments in `dir` on top of the newest snapshot; `repair` truncates a torn tail.
+fn recover<F: Fs>(fs: &F, dir: &Path, repair: bool) -> Result<Recovery, StorageError> {
+    let files = fs.list(dir).map_err(StorageError::io(dir))?;
+    let snapshot = newest_snapshot(fs, &files);
+    let base = snapshot.as_ref().map_or_else(SnapshotMeta::default, |s| s.meta);
+    let mut replay = Replay { hard_state: HardState::default(), base, entries: Vec::new() };
+    let mut segments = Vec::new();
+    let mut truncated_tail = None;
+    let wal_files: Vec<&PathBuf> = files.iter().filter(|p| segment_seq(p).is_some()).collect();
+    for (i, path) in wal_files.iter().enumerate() {
+        let data = fs.read(path).map_err(StorageError::io(*path))?;
+        let (good, last_index, damage) = replay.segment(&data);
+        if let Some(detail) = damage {
+            // A torn write is the last thing in the file: an intact record after the damage
+            // means the middle of the log is damaged, and cutting there would lose it.
+            if i + 1 < wal_files.len() || intact_record_after(&data, good as usize) {
+                return Err(StorageError::Corrupt { path: (*path).clone(), offset: good, detail });
+            }
+            if repair {
+                fs.truncate(path, good).map_err(StorageError::io(*path))?;
+            }
+            truncated_tail = Some(((*path).clone(), good, detail));
+        }
+        let seq = segment_seq(path).expect("filtered");
+        segments.push(Segment { seq, path: (*path).clone(), last_index });
+    }
+    let Replay { mut hard_state, entries, .. } = replay;
+    // Unsynced records may survive a crash out of order. Entries of a term the hard state
+    // never reached were written by a Ready that never finished syncing, so nothing of it
+    // (a vote included) was acknowledged: adopt the term, with no vote.
+    let last_term = entries
+        .last()
+        .map(|e| e.term)
+        .max(snapshot.as_ref().map(|s| s.meta.term))
+        .unwrap_or_default();
+    if last_term > hard_state.term {
+        hard_state = HardState { term: last_term, vote: None, commit: hard_state.commit };
+    }
+    let restored = Restored { hard_state, snapshot, entries, applied: base.index };
+    Ok((restored, segments, truncated_tail))
 }
 
 /// The log being rebuilt during recovery.

@@ -2,7 +2,9 @@
 //!
 //! 1. The history is paired into operations; `fail`ed ones are dropped (they did not happen),
 //!    and so are indeterminate ones that cannot change state (an unknown read), and
-//!    indeterminate writes whose value no operation observes (`drop_unobserved`).
+//!    indeterminate writes whose value no operation observes (`drop_unobserved`). With a
+//!    resolved file (`resolved.rs`), indeterminate writes the system committed unconditionally
+//!    become mandatory, and those it did not commit are dropped.
 //! 2. If the model's keys are independent, the operations are split per key
 //!    (P-compositionality): the history is linearizable iff every part is.
 //! 3. The parts are searched (`search.rs`) round-robin with doubling iteration budgets, on
@@ -21,8 +23,8 @@ mod search;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use counterexample::{Counterexample, OpSummary};
@@ -30,6 +32,7 @@ use search::{Limits, PreparedOp, Search, SearchOutcome};
 
 use crate::history::{History, HistoryError, Op, Outcome};
 use crate::model::Model;
+use crate::resolved::{Resolved, ResolvedCounts};
 use crate::value::Value;
 
 /// How to check.
@@ -42,11 +45,13 @@ pub struct CheckOptions {
     /// The memory all searches together may use for remembered configurations before the
     /// check gives up with `Unknown`.
     pub max_memory_bytes: usize,
+    /// What the system's log says became of indeterminate writes (`resolved.rs`).
+    pub resolved: Option<Arc<Resolved>>,
 }
 
 impl Default for CheckOptions {
     fn default() -> CheckOptions {
-        CheckOptions { timeout: None, threads: 0, max_memory_bytes: 1 << 30 }
+        CheckOptions { timeout: None, threads: 0, max_memory_bytes: 1 << 30, resolved: None }
     }
 }
 
@@ -83,6 +88,8 @@ pub struct Report {
     pub checked_ops: usize,
     /// Independent parts checked.
     pub partitions: usize,
+    /// What the resolved file changed.
+    pub resolved: ResolvedCounts,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -99,6 +106,14 @@ impl fmt::Display for Report {
             if self.partitions == 1 { "" } else { "s" },
             self.elapsed.as_secs_f64() * 1e3
         )?;
+        let r = &self.resolved;
+        if r.any() {
+            writeln!(
+                f,
+                "resolved: {} indeterminate writes committed (now mandatory), {} not committed (dropped), {} committed but conditional (left open), {} completed writes contradicted",
+                r.mandatory, r.dropped, r.conditional, r.contradicted
+            )?;
+        }
         match &self.result {
             CheckResult::NotLinearizable(counterexample) => write!(f, "{counterexample}"),
             CheckResult::Unknown(reason) => writeln!(f, "{reason}"),
@@ -132,7 +147,12 @@ pub fn check<M: Model>(
     let started = Instant::now();
     let deadline = options.timeout.map(|t| started + t);
     let ops = history.ops()?;
-    let partitions = prepare(model, &ops)?;
+    let mut resolve = Resolve {
+        resolved: options.resolved.as_deref(),
+        after_end: history.events.len() as u64,
+        counts: ResolvedCounts::default(),
+    };
+    let partitions = prepare(model, &ops, &mut resolve)?;
     let checked_ops = partitions.iter().map(|p| p.ops.len()).sum();
     let result = check_partitions(model, &partitions, &ops, deadline, options);
     Ok(Report {
@@ -140,23 +160,72 @@ pub fn check<M: Model>(
         ops: ops.len(),
         checked_ops,
         partitions: partitions.len(),
+        resolved: resolve.counts,
         elapsed: started.elapsed(),
     })
 }
 
-fn prepare<M: Model>(model: &M, ops: &[Op]) -> Result<Vec<ModelPartition<M>>, HistoryError> {
-    let mut parts: BTreeMap<Option<Value>, Vec<Prepared<M>>> = BTreeMap::new();
-    for op in ops {
-        if op.outcome == Outcome::Fail {
-            // Definitely did not happen, but it still had to be well-formed.
-            model.decode(op).map_err(|e| HistoryError::new(op.line, e))?;
-            continue;
-        }
-        let (input, output) = model.decode(op).map_err(|e| HistoryError::new(op.line, e))?;
+/// Applies a resolved file to operations as they are prepared.
+struct Resolve<'a> {
+    resolved: Option<&'a Resolved>,
+    /// The next return position after every event of the history, for writes made mandatory.
+    after_end: u64,
+    counts: ResolvedCounts,
+}
+
+impl Resolve<'_> {
+    /// The fate `op` is given: `None` to drop it, else its return position (`None`: open).
+    ///
+    /// Correctness: a committed write took effect at one instant after its invocation and
+    /// before the system's log was read, which is after the history ends; a return position
+    /// past every event says exactly that. One that did not commit never took effect, as a
+    /// failed operation. Unconditional only: a committed cas may have failed its comparison.
+    fn fate<M: Model>(&mut self, model: &M, op: &Op, input: &M::Input) -> Option<Option<u64>> {
         let ret = match op.outcome {
             Outcome::Ok => op.complete.map(|c| c as u64),
             _ => None,
         };
+        let fate = self.resolved.zip(op.session).and_then(|(r, session)| r.fate(session));
+        let Some(committed) = fate else { return Some(ret) };
+        let unconditional = model.footprint(input, None).requires.is_none();
+        match op.outcome {
+            Outcome::Ok | Outcome::Fail => {
+                // A cas that failed its comparison ran, and was refused.
+                let contradicted = match op.outcome {
+                    Outcome::Ok => !committed,
+                    _ => committed && unconditional,
+                };
+                self.counts.contradicted += usize::from(contradicted);
+                Some(ret)
+            }
+            Outcome::Indeterminate if !committed => {
+                self.counts.dropped += 1;
+                None
+            }
+            Outcome::Indeterminate if unconditional => {
+                self.counts.mandatory += 1;
+                self.after_end += 1;
+                Some(Some(self.after_end))
+            }
+            Outcome::Indeterminate => {
+                self.counts.conditional += 1;
+                Some(ret)
+            }
+        }
+    }
+}
+
+fn prepare<M: Model>(
+    model: &M,
+    ops: &[Op],
+    resolve: &mut Resolve<'_>,
+) -> Result<Vec<ModelPartition<M>>, HistoryError> {
+    let mut parts: BTreeMap<Option<Value>, Vec<Prepared<M>>> = BTreeMap::new();
+    for op in ops {
+        let (input, output) = model.decode(op).map_err(|e| HistoryError::new(op.line, e))?;
+        let fate = resolve.fate(model, op, &input);
+        // A failed operation definitely did not happen, but it still had to be well-formed.
+        let Some(ret) = fate.filter(|_| op.outcome != Outcome::Fail) else { continue };
         if ret.is_none() && model.is_read_only(&input) {
             continue;
         }

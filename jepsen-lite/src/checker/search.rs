@@ -7,12 +7,13 @@
 //!    (`memo.rs`), so an entry's size does not grow with the partition's size.
 //! 2. **Interned states and a step cache.** States are numbered as they appear and the model is
 //!    asked about each (state, operation) pair at most once; read-only operations only compare.
-//! 3. **Indeterminate operations are optional and interchangeable.** An operation with no known
-//!    outcome never has to be linearized: the search succeeds as soon as every completed
-//!    operation is. Two indeterminate operations with equal inputs have the same effect and no
-//!    deadline, so once both are invoked either may stand for the other; only the earlier
-//!    invoked of such a pair is tried first. This collapses the 2^k subsets of k pending writes
-//!    into a product of small counts.
+//! 3. **Indeterminate operations are optional, and equal operations interchangeable.** An
+//!    operation with no known outcome never has to be linearized: the search succeeds as soon
+//!    as every mandatory operation is. Two operations with equal inputs have the same effect;
+//!    where both are optional, or both mandatory and the earlier invoked has the earlier
+//!    deadline, either may stand for the other, and only the earlier invoked is tried first.
+//!    This collapses the 2^k subsets of k pending writes into a product of small counts, and
+//!    the k! orders of k concurrent deletes (or of committed writes resolved from the log).
 //! 4. **Fitting reads go first, alone.** A read-only candidate that fits the current state is
 //!    linearized at once with no alternative tried: it changes no state, and every operation
 //!    that returned before it was invoked is already linearized, so any linearization from here
@@ -53,10 +54,13 @@
 //!     configuration of its own.
 //!
 //! # Correctness of 3, 4, 7, 8, 9 and 10
-//! 3: if a linearization uses indeterminate `b` before `a` (or `b` and not `a`) where `a` and
-//! `b` have equal inputs and `a` was invoked first, swap their roles: `a` is invoked no later
-//! than `b`, so it may sit wherever `b` sat, neither has a return bound, and the states along
-//! the sequence are unchanged.
+//! 3: let `a` and `b` have equal inputs, `a` invoked no later than `b`, both optional or both
+//! mandatory with `a`'s deadline no later than `b`'s. If a linearization uses `b` before `a`
+//! (or `b` and not `a`, both optional), swap their roles. `a` may sit where `b` sat: whatever
+//! had to precede `b` had returned before `b`'s invocation, so before `a`'s too, and `a`'s
+//! deadline holds at the earlier place. `b` may sit where `a` sat: that place is after `b`'s
+//! own, and whatever follows `a` by its deadline follows by `b`'s, which is no earlier. Equal
+//! inputs leave equal states, so every state along the sequence is unchanged.
 //! 4: let `r` be a minimal read-only operation that fits state `s`. A linearization from this
 //! configuration places `r` somewhere later; moving it to the front keeps every state (it
 //! changes none), keeps `r`'s own result valid (it reads `s`), and respects real time (nothing
@@ -222,17 +226,9 @@ impl<'a, M: Model> Search<'a, M> {
     pub(crate) fn new(model: &'a M, ops: &'a [PreparedOp<M::Input, M::Output>]) -> Self {
         let n = ops.len();
         let deadlines = super::deadlines::derive(model, ops);
-        let mut slot = Vec::with_capacity(n);
-        let (mut completed, mut indeterminate) = (0u32, 0u32);
-        for deadline in &deadlines {
-            if deadline.is_some() {
-                slot.push(Slot::Done(completed));
-                completed += 1;
-            } else {
-                slot.push(Slot::Extra(indeterminate));
-                indeterminate += 1;
-            }
-        }
+        let slot = slots(&deadlines);
+        let completed = deadlines.iter().filter(|d| d.is_some()).count() as u32;
+        let indeterminate = n as u32 - completed;
         let (done_words, extra_words) =
             ((completed as usize).div_ceil(64), (indeterminate as usize).div_ceil(64));
         let mut search = Search {
@@ -612,17 +608,40 @@ impl<'a, M: Model> Search<'a, M> {
     }
 }
 
-/// For each optional op, the latest earlier-invoked optional op with an equal input (module
-/// docs, 3), or `NONE`.
+/// Each op's bit: mandatory ops numbered in deadline order, optional ones in invocation order.
+///
+/// Deadline order keeps a memo entry small (`memo.rs`): every mandatory op with a deadline
+/// before the first pending one is linearized, so the set is a prefix of this order plus those
+/// linearized early, which were invoked before that deadline and are still open at it, at most
+/// the history's concurrency. In invocation order, one op that may wait long (a write resolved
+/// as committed, due only after the history's end) would put every later op in the frontier.
+fn slots(deadlines: &[Option<u64>]) -> Vec<Slot> {
+    let mut mandatory: Vec<usize> =
+        (0..deadlines.len()).filter(|i| deadlines[*i].is_some()).collect();
+    mandatory.sort_by_key(|i| (deadlines[*i], *i));
+    let mut slot = vec![Slot::Extra(0); deadlines.len()];
+    for (k, i) in mandatory.into_iter().enumerate() {
+        slot[i] = Slot::Done(k as u32);
+    }
+    let optional = (0..deadlines.len()).filter(|i| deadlines[*i].is_none());
+    for (k, i) in optional.enumerate() {
+        slot[i] = Slot::Extra(k as u32);
+    }
+    slot
+}
+
+/// For each op, the latest earlier-invoked op of its kind (both optional, or both mandatory
+/// with deadlines in invocation order) with an equal input (module docs, 3), or `NONE`.
 fn interchangeable_predecessors<I: Eq + std::hash::Hash, O>(
     ops: &[PreparedOp<I, O>],
     deadlines: &[Option<u64>],
 ) -> Vec<u32> {
-    let mut last: hashbrown::HashMap<&I, usize> = hashbrown::HashMap::new();
+    let mut last: hashbrown::HashMap<(&I, bool), usize> = hashbrown::HashMap::new();
     let mut prev = vec![NONE; ops.len()];
     for (i, op) in ops.iter().enumerate() {
-        if deadlines[i].is_none()
-            && let Some(p) = last.insert(&op.input, i)
+        // `ops` is in invocation order, so `p` was invoked no later than `i`.
+        if let Some(p) = last.insert((&op.input, deadlines[i].is_some()), i)
+            && deadlines[p] <= deadlines[i]
         {
             prev[i] = p as u32;
         }
