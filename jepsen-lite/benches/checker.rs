@@ -79,8 +79,14 @@ fn porcupine(c: &mut Criterion) {
 }
 
 fn generated(c: &mut Criterion) {
-    let options =
-        GenOptions { seed: 1, ops: 100_000, keys: 1_000, clients: 50, indeterminate: 0.01 };
+    let options = GenOptions {
+        seed: 1,
+        ops: 100_000,
+        keys: 1_000,
+        clients: 50,
+        indeterminate: 0.01,
+        no_deletes: false,
+    };
     let history = linearizable(&options);
     let model = RegisterModel::new(jepsen_lite::ModelKind::Kv);
     let mut group = c.benchmark_group("generated");

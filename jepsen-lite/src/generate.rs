@@ -23,6 +23,9 @@ pub struct GenOptions {
     /// Fraction (0..=1) of operations whose outcome is lost: recorded as `info`, and taking
     /// effect or not at random.
     pub indeterminate: f64,
+    /// Keys only: deletes become appends, so a key is only ever reset by a put (as in
+    /// Porcupine's kv tests).
+    pub no_deletes: bool,
 }
 
 /// A small seeded generator (SplitMix64).
@@ -80,7 +83,10 @@ pub fn linearizable_resolved(options: &GenOptions) -> (History, Resolved) {
         let effect = invoke + 1 + rng.below(2_000);
         let complete = effect + 1 + rng.below(2_000);
         next_start[client as usize] = complete + 1 + rng.below(500);
-        let (key, f, input) = choose_op(&mut rng, options.keys, client, seq);
+        let (key, mut f, mut input) = choose_op(&mut rng, options.keys, client, seq);
+        if options.no_deletes && f == "delete" {
+            (f, input) = ("append", Value::Str(format!("[{client}.{seq}]")));
+        }
         let lost = rng.chance(options.indeterminate);
         let choose_from = false;
         planned.push(Planned {
@@ -349,7 +355,14 @@ mod tests {
     fn generated_histories_are_linearizable() {
         for seed in 0..20 {
             for keys in [0, 3] {
-                let options = GenOptions { seed, ops: 300, keys, clients: 6, indeterminate: 0.1 };
+                let options = GenOptions {
+                    seed,
+                    ops: 300,
+                    keys,
+                    clients: 6,
+                    indeterminate: 0.1,
+                    no_deletes: false,
+                };
                 let history = linearizable(&options);
                 let kind = if keys == 0 { ModelKind::CasRegister } else { ModelKind::Kv };
                 let report =

@@ -75,6 +75,23 @@ pub trait Model: Sync {
         Footprint { requires: None, leaves: Leaves::Depends }
     }
 
+    /// Whether `to` can follow `from` through operations whose effect depends on the state
+    /// (`Leaves::Depends`, such as appends) alone: the search uses it to drop an order of
+    /// appends as soon as a read still to come can no longer be reached (search.rs, 11). It
+    /// must be reflexive and transitive, and every such operation must lead from a state to
+    /// one it grows to. The default says nothing (`None`), which turns that off.
+    fn grows_to(&self, _from: &Self::State, _to: &Self::State) -> Option<bool> {
+        None
+    }
+
+    /// For an operation whose effect depends on the state (an append): whether `state` can be
+    /// found after it before anything resets the state. `Some(false)` when never (what it
+    /// appended would show in it); the checker then drops such an indeterminate operation if no
+    /// operation requires a state it shows in. The default says nothing (`None`).
+    fn shows_in(&self, _input: &Self::Input, _state: &Self::State) -> Option<bool> {
+        None
+    }
+
     /// Whether operations on different keys are independent, so each key can be checked on
     /// its own (P-compositionality, Horn and Kroening 2015).
     fn partition_by_key(&self) -> bool {
@@ -295,6 +312,28 @@ impl Model for RegisterModel {
             RegisterInput::Delete => (None, Leaves::Fixed(self.init())),
         };
         Footprint { requires, leaves }
+    }
+
+    fn shows_in(&self, input: &RegisterInput, state: &Value) -> Option<bool> {
+        // What an append added stays in the value, as a run, until a put or delete.
+        let RegisterInput::Append(suffix) = input else { return None };
+        Some(match (suffix, state) {
+            (Value::Str(t), Value::Str(s)) => s.contains(t.as_str()),
+            (Value::List(t), Value::List(s)) => t.is_empty() || s.windows(t.len()).any(|w| w == t),
+            (_, Value::Null) => false,
+            _ => return None,
+        })
+    }
+
+    fn grows_to(&self, from: &Value, to: &Value) -> Option<bool> {
+        // Appends concatenate strings or lists; appending to an absent value starts one.
+        Some(match (from, to) {
+            _ if from == to => true,
+            (Value::Null, _) => true,
+            (Value::Str(a), Value::Str(b)) => b.starts_with(a.as_str()),
+            (Value::List(a), Value::List(b)) => b.starts_with(a),
+            _ => false,
+        })
     }
 
     fn partition_by_key(&self) -> bool {

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jepsen_lite::generate::{KvGen, kv, kv_resolved};
+use jepsen_lite::generate::{GenOptions, KvGen, kv, kv_resolved, linearizable};
 use jepsen_lite::{
     CheckOptions, CheckResult, EventType, History, Model, ModelKind, Outcome, RegisterInput,
     RegisterModel, Resolved, Value, check,
@@ -152,6 +152,49 @@ fn every_shortcut_agrees_with_a_plain_search() {
     }
     assert!(broken >= 40, "the mutations broke enough histories to test anything: {broken}");
     assert!(agreed == 300);
+}
+
+#[test]
+fn appends_agree_with_a_plain_search() {
+    // Appends turn on rule 11 (a read still to come must be reachable): each history, and the
+    // same with one read given another read's value (an order of appends it did not see), must
+    // get the reference's verdict.
+    let (mut agreed, mut broken) = (0, 0);
+    for seed in 0..200 {
+        let options = GenOptions {
+            seed,
+            ops: 30,
+            keys: 1 + (seed % 2) as usize,
+            clients: 2 + (seed % 5) as usize,
+            indeterminate: [0.0, 0.1, 0.3][(seed % 3) as usize],
+            no_deletes: seed % 4 != 0,
+        };
+        let original = linearizable(&options);
+        let reads: Vec<usize> = (0..original.events.len())
+            .filter(|&i| original.events[i].kind == EventType::Ok && original.events[i].f == "get")
+            .collect();
+        let mut mutated = original.clone();
+        if reads.len() >= 2 {
+            let (a, b) =
+                (reads[seed as usize % reads.len()], reads[(3 * seed as usize + 1) % reads.len()]);
+            mutated.events[a].value = original.events[b].value.clone();
+        }
+        for (n, history) in [(0, &original), (1, &mutated)] {
+            let want = reference(history, None);
+            let got = fast(history, 1 << 30);
+            assert_eq!(
+                matches!(got, CheckResult::Linearizable),
+                want,
+                "seed {seed} ({n}): the checker says {}, the reference {want}\n{}",
+                got.verdict(),
+                jepsen_lite::formats::write_jsonl(history)
+            );
+            agreed += 1;
+            broken += usize::from(!want);
+        }
+    }
+    assert!(broken >= 40, "the mutations broke enough histories to test anything: {broken}");
+    assert_eq!(agreed, 400);
 }
 
 #[test]

@@ -53,7 +53,15 @@
 //!     no read ever saw. Without this, each subset and order of the concurrent ones is a
 //!     configuration of its own.
 //!
-//! # Correctness of 3, 4, 7, 8, 9 and 10
+//! 11. **Appends cannot undo themselves.** Where some operation's effect depends on the state
+//!     (an append) and the model says which states can follow which (`Model::grows_to`), each
+//!     configuration picks one completed read still to come that no operation left could reset
+//!     the state towards (no put, cas or delete left leaves a state it grows to). A candidate
+//!     that leads to a state this read's value cannot grow from is not tried. Where every
+//!     append carries a token of its own, a read names the order of the appends before it, and
+//!     a wrong order ends at its first step.
+//!
+//! # Correctness of 3, 4, 7, 8, 9, 10 and 11
 //! 3: let `a` and `b` have equal inputs, `a` invoked no later than `b`, both optional or both
 //! mandatory with `a`'s deadline no later than `b`'s. If a linearization uses `b` before `a`
 //! (or `b` and not `a`, both optional), swap their roles. `a` may sit where `b` sat: whatever
@@ -87,14 +95,26 @@
 //! followed `u` still runs (blind), every later state is unchanged, and removing an operation
 //! only relaxes real time. So linearizing `u` first and then τ without it is a linearization:
 //! if any continuation exists, one starts with `u`.
+//! 11: let `r` require `V`, with no op left leaving a fixed state that grows to `V`, and let
+//! the candidate lead to `t`, which does not grow to `V`. Along any continuation the state stays
+//! in what `t`, or a fixed state left by a later op, grows to: a read-only op keeps the state, an
+//! op whose effect depends on it leads to a state it grows to (transitivity does the rest), and
+//! an op leaving a fixed state `P` restarts from `P`, which does not grow to `V`. So `r` never
+//! finds `V`, and the branch has no linearization. The counts are kept only when every pair of
+//! fixed state and read is cheap to look at (`GROWTH_PAIRS`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use hashbrown::HashTable;
 
+use super::list::{HEAD, List, NONE, Slot, bit, flip, interchangeable_predecessors, slots};
 use super::memo::Memo;
 use crate::model::Model;
+
+/// Rule 11 is kept only while (fixed state, read) pairs are at most this many: counting which
+/// fixed states start each read's value costs one `grows_to` per pair.
+const GROWTH_PAIRS: usize = 1 << 22;
 
 /// One operation of a partition, ready for the search.
 #[derive(Clone, Debug)]
@@ -135,9 +155,6 @@ pub(crate) enum SearchOutcome {
     Cancelled,
 }
 
-const HEAD: u32 = 0;
-const NONE: u32 = u32::MAX;
-
 /// Runs a search to the end (or to the limits). A `plain` one does without rule 9, so its
 /// longest linearization is the furthest any order gets, for counterexamples.
 pub(crate) fn search<M: Model>(
@@ -149,6 +166,7 @@ pub(crate) fn search<M: Model>(
 ) -> Option<SearchOutcome> {
     let mut search = Search::new(model, ops);
     search.rule &= !plain;
+    search.growth &= !plain;
     let outcome = search.run(budget, limits);
     search.release(limits);
     outcome
@@ -165,6 +183,8 @@ struct Frame {
     end: usize,
     /// The op whose linearization led here (`NONE` at the root).
     op: u32,
+    /// The read that every candidate must still be able to reach (11), or `NONE`.
+    read: u32,
 }
 
 /// A resumable search over one partition.
@@ -214,6 +234,12 @@ pub(crate) struct Search<'a, M: Model> {
     requirers_left: Vec<u32>,
     observers_left: Vec<u32>,
     leavers_left: Vec<u32>,
+    /// Rule 11: on or off; per op, the reads whose value grows from the fixed state it leaves;
+    /// per read, the ops left that could reset the state towards its value; `grows_to` cached.
+    growth: bool,
+    resets_for: Vec<Vec<u32>>,
+    resetters_left: Vec<u32>,
+    grows: hashbrown::HashMap<u64, bool>,
     /// The longest linearization seen, as (op, state after it).
     longest: Vec<(u32, u32)>,
     /// Loop iterations so far.
@@ -262,12 +288,17 @@ impl<'a, M: Model> Search<'a, M> {
             requirers_left: Vec::new(),
             observers_left: Vec::new(),
             leavers_left: Vec::new(),
+            growth: false,
+            resets_for: Vec::new(),
+            resetters_left: Vec::new(),
+            grows: hashbrown::HashMap::new(),
             longest: Vec::new(),
             iterations: 0,
             finished: false,
         };
         let initial = search.intern(model.init());
         search.count_footprints();
+        search.count_resetters();
         search.open_frame(initial, NONE);
         search
     }
@@ -294,6 +325,43 @@ impl<'a, M: Model> Search<'a, M> {
         }
     }
 
+    /// Rule 11's counts: which fixed states could start each read's value (11).
+    fn count_resetters(&mut self) {
+        let init = self.model.init();
+        let growing = !self.rule && self.model.grows_to(&init, &init).is_some();
+        let n = self.ops.len();
+        let reads: Vec<usize> =
+            (0..n).filter(|i| self.read_only[*i] && self.requires[*i] != NONE).collect();
+        let fixed: Vec<usize> = (0..n).filter(|i| self.leaves[*i] != NONE).collect();
+        if !growing || reads.len().saturating_mul(fixed.len()) > GROWTH_PAIRS {
+            return;
+        }
+        self.growth = true;
+        self.resets_for = vec![Vec::new(); n];
+        self.resetters_left = vec![0; n];
+        for &p in &fixed {
+            for &r in &reads {
+                if self.grows(self.leaves[p], self.requires[r]) {
+                    self.resets_for[p].push(r as u32);
+                    self.resetters_left[r] += 1;
+                }
+            }
+        }
+    }
+
+    /// Whether state `to` can follow `from` through state-dependent ops (11), cached; unknown
+    /// counts as yes.
+    fn grows(&mut self, from: u32, to: u32) -> bool {
+        let key = (u64::from(from) << 32) | u64::from(to);
+        if let Some(grows) = self.grows.get(&key) {
+            return *grows;
+        }
+        let (a, b) = (&self.states[from as usize], &self.states[to as usize]);
+        let grows = self.model.grows_to(a, b) != Some(false);
+        self.grows.insert(key, grows);
+        grows
+    }
+
     /// Adds `by` to op `i`'s footprint counts (1 when it leaves the linearized set, -1 when it
     /// joins it).
     fn count(&mut self, i: usize, by: i32) {
@@ -306,6 +374,12 @@ impl<'a, M: Model> Search<'a, M> {
             if state != NONE && counted {
                 let slot = &mut counts[state as usize];
                 *slot = slot.checked_add_signed(by).expect("footprint counts stay balanced");
+            }
+        }
+        if self.growth {
+            for &r in &self.resets_for[i] {
+                let slot = &mut self.resetters_left[r as usize];
+                *slot = slot.checked_add_signed(by).expect("resetter counts stay balanced");
             }
         }
     }
@@ -368,9 +442,12 @@ impl<'a, M: Model> Search<'a, M> {
                 }
                 continue;
             }
-            let (candidate, state) = (self.candidates[frame.next], frame.state);
+            let (candidate, state, read) = (self.candidates[frame.next], frame.state, frame.read);
             frame.next += 1;
             let Some(next_state) = self.step(state, candidate as usize) else { continue };
+            if read != NONE && !self.grows(next_state, self.requires[read as usize]) {
+                continue;
+            }
             if self.linearize(candidate as usize, next_state) {
                 if self.remaining == 0 {
                     return Some(SearchOutcome::Linearizable);
@@ -540,6 +617,7 @@ impl<'a, M: Model> Search<'a, M> {
             _ => None,
         };
         let dead = self.dead(state);
+        let mut read = NONE;
         let mut entry = self.list.next[HEAD as usize];
         while let Some(i) = self.list.call_op(entry) {
             entry = self.list.next[entry as usize];
@@ -548,10 +626,13 @@ impl<'a, M: Model> Search<'a, M> {
                 self.candidates.truncate(start);
                 self.candidates.push(i as u32);
                 let end = start + 1;
-                self.frames.push(Frame { state, start, next: start, end, op });
+                self.frames.push(Frame { state, start, next: start, end, op, read: NONE });
                 return;
             }
             if self.read_only[i] {
+                if self.growth && read == NONE && self.resetters_left[i] == 0 {
+                    read = i as u32;
+                }
                 continue;
             }
             let prev = self.prev_same[i];
@@ -574,7 +655,7 @@ impl<'a, M: Model> Search<'a, M> {
         let slot = &self.slot;
         candidates.sort_by_key(|&i| matches!(slot[i as usize], Slot::Extra(_)));
         let end = self.candidates.len();
-        self.frames.push(Frame { state, start, next: start, end, op });
+        self.frames.push(Frame { state, start, next: start, end, op, read });
     }
 
     /// Pops the top frame and undoes the step that led to it. Returns false at the root.
@@ -606,125 +687,6 @@ impl<'a, M: Model> Search<'a, M> {
         self.remaining -= usize::from(self.mandatory(i));
         true
     }
-}
-
-/// Each op's bit: mandatory ops numbered in deadline order, optional ones in invocation order.
-///
-/// Deadline order keeps a memo entry small (`memo.rs`): every mandatory op with a deadline
-/// before the first pending one is linearized, so the set is a prefix of this order plus those
-/// linearized early, which were invoked before that deadline and are still open at it, at most
-/// the history's concurrency. In invocation order, one op that may wait long (a write resolved
-/// as committed, due only after the history's end) would put every later op in the frontier.
-fn slots(deadlines: &[Option<u64>]) -> Vec<Slot> {
-    let mut mandatory: Vec<usize> =
-        (0..deadlines.len()).filter(|i| deadlines[*i].is_some()).collect();
-    mandatory.sort_by_key(|i| (deadlines[*i], *i));
-    let mut slot = vec![Slot::Extra(0); deadlines.len()];
-    for (k, i) in mandatory.into_iter().enumerate() {
-        slot[i] = Slot::Done(k as u32);
-    }
-    let optional = (0..deadlines.len()).filter(|i| deadlines[*i].is_none());
-    for (k, i) in optional.enumerate() {
-        slot[i] = Slot::Extra(k as u32);
-    }
-    slot
-}
-
-/// For each op, the latest earlier-invoked op of its kind (both optional, or both mandatory
-/// with deadlines in invocation order) with an equal input (module docs, 3), or `NONE`.
-fn interchangeable_predecessors<I: Eq + std::hash::Hash, O>(
-    ops: &[PreparedOp<I, O>],
-    deadlines: &[Option<u64>],
-) -> Vec<u32> {
-    let mut last: hashbrown::HashMap<(&I, bool), usize> = hashbrown::HashMap::new();
-    let mut prev = vec![NONE; ops.len()];
-    for (i, op) in ops.iter().enumerate() {
-        // `ops` is in invocation order, so `p` was invoked no later than `i`.
-        if let Some(p) = last.insert((&op.input, deadlines[i].is_some()), i)
-            && deadlines[p] <= deadlines[i]
-        {
-            prev[i] = p as u32;
-        }
-    }
-    prev
-}
-
-/// The history as a doubly linked list of call and return entries in time order, between a
-/// head (node 0) and a tail sentinel. Op `i` has call node `2i + 1` and return node `2i + 2`.
-struct List {
-    next: Vec<u32>,
-    prev: Vec<u32>,
-}
-
-impl List {
-    /// The list of `ops`, each returning at its deadline (never, for an optional op).
-    fn new<I, O>(ops: &[PreparedOp<I, O>], deadlines: &[Option<u64>]) -> List {
-        let n = ops.len();
-        let mut nodes: Vec<(u64, u32)> = Vec::with_capacity(2 * n);
-        for (i, op) in ops.iter().enumerate() {
-            nodes.push((op.call, 2 * i as u32 + 1));
-            nodes.push((deadlines[i].unwrap_or(u64::MAX), 2 * i as u32 + 2));
-        }
-        nodes.sort_unstable();
-        let tail = 2 * n as u32 + 1;
-        let mut next = vec![tail; 2 * n + 2];
-        let mut prev = vec![HEAD; 2 * n + 2];
-        let mut last = HEAD;
-        for (_, node) in nodes {
-            next[last as usize] = node;
-            prev[node as usize] = last;
-            last = node;
-        }
-        next[last as usize] = tail;
-        prev[tail as usize] = last;
-        List { next, prev }
-    }
-
-    /// The op of a call node; `None` for a return node or the tail.
-    fn call_op(&self, node: u32) -> Option<usize> {
-        (node % 2 == 1 && (node as usize) < self.next.len() - 1).then_some((node as usize - 1) / 2)
-    }
-
-    fn unlink(&mut self, node: u32) {
-        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
-        self.next[p as usize] = n;
-        self.prev[n as usize] = p;
-    }
-
-    fn relink(&mut self, node: u32) {
-        let (p, n) = (self.prev[node as usize], self.next[node as usize]);
-        self.next[p as usize] = node;
-        self.prev[n as usize] = node;
-    }
-
-    /// Removes a call and its return.
-    fn lift(&mut self, call: u32) {
-        self.unlink(call);
-        self.unlink(call + 1);
-    }
-
-    /// Undoes `lift`, in reverse order.
-    fn unlift(&mut self, call: u32) {
-        self.relink(call + 1);
-        self.relink(call);
-    }
-}
-
-/// Where an op's bit lives.
-#[derive(Clone, Copy, Debug)]
-enum Slot {
-    /// Among the completed ops.
-    Done(u32),
-    /// Among the indeterminate ops.
-    Extra(u32),
-}
-
-fn bit(bits: &[u64], i: usize) -> bool {
-    bits[i / 64] & (1 << (i % 64)) != 0
-}
-
-fn flip(bits: &mut [u64], i: usize) {
-    bits[i / 64] ^= 1 << (i % 64);
 }
 
 /// SplitMix64's finalizer: spreads a counter into a random-looking word.
