@@ -185,6 +185,21 @@ fn a_jepsen_style_run_against_real_processes_is_linearizable_and_loses_nothing()
     assert!(out.contains("split brain:  no"), "{out}");
     let history = std::fs::read_to_string(report.join("history.jsonl")).unwrap();
     assert!(history.lines().count() > 1000, "a real workload ran");
+    // The writes' fates, read from the stopped nodes' logs: every acknowledged write of the
+    // history is committed, so the check with them is the check the run reported.
+    let resolved = std::fs::read_to_string(report.join("resolved.jsonl")).unwrap();
+    assert!(resolved.matches("\"committed\":true").count() > 500, "{}", &resolved[..200]);
+    let check = Command::new(env!("CARGO_BIN_EXE_raftbed"))
+        .arg("check")
+        .arg(report.join("history.jsonl"))
+        .arg("--resolved")
+        .arg(report.join("resolved.jsonl"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
+    assert_eq!(json["verdict"], "linearizable", "{json}");
+    assert_eq!(json["resolved"]["contradicted"].as_u64().unwrap_or(0), 0, "{json}");
     let trace = std::fs::read_to_string(report.join("trace.txt")).unwrap();
     assert!(trace.contains("nemesis "), "faults were injected");
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
