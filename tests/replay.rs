@@ -69,6 +69,7 @@ fn every_shipped_scenario_keeps_raft_safe() {
         "lock-holder-paused.toml",
         "flapping-link.toml",
         "rolling-restart.toml",
+        "hot-keys-region-cut.toml",
     ] {
         let path = scenario(name);
         let raft = replay_json(&path, "raft");
