@@ -533,5 +533,9 @@ fn committed_log(dir: &Path, nodes: usize) -> Result<Vec<crate::resolved::LogSlo
             Err(_) => LogSlot::Unknown,
         });
     }
+    if (log.len() as u64) < commit {
+        // Committed entries this node's log no longer holds: nothing after them is known.
+        log.push(LogSlot::Unknown);
+    }
     Ok(log)
 }

@@ -193,7 +193,10 @@ impl Resolve<'_> {
             _ => None,
         };
         let fate = self.resolved.zip(op.session).and_then(|(r, session)| r.fate(session));
-        let Some(committed) = fate else { return Some(ret) };
+        // Reads are not in the log: a fate for one says nothing.
+        let Some(committed) = fate.filter(|_| !model.is_read_only(input)) else {
+            return Some(ret);
+        };
         let unconditional = model.footprint(input, None).requires.is_none();
         match op.outcome {
             Outcome::Ok | Outcome::Fail => {
