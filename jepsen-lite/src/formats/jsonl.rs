@@ -4,7 +4,8 @@
 //! lines starting with `#` are comments, and the writer's first line, `# raftbed-history v2`,
 //! names the version. A file of either version reads the same way.
 
-use serde_json::{Map, Value as Json};
+use serde::{Deserialize, Deserializer};
+use serde_json::Value as Json;
 
 use crate::history::{
     Event, EventMeta, EventType, History, HistoryError, MicroOp, Process, SCHEMA_VERSION,
@@ -21,17 +22,69 @@ pub(super) fn read(text: &str) -> Result<History, HistoryError> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let json: Json = serde_json::from_str(trimmed)
-            .map_err(|e| HistoryError::new(line_no, format!("invalid JSON: {e}")))?;
-        let Json::Object(object) = json else {
+        let invalid =
+            |e: serde_json::Error| HistoryError::new(line_no, format!("invalid JSON: {e}"));
+        if !trimmed.starts_with('{') {
+            // Not an object (a struct would also accept an array): say which.
+            serde_json::from_str::<Json>(trimmed).map_err(invalid)?;
             return Err(HistoryError::new(line_no, "expected a JSON object"));
-        };
-        events.push(event(&object, line_no)?);
+        }
+        // The fields are read straight into their slots: no map of every line's keys.
+        let fields: Fields = serde_json::from_str(trimmed).map_err(invalid)?;
+        events.push(event(&fields, line_no)?);
     }
     Ok(History { events })
 }
 
-fn event(object: &Map<String, Json>, line: usize) -> Result<Event, HistoryError> {
+/// The fields an event line may have; any other is ignored. `Some(Json::Null)` is a field
+/// given as `null`, `None` one not given.
+#[derive(Deserialize)]
+struct Fields {
+    #[serde(default, deserialize_with = "given")]
+    process: Option<Json>,
+    #[serde(default, rename = "type", deserialize_with = "given")]
+    kind: Option<Json>,
+    #[serde(default, deserialize_with = "given")]
+    f: Option<Json>,
+    #[serde(default, deserialize_with = "given")]
+    key: Option<Json>,
+    #[serde(default, deserialize_with = "given")]
+    value: Option<Json>,
+    #[serde(default, deserialize_with = "given")]
+    time: Option<Json>,
+    #[serde(default, deserialize_with = "given")]
+    client: Option<Json>,
+    #[serde(default, deserialize_with = "given")]
+    seq: Option<Json>,
+    #[serde(default, deserialize_with = "given")]
+    txn: Option<Json>,
+    #[serde(default, deserialize_with = "given")]
+    watch: Option<Json>,
+}
+
+fn given<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Json>, D::Error> {
+    Json::deserialize(deserializer).map(Some)
+}
+
+impl Fields {
+    fn get(&self, name: &str) -> Option<&Json> {
+        match name {
+            "process" => self.process.as_ref(),
+            "type" => self.kind.as_ref(),
+            "f" => self.f.as_ref(),
+            "key" => self.key.as_ref(),
+            "value" => self.value.as_ref(),
+            "time" => self.time.as_ref(),
+            "client" => self.client.as_ref(),
+            "seq" => self.seq.as_ref(),
+            "txn" => self.txn.as_ref(),
+            "watch" => self.watch.as_ref(),
+            _ => None,
+        }
+    }
+}
+
+fn event(object: &Fields, line: usize) -> Result<Event, HistoryError> {
     let fail = |message: String| HistoryError::new(line, message);
     let process = match object.get("process") {
         Some(Json::Number(n)) => Process::Client(
@@ -79,7 +132,7 @@ fn event(object: &Map<String, Json>, line: usize) -> Result<Event, HistoryError>
 }
 
 /// The optional fields of schema version 2.
-fn meta(object: &Map<String, Json>, line: usize) -> Result<EventMeta, HistoryError> {
+fn meta(object: &Fields, line: usize) -> Result<EventMeta, HistoryError> {
     let fail = |message: String| HistoryError::new(line, message);
     let number = |field: &str| -> Result<Option<u64>, HistoryError> {
         match object.get(field) {
@@ -245,5 +298,15 @@ mod tests {
         assert!(err.message.contains("type must be"));
         let err = read("{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":1.5}").unwrap_err();
         assert!(err.message.contains("not a 64-bit integer"));
+        // A line must be an object: an array is not read as its fields in order.
+        assert_eq!(
+            read("[1, \"invoke\", \"read\"]").unwrap_err().message,
+            "expected a JSON object"
+        );
+        assert!(read("garbage").unwrap_err().message.starts_with("invalid JSON"));
+        let twice = "{\"process\":1,\"type\":\"invoke\",\"type\":\"ok\",\"f\":\"read\"}";
+        assert!(read(twice).unwrap_err().message.contains("duplicate field `type`"));
+        let null = read("{\"process\":null,\"type\":\"invoke\",\"f\":\"read\"}").unwrap_err();
+        assert!(null.message.contains("process must be an integer or a string, got null"));
     }
 }
