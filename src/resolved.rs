@@ -26,6 +26,21 @@ pub enum LogSlot {
     Unknown,
 }
 
+impl LogSlot {
+    /// What a log entry's data says of its session: an empty entry is a leader's no-op, and
+    /// data that is not a command is unknown.
+    pub fn of(data: &[u8]) -> LogSlot {
+        use prost::Message as _;
+        if data.is_empty() {
+            return LogSlot::Other;
+        }
+        match crate::proto::raftbed::Command::decode(data) {
+            Ok(command) => LogSlot::Request(command.client_id, command.seq),
+            Err(_) => LogSlot::Unknown,
+        }
+    }
+}
+
 /// The fate of every write `history` invoked with a session, given the committed log from
 /// index 1 in order. Writes whose fate depends on an unknown slot are left out.
 pub fn resolve(history: &History, log: impl IntoIterator<Item = LogSlot>) -> Resolved {

@@ -512,7 +512,6 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
 /// its session.
 fn committed_log(dir: &Path, nodes: usize) -> Result<Vec<crate::resolved::LogSlot>, String> {
     use crate::resolved::LogSlot;
-    use prost::Message as _;
     let mut best: Option<crate::raft::Restored> = None;
     for id in 1..=nodes {
         let path = dir.join(format!("n{id}"));
@@ -527,11 +526,7 @@ fn committed_log(dir: &Path, nodes: usize) -> Result<Vec<crate::resolved::LogSlo
     let commit = best.hard_state.commit.0;
     let mut log = vec![LogSlot::Unknown; first as usize];
     for entry in best.entries.iter().take_while(|e| e.index.0 <= commit) {
-        log.push(match crate::proto::raftbed::Command::decode(entry.data.as_ref()) {
-            _ if entry.data.is_empty() => LogSlot::Other,
-            Ok(c) => LogSlot::Request(c.client_id, c.seq),
-            Err(_) => LogSlot::Unknown,
-        });
+        log.push(LogSlot::of(&entry.data));
     }
     if (log.len() as u64) < commit {
         // Committed entries this node's log no longer holds: nothing after them is known.

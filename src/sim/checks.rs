@@ -10,10 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use prost::Message as _;
-
-use crate::proto::raftbed::Command;
 use crate::raft::{Entry, LogIndex, Node, NodeId, Ready, Role, Term};
+use crate::resolved::LogSlot;
 
 /// A broken property, naming nodes, terms, indexes and the simulated time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -461,9 +459,10 @@ impl Checks {
         let hash = hash_bytes(&entry.data);
         match self.applied[slot] {
             None => {
-                let request =
-                    Command::decode(entry.data.as_ref()).ok().map(|c| (c.client_id, c.seq));
-                let request = request.filter(|_| !entry.data.is_empty());
+                let request = match LogSlot::of(&entry.data) {
+                    LogSlot::Request(client, seq) => Some((client, seq)),
+                    LogSlot::Other | LogSlot::Unknown => None,
+                };
                 self.applied[slot] = Some(Applied { node, term: entry.term, hash, request });
             }
             Some(first) if first.term != entry.term || first.hash != hash => {
@@ -479,8 +478,7 @@ impl Checks {
     }
 
     /// The committed log from index 1, as far as sessions go (`resolved.rs`).
-    pub fn committed_log(&self) -> Vec<crate::resolved::LogSlot> {
-        use crate::resolved::LogSlot;
+    pub fn committed_log(&self) -> Vec<LogSlot> {
         (1..=self.committed.len())
             .map(|index| match self.applied.get(index).copied().flatten() {
                 None => LogSlot::Unknown,

@@ -23,17 +23,17 @@
 use std::collections::HashMap;
 
 use super::search::PreparedOp;
-use crate::model::{Leaves, Model};
+use crate::model::{Footprint, Leaves, Model};
 
 /// Each op's deadline: its return, or a derived one (module docs); `None` for an
 /// indeterminate op that nothing forces.
+/// `footprints` are the ops' own, in order.
 pub(super) fn derive<M: Model>(
     model: &M,
     ops: &[PreparedOp<M::Input, M::Output>],
+    footprints: &[Footprint<M::State>],
 ) -> Vec<Option<u64>> {
     let mut deadline: Vec<Option<u64>> = ops.iter().map(|op| op.ret).collect();
-    let footprints: Vec<_> =
-        ops.iter().map(|op| model.footprint(&op.input, op.output.as_ref())).collect();
     let init = model.init();
     let mut leavers: HashMap<&M::State, Vec<usize>> = HashMap::new();
     for (i, f) in footprints.iter().enumerate() {
@@ -90,7 +90,10 @@ mod tests {
             op(RegisterInput::Write(s("lost")), None, 3, None),
             op(RegisterInput::Read, Some(Value::Null), 4, Some(50)),
         ];
-        let d = derive(&RegisterModel::new(ModelKind::Kv), &ops);
+        let model = RegisterModel::new(ModelKind::Kv);
+        let footprints: Vec<_> =
+            ops.iter().map(|op| model.footprint(&op.input, op.output.as_ref())).collect();
+        let d = derive(&model, &ops, &footprints);
         // The read of b returns at 20: the cas to b, and the lost write of a before it, by then.
         assert_eq!(d, vec![Some(20), Some(20), Some(20), None, Some(50)]);
     }

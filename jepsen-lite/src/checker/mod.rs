@@ -357,13 +357,8 @@ fn drop_unshown<M: Model>(
     footprints: &[crate::model::Footprint<M::State>],
 ) -> Vec<Prepared<M>> {
     use crate::model::Leaves;
-    let mut required: Vec<&M::State> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for state in footprints.iter().filter_map(|f| f.requires.as_ref()) {
-        if seen.insert(state) {
-            required.push(state);
-        }
-    }
+    let required: std::collections::HashSet<&M::State> =
+        footprints.iter().filter_map(|f| f.requires.as_ref()).collect();
     let unshown = |op: &Prepared<M>, f: &crate::model::Footprint<M::State>| {
         op.ret.is_none()
             && f.leaves == Leaves::Depends

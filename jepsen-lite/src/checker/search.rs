@@ -251,7 +251,9 @@ impl<'a, M: Model> Search<'a, M> {
     /// A search over `ops`, which must be in invocation order.
     pub(crate) fn new(model: &'a M, ops: &'a [PreparedOp<M::Input, M::Output>]) -> Self {
         let n = ops.len();
-        let deadlines = super::deadlines::derive(model, ops);
+        let footprints: Vec<_> =
+            ops.iter().map(|op| model.footprint(&op.input, op.output.as_ref())).collect();
+        let deadlines = super::deadlines::derive(model, ops, &footprints);
         let slot = slots(&deadlines);
         let completed = deadlines.iter().filter(|d| d.is_some()).count() as u32;
         let indeterminate = n as u32 - completed;
@@ -297,16 +299,15 @@ impl<'a, M: Model> Search<'a, M> {
             finished: false,
         };
         let initial = search.intern(model.init());
-        search.count_footprints();
+        search.count_footprints(footprints);
         search.count_resetters();
         search.open_frame(initial, NONE);
         search
     }
 
     /// Interns each op's footprint and counts, per state, who requires and who leaves it (9).
-    fn count_footprints(&mut self) {
-        for (i, op) in self.ops.iter().enumerate() {
-            let footprint = self.model.footprint(&op.input, op.output.as_ref());
+    fn count_footprints(&mut self, footprints: Vec<crate::model::Footprint<M::State>>) {
+        for (i, footprint) in footprints.into_iter().enumerate() {
             match footprint.leaves {
                 crate::model::Leaves::Depends => self.rule = false,
                 crate::model::Leaves::Same => {}

@@ -66,27 +66,9 @@ fn given<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Json>, D::
     Json::deserialize(deserializer).map(Some)
 }
 
-impl Fields {
-    fn get(&self, name: &str) -> Option<&Json> {
-        match name {
-            "process" => self.process.as_ref(),
-            "type" => self.kind.as_ref(),
-            "f" => self.f.as_ref(),
-            "key" => self.key.as_ref(),
-            "value" => self.value.as_ref(),
-            "time" => self.time.as_ref(),
-            "client" => self.client.as_ref(),
-            "seq" => self.seq.as_ref(),
-            "txn" => self.txn.as_ref(),
-            "watch" => self.watch.as_ref(),
-            _ => None,
-        }
-    }
-}
-
 fn event(object: &Fields, line: usize) -> Result<Event, HistoryError> {
     let fail = |message: String| HistoryError::new(line, message);
-    let process = match object.get("process") {
+    let process = match &object.process {
         Some(Json::Number(n)) => Process::Client(
             n.as_u64().ok_or_else(|| fail(format!("process {n} is not a non-negative integer")))?,
         ),
@@ -96,18 +78,18 @@ fn event(object: &Fields, line: usize) -> Result<Event, HistoryError> {
         }
         None => return Err(fail("missing field \"process\"".into())),
     };
-    let kind = match object.get("type") {
+    let kind = match &object.kind {
         Some(Json::String(s)) => EventType::parse(s.trim_start_matches(':'))
             .ok_or_else(|| fail(format!("type must be invoke, ok, fail or info, got {s:?}")))?,
         Some(other) => return Err(fail(format!("type must be a string, got {other}"))),
         None => return Err(fail("missing field \"type\"".into())),
     };
-    let f = match object.get("f") {
+    let f = match &object.f {
         Some(Json::String(s)) if !s.is_empty() => s.trim_start_matches(':').to_string(),
         Some(other) => return Err(fail(format!("f must be a non-empty string, got {other}"))),
         None => return Err(fail("missing field \"f\"".into())),
     };
-    let key = match object.get("key") {
+    let key = match &object.key {
         None | Some(Json::Null) => None,
         Some(json @ (Json::String(_) | Json::Number(_))) => {
             Some(Value::from_json(json).map_err(|e| fail(format!("key: {e}")))?)
@@ -116,11 +98,11 @@ fn event(object: &Fields, line: usize) -> Result<Event, HistoryError> {
             return Err(fail(format!("key must be a string or an integer, got {other}")));
         }
     };
-    let value = match object.get("value") {
+    let value = match &object.value {
         None => Value::Null,
         Some(json) => Value::from_json(json).map_err(|e| fail(format!("value: {e}")))?,
     };
-    let time = match object.get("time") {
+    let time = match &object.time {
         None | Some(Json::Null) => None,
         Some(Json::Number(n)) => {
             Some(n.as_i64().ok_or_else(|| fail(format!("time {n} is not an integer")))?)
@@ -134,8 +116,8 @@ fn event(object: &Fields, line: usize) -> Result<Event, HistoryError> {
 /// The optional fields of schema version 2.
 fn meta(object: &Fields, line: usize) -> Result<EventMeta, HistoryError> {
     let fail = |message: String| HistoryError::new(line, message);
-    let number = |field: &str| -> Result<Option<u64>, HistoryError> {
-        match object.get(field) {
+    let number = |json: &Option<Json>, field: &str| -> Result<Option<u64>, HistoryError> {
+        match json {
             None | Some(Json::Null) => Ok(None),
             Some(Json::Number(n)) => n
                 .as_u64()
@@ -147,7 +129,7 @@ fn meta(object: &Fields, line: usize) -> Result<EventMeta, HistoryError> {
     let value = |json: &Json, field: &str| {
         Value::from_json(json).map_err(|e| fail(format!("{field}: {e}")))
     };
-    let txn = match object.get("txn") {
+    let txn = match &object.txn {
         None | Some(Json::Null) => None,
         Some(Json::Array(items)) => Some(
             items
@@ -166,7 +148,7 @@ fn meta(object: &Fields, line: usize) -> Result<EventMeta, HistoryError> {
             return Err(fail(format!("txn must be a list of [f, key, value], got {other}")));
         }
     };
-    let watch = match object.get("watch") {
+    let watch = match &object.watch {
         None | Some(Json::Null) => None,
         Some(Json::Array(items)) => Some(
             items
@@ -193,7 +175,8 @@ fn meta(object: &Fields, line: usize) -> Result<EventMeta, HistoryError> {
         ),
         Some(other) => return Err(fail(format!("watch must be a list of events, got {other}"))),
     };
-    Ok(EventMeta { client: number("client")?, seq: number("seq")?, txn, watch })
+    let (client, seq) = (number(&object.client, "client")?, number(&object.seq, "seq")?);
+    Ok(EventMeta { client, seq, txn, watch })
 }
 
 /// Writes the canonical JSON lines form: a `# raftbed-history v2` line, then per event exactly
