@@ -24,7 +24,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let options = SimOptions {
                     faults: vec![FaultKind::Partition, FaultKind::Crash],
-                    peer_transport: transport,
+                    peer_transport: Some(transport),
                     ..SimOptions::new(1 + seed.get() % 4)
                 };
                 seed.set(seed.get() + 1);

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
@@ -32,6 +31,7 @@ use crate::server::api::{
     CLIENT_HEADER, CONSISTENCY_HEADER, DEFINITE_HEADER, INDEX_HEADER, LEASE_HEADER, SEQ_HEADER,
 };
 use crate::server::calls::Consistency;
+use crate::transport::channel::RpcChannel;
 use crate::transport::net::Net;
 
 /// A failed request.
@@ -72,7 +72,7 @@ pub struct Answered<T> {
 pub struct Client<N: Net> {
     net: N,
     endpoints: Vec<String>,
-    channels: Vec<Option<Channel>>,
+    channels: Vec<Option<RpcChannel>>,
     current: usize,
     client_id: u64,
     seq: u64,
@@ -114,27 +114,14 @@ impl<N: Net + Send + Sync> Client<N> {
         self.current
     }
 
-    fn channel(&mut self, index: usize) -> Result<Channel, ClientError> {
+    fn channel(&mut self, index: usize) -> Result<RpcChannel, ClientError> {
         if let Some(channel) = &self.channels[index] {
             return Ok(channel.clone());
         }
-        let addr = self.endpoints[index].clone();
-        let endpoint =
-            Endpoint::from_shared(format!("http://{addr}")).map_err(|e| ClientError {
-                code: Code::InvalidArgument,
-                message: format!("bad endpoint {addr}: {e}"),
-                definite: true,
+        let channel =
+            self.net.channel(&self.endpoints[index], self.timeout, None).map_err(|message| {
+                ClientError { code: Code::InvalidArgument, message, definite: true }
             })?;
-        let endpoint = endpoint
-            .connect_timeout(self.timeout)
-            .keep_alive_while_idle(false)
-            .executor(crate::transport::net::Spawner::of::<N>());
-        let net = self.net.clone();
-        let connector = tower::service_fn(move |_: http::Uri| {
-            let (net, addr) = (net.clone(), addr.clone());
-            async move { net.connect(&addr).await.map(hyper_util::rt::TokioIo::new) }
-        });
-        let channel = endpoint.connect_with_connector_lazy(connector);
         self.channels[index] = Some(channel.clone());
         Ok(channel)
     }
@@ -146,7 +133,7 @@ impl<N: Net + Send + Sync> Client<N> {
         message: Req,
         write: bool,
         consistency: Option<Consistency>,
-        call: impl Fn(Channel, Request<Req>) -> Fut,
+        call: impl Fn(RpcChannel, Request<Req>) -> Fut,
     ) -> Result<Answered<Resp>, ClientError>
     where
         Req: Clone,

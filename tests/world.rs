@@ -52,6 +52,7 @@ fn spec() -> WorldSpec {
         clients: Vec::new(),
         locks: Vec::new(),
         keep_trace: true,
+        sim_net: raftbed::transport::net::SimNet::MESSAGES,
     }
 }
 

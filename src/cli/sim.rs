@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::sim::nemesis::FaultKind;
 use crate::sim::sweep::{SeedResult, sweep};
-use crate::sim::{SimBugs, SimOptions, run};
+use crate::sim::{SimBugs, SimOptions, SimTransport, run};
 
 /// Arguments of `raftbed sim`.
 #[derive(Debug, Args)]
@@ -58,9 +58,15 @@ pub struct SimArgs {
     /// Threads for a sweep (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Peer transport: framed (prost frames over TCP) or grpc (tonic over HTTP/2).
-    #[arg(long, default_value = "framed", value_parser = ["framed", "grpc"])]
-    peer_transport: String,
+    /// Peer transport: datagram (one per message; the default with `--transport messages`),
+    /// framed (prost frames over TCP; the default with `--transport wire`) or grpc (tonic over
+    /// HTTP/2).
+    #[arg(long, value_parser = ["datagram", "framed", "grpc"])]
+    peer_transport: Option<String>,
+    /// How gRPC travels between simulated hosts: messages (each call's parts as datagrams,
+    /// fast) or wire (tonic over HTTP/2 over simulated TCP, as real nodes talk).
+    #[arg(long, default_value = "messages", value_parser = ["messages", "wire"])]
+    transport: String,
     #[command(flatten)]
     check: super::replay::CheckArgs,
 }
@@ -119,6 +125,10 @@ pub fn parse_run_duration(text: &str) -> Result<Duration, String> {
 
 /// Runs `raftbed sim`.
 pub fn run_sim(args: &SimArgs) -> ExitCode {
+    if args.transport == "wire" && args.peer_transport.as_deref() == Some("datagram") {
+        eprintln!("raftbed sim: datagram peers need --transport messages (wire is TCP only)");
+        return ExitCode::from(2);
+    }
     let mut bugs = SimBugs::default();
     for bug in &args.bugs {
         bugs.enable(bug).expect("clap checked the names");
@@ -131,12 +141,17 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         bugs,
         keep_trace: args.trace.is_some(),
         keep_going: args.keep_going,
-        peer_transport: if args.peer_transport == "grpc" {
-            crate::transport::PeerTransport::Grpc
-        } else {
-            crate::transport::PeerTransport::Framed
-        },
+        peer_transport: args.peer_transport.as_deref().map(|name| match name {
+            "grpc" => crate::transport::PeerTransport::Grpc,
+            "datagram" => crate::transport::PeerTransport::Datagram,
+            _ => crate::transport::PeerTransport::Framed,
+        }),
         check: args.check.budget(),
+        transport: if args.transport == "wire" {
+            SimTransport::Wire
+        } else {
+            SimTransport::Messages
+        },
         ..SimOptions::new(args.seed.unwrap_or(0))
     };
     super::quiet_panics();

@@ -158,7 +158,8 @@ pub async fn run_naive_node<N: Net + Send + Sync>(
     let (leader_tx, leader) = watch::channel(None);
     let (revision_tx, revision) = watch::channel(disk.borrow().kv.revision());
     let api = api::Api::new(&config.node, calls_tx, revision, leader, net.clone());
-    tokio::task::spawn_local(api::serve::<N>(client, api, config.node.transport.rpc_timeout));
+    let (addr, keepalive) = (me.client_addr.clone(), config.node.transport.rpc_timeout);
+    tokio::task::spawn_local(api::serve(net.clone(), addr, client, api, keepalive));
     let node = Rc::new(RefCell::new(NaiveNode {
         id,
         config,

@@ -11,7 +11,6 @@ use crate::raft::NodeId;
 use crate::sim::checks::Checks;
 use crate::sim::trace::Trace;
 use crate::sim::{NodeHost, NodeProgram, WorldSpec};
-use crate::transport::net::SimNet;
 
 /// The naive failover monitor's host.
 pub const MONITOR_HOST: &str = "monitor";
@@ -37,12 +36,12 @@ impl NodeProgram for NaiveProgram {
         let naive = NaiveConfig { node: node.config, fenced: self.fenced };
         let probe: Rc<dyn NaiveObserver> =
             Rc::new(NaiveProbe { roles: self.roles.clone(), trace: node.trace.clone() });
-        let host = node.name.to_string();
+        let (host, net) = (node.name.to_string(), node.net);
         sim.host(node.name, move || {
             let (naive, disk, probe, host) =
                 (naive.clone(), disk.clone(), probe.clone(), host.clone());
             async move {
-                naive::run_naive_node(naive, SimNet, disk, probe)
+                naive::run_naive_node(naive, net, disk, probe)
                     .await
                     .map_err(|e| format!("{host}: {e}").into())
             }
@@ -65,7 +64,7 @@ impl NodeProgram for NaiveProgram {
         };
         let observer: Rc<dyn monitor::MonitorObserver> =
             Rc::new(NaiveProbe { roles: self.roles.clone(), trace: trace.clone() });
-        sim.client(MONITOR_HOST, monitor::run(SimNet, params, observer));
+        sim.client(MONITOR_HOST, monitor::run(spec.sim_net, params, observer));
         vec![MONITOR_HOST.into()]
     }
 

@@ -263,6 +263,7 @@ fn world_spec(scenario: &Scenario, seed: u64) -> (WorldSpec, Vec<String>) {
         clients,
         locks,
         keep_trace: true,
+        sim_net: crate::transport::net::SimNet::MESSAGES,
     };
     (spec, groups)
 }

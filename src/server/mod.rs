@@ -24,7 +24,8 @@ use crate::storage::fs::Fs;
 use crate::storage::{StorageError, Wal, WalOptions};
 use crate::transport::net::Net;
 use crate::transport::peer::{self, TransportConfig};
-use crate::transport::{Outbound, PeerTransport, grpc};
+use crate::transport::{Outbound, PeerTransport, grpc, msg};
+use tokio::task::spawn_local;
 
 /// The version `Maintenance.Status` reports: the etcd API version served, and raftbed's.
 pub const VERSION: &str = concat!("3.4.0-raftbed.", env!("CARGO_PKG_VERSION"));
@@ -165,6 +166,22 @@ pub(crate) async fn bind<N: Net>(net: &N, addr: &str) -> Result<N::Listener, Nod
     net.bind(addr).await.map_err(|source| NodeError::Bind { addr: addr.to_string(), source })
 }
 
+/// Binds the datagram peer socket at `addr`, where the network carries datagrams.
+async fn bind_datagrams<N: Net>(
+    net: &N,
+    addr: &str,
+) -> Result<std::sync::Arc<turmoil::net::UdpSocket>, NodeError> {
+    let bound = if net.datagrams() {
+        msg::peers::bind(addr).await
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "datagram peers exist only in the simulator's message transport",
+        ))
+    };
+    bound.map_err(|source| NodeError::Bind { addr: addr.to_string(), source })
+}
+
 /// Runs a node until a fatal error.
 ///
 /// # Errors
@@ -184,31 +201,40 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
     let (calls_tx, calls) = tokio::sync::mpsc::channel(4096);
     let (revision_tx, revision) = tokio::sync::watch::channel(0);
     let (leader_tx, leader) = tokio::sync::watch::channel(None);
-    match config.peer_transport {
+    // The peer server first, then the API, then the senders: the order of their tasks is
+    // part of a seed's trace.
+    let datagrams = match config.peer_transport {
         PeerTransport::Framed => {
-            tokio::task::spawn_local(peer::serve::<N>(
-                peer_listener,
-                inbox_tx,
-                config.transport.clone(),
-            ));
+            spawn_local(peer::serve::<N>(peer_listener, inbox_tx, config.transport.clone()));
+            None
         }
         PeerTransport::Grpc => {
-            tokio::task::spawn_local(grpc::serve::<N>(
-                peer_listener,
-                inbox_tx,
-                config.transport.clone(),
-            ));
+            spawn_local(grpc::serve::<N>(peer_listener, inbox_tx, config.transport.clone()));
+            None
         }
-    }
+        PeerTransport::Datagram => {
+            let socket = bind_datagrams(&net, &me.peer_addr).await?;
+            spawn_local(msg::peers::serve(socket.clone(), inbox_tx));
+            Some(socket)
+        }
+    };
     let api = api::Api::new(&config, calls_tx, revision, leader, net.clone());
-    tokio::task::spawn_local(api::serve::<N>(client_listener, api, config.transport.rpc_timeout));
+    let addr = me.client_addr.clone();
+    let keepalive = config.transport.rpc_timeout;
+    spawn_local(api::serve(net.clone(), addr, client_listener, api, keepalive));
     let peer_addrs: BTreeMap<NodeId, String> = config
         .members
         .iter()
         .filter(|(id, _)| **id != config.id)
         .map(|(id, m)| (*id, m.peer_addr.clone()))
         .collect();
-    let peers = Outbound::start(config.peer_transport, &net, &peer_addrs, &config.transport);
+    let peers = match datagrams {
+        Some(socket) => Outbound::Datagram(msg::peers::DatagramPeers::new(socket, &peer_addrs)),
+        None if config.peer_transport == PeerTransport::Grpc => {
+            Outbound::Grpc(grpc::GrpcPeers::start(&net, &peer_addrs, &config.transport))
+        }
+        None => Outbound::Framed(peer::Peers::start(&net, &peer_addrs, &config.transport)),
+    };
     let published = driver::Published { revision: revision_tx, leader: leader_tx };
     let driver = Driver::new(config, wal, recovered, peers, clock, observer, published)?;
     driver.run(inbox, calls).await

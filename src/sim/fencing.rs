@@ -87,7 +87,7 @@ impl FencingLog {
 
 /// The fenced resource: accepts a write when its token is at least the highest seen.
 pub async fn resource(log: Rc<RefCell<FencingLog>>, trace: Rc<RefCell<Trace>>) -> turmoil::Result {
-    let listener = SimNet.bind(RESOURCE).await?;
+    let listener = SimNet::WIRE.bind(RESOURCE).await?;
     let highest = Rc::new(std::cell::Cell::new(0i64));
     loop {
         let mut stream = SimNet::accept(&listener).await?;
@@ -135,6 +135,7 @@ pub struct LockParams {
 
 /// Lock client `id`: takes the lock, writes to the resource, sometimes pauses, releases.
 pub async fn lock_client(
+    net: SimNet,
     id: u64,
     params: LockParams,
     mut rng: SplitMix64,
@@ -144,7 +145,7 @@ pub async fn lock_client(
 ) -> turmoil::Result {
     let now = || turmoil::sim_elapsed().unwrap_or_default();
     let note = |text: String| trace.borrow_mut().record(now(), format_args!("l{id} {text}"));
-    let mut client = Client::new(SimNet, params.nodes.clone(), 1_000_000 + id);
+    let mut client = Client::new(net, params.nodes.clone(), 1_000_000 + id);
     client.prefer(rng.below(params.nodes.len() as u64) as usize);
     let ttl = Duration::from_secs(params.ttl as u64);
     while !stop.get() {
@@ -194,7 +195,7 @@ pub async fn lock_client(
 /// One write to the resource; whether it was accepted.
 async fn write_resource(client: u64, token: i64) -> std::io::Result<bool> {
     let write = async {
-        let mut stream = SimNet.connect(RESOURCE).await?;
+        let mut stream = SimNet::WIRE.connect(RESOURCE).await?;
         write_frame(&mut stream, format!("{client} {token}").as_bytes()).await?;
         let mut answer = Vec::new();
         read_frame(&mut stream, &mut answer).await?;

@@ -134,9 +134,32 @@ pub struct SimOptions {
     /// How long the healed cluster has to recover.
     pub liveness_bound: Duration,
     /// The peer transport the nodes use.
-    pub peer_transport: crate::transport::PeerTransport,
+    /// (None: datagrams with the message transport, framed TCP with the wire.)
+    pub peer_transport: Option<crate::transport::PeerTransport>,
     /// What the history checker may spend before the history check is undecided.
     pub check: CheckBudget,
+    /// How gRPC travels: as datagrams (fast) or over HTTP/2 and TCP (`wire`).
+    pub transport: SimTransport,
+}
+
+/// How the simulated hosts' gRPC calls travel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SimTransport {
+    /// Each call's parts as datagrams over the simulated network (`transport::msg`).
+    #[default]
+    Messages,
+    /// tonic's HTTP/2 over turmoil's TCP, as real nodes talk.
+    Wire,
+}
+
+impl SimTransport {
+    /// The network the hosts use.
+    pub fn net(self) -> SimNet {
+        match self {
+            SimTransport::Messages => SimNet::MESSAGES,
+            SimTransport::Wire => SimNet::WIRE,
+        }
+    }
 }
 
 impl SimOptions {
@@ -153,8 +176,9 @@ impl SimOptions {
             keep_trace: false,
             keep_going: false,
             liveness_bound: Duration::from_secs(30),
-            peer_transport: crate::transport::PeerTransport::Framed,
+            peer_transport: None,
             check: CheckBudget::default(),
+            transport: SimTransport::default(),
         }
     }
 
@@ -184,8 +208,11 @@ impl SimOptions {
         if self.keep_going {
             command += " --keep-going";
         }
-        if self.peer_transport == crate::transport::PeerTransport::Grpc {
-            command += " --peer-transport grpc";
+        if let Some(peers) = self.peer_transport {
+            command += &format!(" --peer-transport {}", peers.name());
+        }
+        if self.transport == SimTransport::Wire {
+            command += " --transport wire";
         }
         command + &self.check.flags()
     }
@@ -347,7 +374,10 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
             request_timeout: Duration::from_secs(1),
             rpc_timeout: (params.latency_max * 8).max(Duration::from_millis(100)),
             first_leader: None,
-            peer_transport: options.peer_transport,
+            peer_transport: options.peer_transport.unwrap_or(match options.transport {
+                SimTransport::Messages => crate::transport::PeerTransport::Datagram,
+                SimTransport::Wire => crate::transport::PeerTransport::Framed,
+            }),
             bugs: options.bugs,
         },
         net: NetSpec {
@@ -358,6 +388,7 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
         clients: vec![ClientGroupSpec { host: "clients".into(), params: client_params, clients }],
         locks: locks.into_iter().collect(),
         keep_trace: options.keep_trace,
+        sim_net: options.transport.net(),
         nodes,
     }
 }
@@ -377,7 +408,8 @@ pub fn run(options: &SimOptions) -> SimReport {
     world.stop_clients();
     let liveness = if safe {
         let endpoints = spec.clients[0].params.nodes.clone();
-        liveness_phase(&mut world, &mut nemesis, options.liveness_bound, endpoints)
+        let (bound, net) = (options.liveness_bound, spec.sim_net);
+        liveness_phase(&mut world, &mut nemesis, bound, endpoints, net)
     } else {
         Err(report::LIVENESS_NOT_RUN.into())
     };
@@ -426,13 +458,14 @@ fn liveness_phase(
     nemesis: &mut Nemesis,
     bound: Duration,
     endpoints: Vec<String>,
+    net: SimNet,
 ) -> Result<Duration, String> {
     let healed_at = w.now();
     nemesis.heal(w);
     let committed: Rc<Cell<Option<Duration>>> = Rc::new(Cell::new(None));
     let done = committed.clone();
     w.add_client("liveness", async move {
-        let mut client = crate::client::Client::new(SimNet, endpoints, u64::MAX);
+        let mut client = crate::client::Client::new(net, endpoints, u64::MAX);
         client.timeout = Duration::from_secs(1);
         client.attempts = 1;
         let mut value = 0;

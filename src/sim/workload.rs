@@ -90,6 +90,7 @@ pub enum Role {
 
 /// Runs client `id` in the simulation until the workload stops.
 pub async fn run(
+    net: SimNet,
     id: u64,
     role: Role,
     params: ClientParams,
@@ -98,7 +99,7 @@ pub async fn run(
     trace: Rc<RefCell<Trace>>,
 ) -> turmoil::Result {
     let clock: Rc<dyn Fn() -> Duration> = Rc::new(|| turmoil::sim_elapsed().unwrap_or_default());
-    run_on(SimNet, clock, id, role, params, rng, shared, trace).await;
+    run_on(net, clock, id, role, params, rng, shared, trace).await;
     Ok(())
 }
 

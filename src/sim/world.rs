@@ -172,6 +172,8 @@ pub struct WorldSpec {
     pub locks: Vec<LockGroupSpec>,
     /// Keep the trace's lines (the hash is always kept).
     pub keep_trace: bool,
+    /// How gRPC travels between the hosts: as datagrams, or over HTTP/2 and TCP.
+    pub sim_net: SimNet,
 }
 
 /// What a node host is given.
@@ -188,6 +190,8 @@ pub struct NodeHost<'h> {
     pub probe: Rc<dyn Observer>,
     /// The run's trace.
     pub trace: &'h Rc<RefCell<Trace>>,
+    /// The network.
+    pub net: SimNet,
 }
 
 /// The program the nodes run.
@@ -212,13 +216,13 @@ pub struct RaftProgram;
 
 impl NodeProgram for RaftProgram {
     fn add_node(&self, sim: &mut turmoil::Sim<'_>, node: NodeHost<'_>) {
-        let NodeHost { name, config, clock, probe, .. } = node;
+        let NodeHost { name, config, clock, probe, net, .. } = node;
         let host = name.to_string();
         sim.host(name, move || {
             let (config, clock, probe, host) =
                 (config.clone(), clock.clone(), probe.clone(), host.clone());
             async move {
-                run_node(config, SimNet, SimFs, clock, Some(probe))
+                run_node(config, net, SimFs, clock, Some(probe))
                     .await
                     .map_err(|e| format!("{host}: {e}").into())
             }
@@ -291,8 +295,9 @@ impl<'a> World<'a> {
             });
             let config = spec.node.config(index, &spec.nodes, spec.seed);
             let clock = clocks[index].clone();
-            program
-                .add_node(&mut sim, NodeHost { index, name, config, clock, probe, trace: &trace });
+            let net = spec.sim_net;
+            let node = NodeHost { index, name, config, clock, probe, trace: &trace, net };
+            program.add_node(&mut sim, node);
         }
         let mut hosts = spec.nodes.clone();
         let control = program.add_control_hosts(&mut sim, spec, &trace);
@@ -305,7 +310,7 @@ impl<'a> World<'a> {
                 .map(|(id, role)| {
                     let (params, shared, trace) =
                         (group.params.clone(), workload.clone(), trace.clone());
-                    workload::run(*id, *role, params, rng.fork(), shared, trace)
+                    workload::run(spec.sim_net, *id, *role, params, rng.fork(), shared, trace)
                 })
                 .collect();
             sim.client(group.host.as_str(), join_local(clients));
@@ -323,7 +328,8 @@ impl<'a> World<'a> {
                 .iter()
                 .map(|id| {
                     let (log, trace, stop) = (fencing.clone(), trace.clone(), lock_stop.clone());
-                    fencing::lock_client(*id, group.params.clone(), rng.fork(), log, trace, stop)
+                    let params = group.params.clone();
+                    fencing::lock_client(spec.sim_net, *id, params, rng.fork(), log, trace, stop)
                 })
                 .collect();
             sim.client(group.host.as_str(), join_local(lockers));

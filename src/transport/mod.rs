@@ -1,17 +1,17 @@
 //! Bytes on the wire: the generated protobuf types and their conversion to the core's domain
 //! types (the core never imports `pb`), the network facade, framing, and the peer transport.
 
+pub mod channel;
 pub mod convert;
 pub mod frame;
 pub mod grpc;
+pub mod msg;
 pub mod net;
 pub mod peer;
 
 pub use crate::proto::raft as pb;
 
-use std::collections::BTreeMap;
-
-use crate::raft::{Message, NodeId};
+use crate::raft::Message;
 
 /// Which peer transport a node uses. Both carry the same `Envelope`s.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,6 +21,19 @@ pub enum PeerTransport {
     Framed,
     /// tonic client-streaming RPCs over HTTP/2 (`grpc.rs`), kept to repeat the comparison.
     Grpc,
+    /// One datagram per message (`msg/peers.rs`): the simulator's message transport only.
+    Datagram,
+}
+
+impl PeerTransport {
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerTransport::Framed => "framed",
+            PeerTransport::Grpc => "grpc",
+            PeerTransport::Datagram => "datagram",
+        }
+    }
 }
 
 /// The sending side of whichever transport runs.
@@ -30,27 +43,17 @@ pub enum Outbound {
     Framed(peer::Peers),
     /// gRPC.
     Grpc(grpc::GrpcPeers),
+    /// Datagrams.
+    Datagram(msg::peers::DatagramPeers),
 }
 
 impl Outbound {
-    /// Starts the senders of `kind` to `addrs`.
-    pub fn start<N: net::Net + Send + Sync>(
-        kind: PeerTransport,
-        net: &N,
-        addrs: &BTreeMap<NodeId, String>,
-        config: &peer::TransportConfig,
-    ) -> Outbound {
-        match kind {
-            PeerTransport::Framed => Outbound::Framed(peer::Peers::start(net, addrs, config)),
-            PeerTransport::Grpc => Outbound::Grpc(grpc::GrpcPeers::start(net, addrs, config)),
-        }
-    }
-
     /// Queues a message for its receiver (dropped if its queue is full).
     pub fn send(&self, message: &Message) {
         match self {
             Outbound::Framed(peers) => peers.send(message),
             Outbound::Grpc(peers) => peers.send(message),
+            Outbound::Datagram(peers) => peers.send(message),
         }
     }
 }

@@ -6,6 +6,9 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::channel::RpcChannel;
+use super::msg::MsgChannel;
+
 /// Listening and dialing.
 pub trait Net: Clone + 'static {
     /// A connected byte stream.
@@ -24,6 +27,65 @@ pub trait Net: Clone + 'static {
     fn accept(listener: &Self::Listener) -> impl Future<Output = io::Result<Self::Stream>>;
     /// Connects to `addr` (`host:port`).
     fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// Whether datagrams (`super::msg`) can travel: in the simulator's message transport.
+    fn datagrams(&self) -> bool {
+        false
+    }
+
+    /// A gRPC channel to `addr` (`host:port`), dialled lazily; `timeout`, when given, bounds
+    /// each call.
+    fn channel(
+        &self,
+        addr: &str,
+        connect_timeout: std::time::Duration,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<RpcChannel, String>
+    where
+        Self: Send + Sync,
+    {
+        RpcChannel::wire(self, addr, connect_timeout, timeout)
+    }
+
+    /// Serves gRPC `service` to the clients of `listener`, bound at `addr`.
+    fn serve_rpc<S>(
+        &self,
+        addr: &str,
+        listener: Self::Listener,
+        service: S,
+        keepalive_interval: std::time::Duration,
+        keepalive_timeout: std::time::Duration,
+    ) -> impl Future<Output = ()>
+    where
+        S: RpcService<hyper::body::Incoming> + RpcService<tonic::body::Body>,
+        <S as tower::Service<http::Request<hyper::body::Incoming>>>::Future: Send + 'static,
+    {
+        let _ = addr;
+        serve_http2::<Self, S>(listener, service, keepalive_interval, keepalive_timeout)
+    }
+}
+
+/// A gRPC service (tonic's routes) taking requests with bodies of type `B`.
+pub trait RpcService<B>:
+    tower::Service<
+        http::Request<B>,
+        Response = http::Response<tonic::body::Body>,
+        Error = std::convert::Infallible,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<B, S> RpcService<B> for S where
+    S: tower::Service<
+            http::Request<B>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static
+{
 }
 
 /// tokio's TCP.
@@ -62,9 +124,20 @@ impl Net for TokioNet {
     }
 }
 
-/// turmoil's simulated TCP. Only usable inside a simulated host.
+/// turmoil's simulated network. Only usable inside a simulated host. Raw streams are its TCP;
+/// gRPC goes over HTTP/2 on that TCP (`wire`) or as datagrams (`messages`, `super::msg`).
 #[derive(Clone, Copy, Debug, Default)]
-pub struct SimNet;
+pub struct SimNet {
+    /// gRPC calls travel as datagrams, not over HTTP/2.
+    pub messages: bool,
+}
+
+impl SimNet {
+    /// gRPC over HTTP/2 over turmoil's TCP.
+    pub const WIRE: SimNet = SimNet { messages: false };
+    /// gRPC calls as datagrams.
+    pub const MESSAGES: SimNet = SimNet { messages: true };
+}
 
 impl Net for SimNet {
     type Stream = turmoil::net::TcpStream;
@@ -85,6 +158,50 @@ impl Net for SimNet {
 
     fn connect(&self, addr: &str) -> impl Future<Output = io::Result<Self::Stream>> + Send {
         turmoil::net::TcpStream::connect(addr.to_string())
+    }
+
+    fn datagrams(&self) -> bool {
+        self.messages
+    }
+
+    fn channel(
+        &self,
+        addr: &str,
+        connect_timeout: std::time::Duration,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<RpcChannel, String> {
+        if self.messages {
+            Ok(RpcChannel::Message(MsgChannel::new(addr, timeout)))
+        } else {
+            RpcChannel::wire(self, addr, connect_timeout, timeout)
+        }
+    }
+
+    fn serve_rpc<S>(
+        &self,
+        addr: &str,
+        listener: Self::Listener,
+        service: S,
+        keepalive_interval: std::time::Duration,
+        keepalive_timeout: std::time::Duration,
+    ) -> impl Future<Output = ()>
+    where
+        S: RpcService<hyper::body::Incoming> + RpcService<tonic::body::Body>,
+        <S as tower::Service<http::Request<hyper::body::Incoming>>>::Future: Send + 'static,
+    {
+        let (messages, addr) = (self.messages, addr.to_string());
+        async move {
+            if !messages {
+                serve_http2::<SimNet, S>(listener, service, keepalive_interval, keepalive_timeout)
+                    .await;
+                return;
+            }
+            // The TCP listener stays bound, unused: the port is the node's either way.
+            let port = addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+            if let Err(e) = super::msg::serve(port, service).await {
+                eprintln!("raftbed: the message transport on {addr} stopped: {e}");
+            }
+        }
     }
 }
 

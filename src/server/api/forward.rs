@@ -9,19 +9,19 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Response, Status};
 
 use super::{DEFINITE_HEADER, FORWARDED_HEADER, status};
 use crate::kv::ApiError;
 use crate::raft::NodeId;
+use crate::transport::channel::RpcChannel;
 use crate::transport::net::Net;
 
 /// Channels to the other members' client APIs.
 pub struct Forwarder<N: Net> {
     net: N,
     addrs: BTreeMap<NodeId, String>,
-    channels: Mutex<BTreeMap<NodeId, Channel>>,
+    channels: Mutex<BTreeMap<NodeId, RpcChannel>>,
     timeout: Duration,
     /// The leader this node knows, as the driver publishes it.
     leader: watch::Receiver<Option<NodeId>>,
@@ -43,23 +43,13 @@ impl<N: Net + Send + Sync> Forwarder<N> {
     }
 
     /// A channel to `to`, dialled on first use.
-    pub fn channel(&self, to: NodeId) -> Option<Channel> {
+    pub fn channel(&self, to: NodeId) -> Option<RpcChannel> {
         let mut channels = self.channels.lock().expect("never poisoned: no panics under it");
         if let Some(channel) = channels.get(&to) {
             return Some(channel.clone());
         }
-        let addr = self.addrs.get(&to)?.clone();
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .ok()?
-            .connect_timeout(self.timeout)
-            .timeout(self.timeout)
-            .executor(crate::transport::net::Spawner::of::<N>());
-        let net = self.net.clone();
-        let connector = tower::service_fn(move |_: http::Uri| {
-            let (net, addr) = (net.clone(), addr.clone());
-            async move { net.connect(&addr).await.map(hyper_util::rt::TokioIo::new) }
-        });
-        let channel = endpoint.connect_with_connector_lazy(connector);
+        let channel =
+            self.net.channel(self.addrs.get(&to)?, self.timeout, Some(self.timeout)).ok()?;
         channels.insert(to, channel.clone());
         Some(channel)
     }
@@ -73,7 +63,7 @@ impl<N: Net + Send + Sync> Forwarder<N> {
         leader: NodeId,
         request: Request<Req>,
         write: bool,
-        call: impl FnOnce(Channel, Request<Req>) -> Fut,
+        call: impl FnOnce(RpcChannel, Request<Req>) -> Fut,
     ) -> Result<Response<Resp>, Status>
     where
         Fut: Future<Output = Result<Response<Resp>, Status>>,

@@ -23,7 +23,7 @@ impl<N: Net + Send + Sync> Api<N> {
         request: Request<Req>,
         op: Op,
         pick: impl FnOnce(Answer) -> Option<Resp>,
-        forward: impl FnOnce(tonic::transport::Channel, Request<Req>) -> Fut,
+        forward: impl FnOnce(crate::transport::channel::RpcChannel, Request<Req>) -> Fut,
     ) -> Result<Response<Resp>, Status>
     where
         Fut: std::future::Future<Output = Result<Response<Resp>, Status>>,
@@ -63,7 +63,7 @@ impl<N: Net + Send + Sync> Api<N> {
         query: Query,
         consistency: Consistency,
         pick: impl FnOnce(QueryAnswer) -> Option<Resp>,
-        forward: impl FnOnce(tonic::transport::Channel, Request<Req>) -> Fut,
+        forward: impl FnOnce(crate::transport::channel::RpcChannel, Request<Req>) -> Fut,
     ) -> Result<Response<Resp>, Status>
     where
         Fut: std::future::Future<Output = Result<Response<Resp>, Status>>,

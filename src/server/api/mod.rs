@@ -191,6 +191,8 @@ fn written<T>(message: T, index: u64) -> Response<T> {
 
 /// Serves the API on every connection `listener` accepts.
 pub async fn serve<N: Net + Send + Sync>(
+    net: N,
+    addr: String,
     listener: N::Listener,
     api: Arc<Api<N>>,
     keepalive: Duration,
@@ -201,5 +203,5 @@ pub async fn serve<N: Net + Send + Sync>(
         .add_service(MaintenanceServer::from_arc(api.clone()))
         .add_service(LockServer::from_arc(api))
         .prepare();
-    crate::transport::net::serve_http2::<N, _>(listener, routes, keepalive, keepalive * 4).await;
+    net.serve_rpc(&addr, listener, routes, keepalive, keepalive * 4).await;
 }

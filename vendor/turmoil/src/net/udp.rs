@@ -238,6 +238,26 @@ impl UdpSocket {
         })
     }
 
+    /// raftbed: sends `bytes` to `dst` without copying them. In a drop path (no simulation
+    /// or no current host) it sends nothing and says so.
+    pub fn send_bytes_to(&self, bytes: Bytes, dst: SocketAddr) -> Result<()> {
+        let mut sent = Err(Error::new(ErrorKind::NotConnected, "no simulation is running"));
+        World::current_if_set(|world| {
+            if world.current.is_some() {
+                sent = self.send(world, dst, Datagram(bytes));
+            }
+        });
+        sent
+    }
+
+    /// raftbed: receives one datagram without copying it.
+    pub async fn recv_bytes(&self) -> Result<(Bytes, SocketAddr)> {
+        let mut rx = self.rx.lock().await;
+        rx.readable().await?;
+        let (datagram, origin) = rx.buffer.take().expect("readable leaves a datagram");
+        Ok((datagram.0, origin))
+    }
+
     /// Waits for the socket to become writable.
     ///
     /// This function is usually paired with `try_send_to()`.

@@ -1,0 +1,61 @@
+//! Raft's messages as datagrams, one `Envelope` each, for the simulator's message transport.
+//! Raft needs nothing of TCP (§3.3: messages may be lost, duplicated or reordered, and the
+//! protocol retries), so the network's loss, latency and reordering reach it directly, with no
+//! connection to redial after a partition and no acknowledgements.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prost::Message as _;
+use tokio::sync::mpsc;
+use turmoil::net::UdpSocket;
+
+use crate::raft::{Message, NodeId};
+use crate::transport::pb;
+
+/// Binds this node's peer socket at `addr` (`host:port`), on its UDP port.
+pub async fn bind(addr: &str) -> std::io::Result<Arc<UdpSocket>> {
+    let port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("no port in {addr}"))
+    })?;
+    Ok(Arc::new(UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await?))
+}
+
+/// Delivers every well-formed message that arrives to `inbox`; a full inbox drops it.
+pub async fn serve(socket: Arc<UdpSocket>, inbox: mpsc::Sender<Message>) {
+    while let Ok((bytes, _)) = socket.recv_bytes().await {
+        let Ok(envelope) = pb::Envelope::decode(bytes) else { continue };
+        // An impossible message is refused (`convert.rs`), as the framed transport does.
+        let Ok(message) = Message::try_from(envelope) else { continue };
+        let _ = inbox.try_send(message);
+    }
+}
+
+/// The sending side.
+#[derive(Debug)]
+pub struct DatagramPeers {
+    socket: Arc<UdpSocket>,
+    addrs: BTreeMap<NodeId, SocketAddr>,
+}
+
+impl DatagramPeers {
+    /// Sends from `socket` to the peers at `addrs` (`host:port`, resolved now).
+    pub fn new(socket: Arc<UdpSocket>, addrs: &BTreeMap<NodeId, String>) -> DatagramPeers {
+        let addrs = addrs
+            .iter()
+            .filter_map(|(id, addr)| {
+                let (host, port) = addr.rsplit_once(':')?;
+                Some((*id, SocketAddr::new(turmoil::lookup(host), port.parse().ok()?)))
+            })
+            .collect();
+        DatagramPeers { socket, addrs }
+    }
+
+    /// Sends `message`; the network may lose it.
+    pub fn send(&self, message: &Message) {
+        let Some(dst) = self.addrs.get(&message.to) else { return };
+        let bytes = pb::Envelope::from(message).encode_to_vec();
+        let _ = self.socket.send_bytes_to(bytes.into(), *dst);
+    }
+}
