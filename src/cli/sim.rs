@@ -28,8 +28,8 @@ pub struct SimArgs {
     /// Raft nodes (1 to 9).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=9))]
     nodes: u64,
-    /// Workload clients (1 to 64).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=64))]
+    /// Workload clients (0 to 64; 0 is an idle cluster: no readers and no lock clients).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(0..=64))]
     clients: u64,
     /// Simulated length of the fault phase: 60s, 500ms, 2m (at most 1h).
     #[arg(long, default_value = "60s", value_parser = parse_run_duration)]

@@ -346,14 +346,16 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
     };
     // All workload clients share one simulated host, and the lock clients another: they are
     // never partitioned one by one, and every host costs a runtime polled at every step.
-    let clients = (0..options.clients + options.nodes)
+    // No clients is an idle cluster: no readers and no lock clients either.
+    let readers = if options.clients == 0 { 0 } else { options.nodes };
+    let clients: Vec<(u64, Role)> = (0..options.clients + readers)
         .map(|c| {
             let role =
                 if c < options.clients { Role::Mixed } else { Role::Reader(c - options.clients) };
             (c as u64, role)
         })
         .collect();
-    let locks = (options.lock_clients > 0).then(|| LockGroupSpec {
+    let locks = (options.lock_clients > 0 && options.clients > 0).then(|| LockGroupSpec {
         host: "lockers".into(),
         params: fencing::LockParams {
             nodes: client_params.nodes.clone(),
@@ -385,7 +387,11 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
             max_latency: params.latency_max,
             repair_rate: 0.5,
         },
-        clients: vec![ClientGroupSpec { host: "clients".into(), params: client_params, clients }],
+        clients: if clients.is_empty() {
+            Vec::new()
+        } else {
+            vec![ClientGroupSpec { host: "clients".into(), params: client_params, clients }]
+        },
         locks: locks.into_iter().collect(),
         keep_trace: options.keep_trace,
         sim_net: options.transport.net(),
@@ -407,7 +413,7 @@ pub fn run(options: &SimOptions) -> SimReport {
     let safe = safety_phase(&mut world, &mut nemesis, options.duration, options.keep_going);
     world.stop_clients();
     let liveness = if safe {
-        let endpoints = spec.clients[0].params.nodes.clone();
+        let endpoints = (1..=options.nodes).map(|n| format!("n{n}:{CLIENT_PORT}")).collect();
         let (bound, net) = (options.liveness_bound, spec.sim_net);
         liveness_phase(&mut world, &mut nemesis, bound, endpoints, net)
     } else {

@@ -123,6 +123,11 @@ impl SimReport {
     pub fn speed(&self) -> f64 {
         self.sim_time.as_secs_f64() / self.wall_time.as_secs_f64().max(1e-9)
     }
+
+    /// Wall time of the simulation (the history check apart) per invoked client operation.
+    pub fn us_per_op(&self) -> f64 {
+        self.wall_time.as_secs_f64() * 1e6 / self.ops.0.max(1) as f64
+    }
 }
 
 /// The report of a finished world.
@@ -278,10 +283,12 @@ impl fmt::Display for SimReport {
         }
         writeln!(
             f,
-            "simulated {:.1}s in {:.2}s wall ({:.0}x real time); history checked in {:.2}s",
+            "simulated {:.1}s in {:.2}s wall ({:.0}x real time, {:.0} µs per invoked operation); \
+             history checked in {:.2}s",
             self.sim_time.as_secs_f64(),
             self.wall_time.as_secs_f64(),
             self.speed(),
+            self.us_per_op(),
             self.check_time.as_secs_f64()
         )?;
         writeln!(f, "{}", self.verdict())?;

@@ -3,7 +3,6 @@ use crate::host::Host;
 use crate::rt::Rt;
 use crate::{config, TRACING_TARGET};
 
-use indexmap::IndexMap;
 use rand::{Rng, RngCore};
 use rand_distr::{Distribution, Exp};
 use std::collections::VecDeque;
@@ -17,7 +16,7 @@ pub(crate) struct Topology {
     config: config::Link,
 
     /// Specific configuration overrides between specific hosts.
-    links: IndexMap<Pair, Link>,
+    links: crate::fast_hash::FastMap<Pair, Link>,
 
     /// We don't use a Rt for async. Right now, we just use it to tick time
     /// forward in the same way we do it elsewhere. We'd like to represent
@@ -150,7 +149,7 @@ struct Link {
     sent: VecDeque<Sent>,
 
     /// Messages that are ready to be delivered.
-    deliverable: IndexMap<IpAddr, VecDeque<Envelope>>,
+    deliverable: crate::fast_hash::FastMap<IpAddr, VecDeque<Envelope>>,
 
     /// The current network time, moved forward with [`Link::tick`].
     now: Instant,
@@ -176,7 +175,7 @@ impl Topology {
     pub(crate) fn new(config: config::Link) -> Topology {
         Topology {
             config,
-            links: IndexMap::new(),
+            links: Default::default(),
             rt: Rt::no_software(),
         }
     }
@@ -330,7 +329,7 @@ impl Link {
             state_b_a: State::Healthy,
             config: config::Link::default(),
             sent: VecDeque::new(),
-            deliverable: IndexMap::new(),
+            deliverable: Default::default(),
             now,
         }
     }
@@ -413,28 +412,30 @@ impl Link {
     }
 
     fn process_deliverables(&mut self) {
-        // TODO: `drain_filter` is not yet stable, and so we have a low quality
-        // implementation here that avoids clones.
-        let mut deliverable = 0;
-        for i in 0..self.sent.len() {
-            let index = i - deliverable;
-            let sent = &self.sent[index];
-            if let DeliveryStatus::DeliverAfter(time) = sent.status {
-                if time <= self.now {
-                    let sent = self.sent.remove(index).unwrap();
-                    let envelope = Envelope {
-                        src: sent.src,
-                        dst: sent.dst,
-                        message: sent.protocol,
-                    };
-                    self.deliverable
-                        .entry(sent.dst.ip())
-                        .or_default()
-                        .push_back(envelope);
-                    deliverable += 1;
-                }
+        // raftbed: one pass that keeps the order of both queues, instead of a `remove` (a
+        // shift of the queue) per delivered message; nothing to do is found without moving.
+        let now = self.now;
+        let due = |sent: &Sent| matches!(sent.status, DeliveryStatus::DeliverAfter(t) if t <= now);
+        if !self.sent.iter().any(due) {
+            return;
+        }
+        let mut kept = VecDeque::with_capacity(self.sent.len());
+        for sent in self.sent.drain(..) {
+            if due(&sent) {
+                let envelope = Envelope {
+                    src: sent.src,
+                    dst: sent.dst,
+                    message: sent.protocol,
+                };
+                self.deliverable
+                    .entry(envelope.dst.ip())
+                    .or_default()
+                    .push_back(envelope);
+            } else {
+                kept.push_back(sent);
             }
         }
+        self.sent = kept;
     }
 
     // FIXME: This implementation does not respect message delivery order. If
