@@ -154,8 +154,8 @@ fn reset(addr: &str) -> BoxError {
 /// Hands each arriving datagram's parts, in order, to its call; a call the server ended
 /// (its last part, or a reset, which overtakes any gap) is forgotten.
 async fn dispatch(socket: Arc<UdpSocket>, conn: Weak<Conn>) {
-    while let Ok((bytes, _)) = socket.recv_bytes().await {
-        let Ok(datagram) = Datagram::decode(bytes) else { continue };
+    while let Ok((received, _)) = socket.recv_datagram().await {
+        let Some(datagram) = Datagram::take(received) else { continue };
         let Some(conn) = conn.upgrade() else { return };
         let mut calls = conn.calls.lock().expect("never poisoned");
         let Some(incoming) = calls.get_mut(&datagram.call) else { continue };
@@ -194,7 +194,7 @@ impl Drop for CallGuard {
         let open = self.conn.calls.lock().expect("never poisoned").remove(&self.call).is_some();
         if open {
             let datagram = Datagram { call: self.call, seq: RESET_SEQ, parts: vec![Part::Reset] };
-            let _ = self.socket.send_bytes_to(datagram.encode(), self.dst);
+            datagram.send(&self.socket, self.dst);
         }
     }
 }

@@ -14,7 +14,7 @@
 //! wire` keeps the real gRPC over turmoil's TCP for the sweeps that want it.
 
 mod client;
-mod datagram;
+pub(crate) mod datagram;
 pub mod peers;
 mod reorder;
 mod server;
@@ -110,10 +110,9 @@ where
         if parts.is_empty() {
             return;
         }
-        let datagram = Datagram { call: self.call, seq: self.seq, parts };
-        self.seq += 1;
         // A lost datagram is the network's loss: the call stalls to its deadline.
-        let _ = self.socket.send_bytes_to(datagram.encode(), self.dst);
+        Datagram { call: self.call, seq: self.seq, parts }.send(&self.socket, self.dst);
+        self.seq += 1;
     }
 }
 

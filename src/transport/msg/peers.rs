@@ -7,12 +7,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use prost::Message as _;
 use tokio::sync::mpsc;
 use turmoil::net::UdpSocket;
 
 use crate::raft::{Message, NodeId};
-use crate::transport::pb;
 
 /// Binds this node's peer socket at `addr` (`host:port`), on its UDP port.
 pub async fn bind(addr: &str) -> std::io::Result<Arc<UdpSocket>> {
@@ -24,11 +22,10 @@ pub async fn bind(addr: &str) -> std::io::Result<Arc<UdpSocket>> {
 
 /// Delivers every well-formed message that arrives to `inbox`; a full inbox drops it.
 pub async fn serve(socket: Arc<UdpSocket>, inbox: mpsc::Sender<Message>) {
-    while let Ok((bytes, _)) = socket.recv_bytes().await {
-        let Ok(envelope) = pb::Envelope::decode(bytes) else { continue };
-        // An impossible message is refused (`convert.rs`), as the framed transport does.
-        let Ok(message) = Message::try_from(envelope) else { continue };
-        let _ = inbox.try_send(message);
+    while let Ok((received, _)) = socket.recv_datagram().await {
+        if let Some(message) = super::datagram::take::<Message>(received) {
+            let _ = inbox.try_send(message);
+        }
     }
 }
 
@@ -55,7 +52,6 @@ impl DatagramPeers {
     /// Sends `message`; the network may lose it.
     pub fn send(&self, message: &Message) {
         let Some(dst) = self.addrs.get(&message.to) else { return };
-        let bytes = pb::Envelope::from(message).encode_to_vec();
-        let _ = self.socket.send_bytes_to(bytes.into(), *dst);
+        let _ = self.socket.send_object_to(Arc::new(message.clone()), *dst);
     }
 }

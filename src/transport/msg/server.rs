@@ -55,8 +55,8 @@ where
     let socket = Arc::new(UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await?);
     let calls: Calls = Rc::default();
     loop {
-        let (bytes, src) = socket.recv_bytes().await?;
-        let Ok(datagram) = Datagram::decode(bytes) else { continue };
+        let (received, src) = socket.recv_datagram().await?;
+        let Some(datagram) = Datagram::take(received) else { continue };
         let key = (src, datagram.call);
         if datagram.seq == RESET_SEQ {
             if let Some(call) = calls.borrow_mut().remove(&key) {
@@ -159,9 +159,9 @@ impl Drop for Guard {
         let known =
             self.calls.try_borrow_mut().is_ok_and(|mut calls| calls.remove(&self.key).is_some());
         if known && !self.done {
-            let datagram =
-                Datagram { call: self.reply.call, seq: RESET_SEQ, parts: vec![Part::Reset] };
-            let _ = self.reply.socket.send_bytes_to(datagram.encode(), self.reply.src);
+            let parts = vec![Part::Reset];
+            let datagram = Datagram { call: self.reply.call, seq: RESET_SEQ, parts };
+            datagram.send(&self.reply.socket, self.reply.src);
         }
     }
 }

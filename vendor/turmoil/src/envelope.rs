@@ -18,8 +18,23 @@ pub enum Protocol {
 }
 
 /// UDP datagram.
-#[derive(Clone, Debug)]
-pub struct Datagram(pub Bytes);
+///
+/// raftbed: or an object, handed over within the one process the simulation is, so that a
+/// simulated message need not be encoded into bytes to cross the simulated network.
+#[derive(Clone)]
+pub struct Datagram(pub Bytes, pub Option<Object>);
+
+/// raftbed: an object a datagram carries.
+pub type Object = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+impl std::fmt::Debug for Datagram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.1 {
+            Some(_) => write!(f, "Datagram(object)"),
+            None => write!(f, "Datagram({:?})", self.0),
+        }
+    }
+}
 
 /// This is a simplification of real TCP.
 ///

@@ -192,7 +192,7 @@ pub use dns::{ToIpAddr, ToIpAddrs, ToSocketAddrs};
 mod envelope;
 mod fast_hash;
 use envelope::Envelope;
-pub use envelope::{Datagram, Protocol, Segment};
+pub use envelope::{Datagram, Object, Protocol, Segment};
 
 mod error;
 pub use error::Result;

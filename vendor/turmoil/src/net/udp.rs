@@ -211,7 +211,7 @@ impl UdpSocket {
     pub async fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> Result<usize> {
         World::current(|world| {
             let dst = target.to_socket_addr(&world.dns)?;
-            self.send(world, dst, Datagram(Bytes::copy_from_slice(buf)))?;
+            self.send(world, dst, Datagram(Bytes::copy_from_slice(buf), None))?;
             Ok(buf.len())
         })
     }
@@ -233,7 +233,7 @@ impl UdpSocket {
     pub fn try_send_to<A: ToSocketAddrs>(&self, buf: &[u8], target: A) -> Result<usize> {
         World::current(|world| {
             let dst = target.to_socket_addr(&world.dns)?;
-            self.send(world, dst, Datagram(Bytes::copy_from_slice(buf)))?;
+            self.send(world, dst, Datagram(Bytes::copy_from_slice(buf), None))?;
             Ok(buf.len())
         })
     }
@@ -241,21 +241,48 @@ impl UdpSocket {
     /// raftbed: sends `bytes` to `dst` without copying them. In a drop path (no simulation
     /// or no current host) it sends nothing and says so.
     pub fn send_bytes_to(&self, bytes: Bytes, dst: SocketAddr) -> Result<()> {
-        let mut sent = Err(Error::new(ErrorKind::NotConnected, "no simulation is running"));
+        let mut sent = None;
         World::current_if_set(|world| {
             if world.current.is_some() {
-                sent = self.send(world, dst, Datagram(bytes));
+                sent = Some(self.send(world, dst, Datagram(bytes, None)));
             }
         });
-        sent
+        sent.unwrap_or_else(|| Err(ErrorKind::NotConnected.into()))
     }
 
     /// raftbed: receives one datagram without copying it.
     pub async fn recv_bytes(&self) -> Result<(Bytes, SocketAddr)> {
+        let (datagram, origin) = self.recv_datagram().await?;
+        Ok((datagram.0, origin))
+    }
+
+    /// raftbed: sends `object` to `dst`, as a datagram crossing the simulated network; the
+    /// receiver takes it with [`UdpSocket::recv_datagram`]. Safe in a drop path, as
+    /// [`UdpSocket::send_bytes_to`].
+    pub fn send_object_to(&self, object: crate::Object, dst: SocketAddr) -> Result<()> {
+        let mut sent = None;
+        World::current_if_set(|world| {
+            if world.current.is_some() {
+                sent = Some(self.send(world, dst, Datagram(Bytes::new(), Some(object))));
+            }
+        });
+        sent.unwrap_or_else(|| Err(ErrorKind::NotConnected.into()))
+    }
+
+    /// raftbed: receives one datagram (bytes or an object) as it arrived.
+    pub async fn recv_datagram(&self) -> Result<(crate::Datagram, SocketAddr)> {
         let mut rx = self.rx.lock().await;
         rx.readable().await?;
-        let (datagram, origin) = rx.buffer.take().expect("readable leaves a datagram");
-        Ok((datagram.0, origin))
+        Ok(rx.buffer.take().expect("readable leaves a datagram"))
+    }
+
+    /// raftbed: the next datagram if one is waiting, without waiting.
+    pub fn try_recv_datagram(&self) -> Option<(crate::Datagram, SocketAddr)> {
+        let mut rx = self.rx.try_lock().ok()?;
+        match rx.buffer.take() {
+            Some(datagram) => Some(datagram),
+            None => rx.recv.try_recv().ok(),
+        }
     }
 
     /// Waits for the socket to become writable.
