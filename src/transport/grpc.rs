@@ -99,6 +99,11 @@ async fn send_loop<N: Net + Send + Sync>(
             .http2_keep_alive_interval(config.rpc_timeout)
             .keep_alive_timeout(config.rpc_timeout)
             .keep_alive_while_idle(true);
+        let endpoint = if N::SIMULATED {
+            endpoint.http2_reset_stream_duration(super::channel::NEVER)
+        } else {
+            endpoint
+        };
         let dial = net.clone();
         let target = addr.clone();
         let connector = tower::service_fn(move |_: http::Uri| {

@@ -20,6 +20,8 @@ pub trait Net: Clone + 'static {
     /// a crash in an order that depends on process-wide task ids, so a second run of a seed in
     /// one process would tear connections down in another order than the first.
     const LOCAL_TASKS: bool;
+    /// Whether the clock is the simulator's, so that no wall-clock time may reach behaviour.
+    const SIMULATED: bool;
 
     /// Binds `addr` (`host:port`).
     fn bind(&self, addr: &str) -> impl Future<Output = io::Result<Self::Listener>>;
@@ -103,6 +105,7 @@ impl Net for TokioNet {
     type Stream = tokio::net::TcpStream;
     type Listener = tokio::net::TcpListener;
     const LOCAL_TASKS: bool = false;
+    const SIMULATED: bool = false;
 
     async fn bind(&self, addr: &str) -> io::Result<Self::Listener> {
         tokio::net::TcpListener::bind(addr).await
@@ -143,6 +146,7 @@ impl Net for SimNet {
     type Stream = turmoil::net::TcpStream;
     type Listener = turmoil::net::TcpListener;
     const LOCAL_TASKS: bool = true;
+    const SIMULATED: bool = true;
 
     async fn bind(&self, addr: &str) -> io::Result<Self::Listener> {
         let port =

@@ -154,7 +154,7 @@ fn reset(addr: &str) -> BoxError {
 /// Hands each arriving datagram's parts, in order, to its call; a call the server ended
 /// (its last part, or a reset, which overtakes any gap) is forgotten.
 async fn dispatch(socket: Arc<UdpSocket>, conn: Weak<Conn>) {
-    while let Ok((received, _)) = socket.recv_datagram().await {
+    while let Ok((received, _)) = super::next_datagram(&socket).await {
         let Some(datagram) = Datagram::take(received) else { continue };
         let Some(conn) = conn.upgrade() else { return };
         let mut calls = conn.calls.lock().expect("never poisoned");

@@ -38,6 +38,15 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The sequence number of a reset: it overtakes any gap in the call's datagrams.
 const RESET_SEQ: u32 = u32::MAX;
 
+/// The next datagram for `socket`: one already waiting without a turn of the async lock that
+/// `recv_datagram` takes, else the next to arrive.
+async fn next_datagram(socket: &UdpSocket) -> std::io::Result<(turmoil::Datagram, SocketAddr)> {
+    match socket.try_recv_datagram() {
+        Some(waiting) => Ok(waiting),
+        None => socket.recv_datagram().await,
+    }
+}
+
 /// Sends one side of a call: its head with whatever of `body` is ready now in one datagram,
 /// and the rest from a task of its own, whose handle it returns (none when the body is done).
 async fn send_body<B>(

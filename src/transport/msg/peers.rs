@@ -22,7 +22,7 @@ pub async fn bind(addr: &str) -> std::io::Result<Arc<UdpSocket>> {
 
 /// Delivers every well-formed message that arrives to `inbox`; a full inbox drops it.
 pub async fn serve(socket: Arc<UdpSocket>, inbox: mpsc::Sender<Message>) {
-    while let Ok((received, _)) = socket.recv_datagram().await {
+    while let Ok((received, _)) = super::next_datagram(&socket).await {
         if let Some(message) = super::datagram::take::<Message>(received) {
             let _ = inbox.try_send(message);
         }

@@ -55,7 +55,7 @@ where
     let socket = Arc::new(UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await?);
     let calls: Calls = Rc::default();
     loop {
-        let (received, src) = socket.recv_datagram().await?;
+        let (received, src) = super::next_datagram(&socket).await?;
         let Some(datagram) = Datagram::take(received) else { continue };
         let key = (src, datagram.call);
         if datagram.seq == RESET_SEQ {
