@@ -42,6 +42,10 @@ pub struct Config {
     pub startup_stickiness: bool,
     /// Seeds the election-timeout randomization, mixed with `id`.
     pub seed: u64,
+    /// Run `Node::validate` after every this many inputs, and at every role change and commit
+    /// advance, panicking on a broken invariant (0: only under `debug_assert!`). The simulator
+    /// sets 1; `raftbed node --validate` sets 1.
+    pub validate_every: u32,
     /// Deliberately broken modes, so the checks that must catch them can be shown to.
     pub bugs: Bugs,
 }
@@ -95,6 +99,7 @@ impl Config {
             lease_drift_margin_ticks: 0,
             startup_stickiness: false,
             seed: 0,
+            validate_every: 0,
             bugs: Bugs::default(),
         }
     }

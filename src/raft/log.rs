@@ -23,6 +23,11 @@ pub struct RaftLog {
     stable: LogIndex,
     commit: LogIndex,
     applied: LogIndex,
+    /// Entries through this index were found to follow one another by `validate`. Only
+    /// truncation (a conflict, a snapshot) changes entries already held, and it lowers this,
+    /// so `validate` checks the chain from here on: the check after every input then costs
+    /// the entries appended since, not the whole log.
+    chained: std::cell::Cell<LogIndex>,
 }
 
 impl RaftLog {
@@ -40,6 +45,7 @@ impl RaftLog {
             entries: entries.into(),
             commit: commit.max(snapshot.index),
             applied,
+            chained: std::cell::Cell::new(snapshot.index),
         };
         log.validate()?;
         if applied < snapshot.index {
@@ -177,6 +183,7 @@ impl RaftLog {
         );
         let keep = (first.index.0 - self.first_index().0) as usize;
         self.entries.truncate(keep);
+        self.chained.set(self.chained.get().min(first.index.prev()));
         if self.stable >= first.index {
             self.stable = first.index.prev();
         }
@@ -284,6 +291,7 @@ impl RaftLog {
         );
         self.snapshot = meta;
         self.entries.clear();
+        self.chained.set(meta.index);
         self.stable = meta.index;
         self.commit = meta.index;
     }
@@ -324,8 +332,13 @@ impl RaftLog {
         if self.stable > self.last_index() {
             return Err(format!("stable {} past last {}", self.stable, self.last_index()));
         }
-        let mut previous = self.snapshot;
-        for entry in &self.entries {
+        let from = self.chained.get().max(self.snapshot.index);
+        let mut previous = match self.term(from) {
+            Some(term) => SnapshotMeta { index: from, term },
+            None => self.snapshot,
+        };
+        let skip = (previous.index.0 - self.snapshot.index.0) as usize;
+        for entry in self.entries.iter().skip(skip) {
             if entry.index != previous.index.next() || entry.term < previous.term {
                 return Err(format!(
                     "entry {}/{} does not follow {}/{}",
@@ -334,6 +347,7 @@ impl RaftLog {
             }
             previous = SnapshotMeta { index: entry.index, term: entry.term };
         }
+        self.chained.set(previous.index);
         Ok(())
     }
 }

@@ -67,6 +67,13 @@ pub struct Restored {
     pub applied: LogIndex,
 }
 
+/// Inputs since the last validation, and the role and commit index it saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Validation {
+    inputs: u32,
+    seen: Option<(Role, LogIndex)>,
+}
+
 /// A proposal's place in the log: it succeeded if the entry applied at `index` has `term`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Proposal {
@@ -124,6 +131,8 @@ pub struct Node {
     pub(super) read_states: Vec<ReadState>,
     /// Reads that can no longer be confirmed (leadership was lost) since the last `Ready`.
     pub(super) failed_reads: Vec<u64>,
+    /// Where `check_invariants` stands.
+    pub(super) validation: Validation,
 }
 
 impl Node {
@@ -178,6 +187,7 @@ impl Node {
             read_only: ReadOnly::default(),
             read_states: Vec::new(),
             failed_reads: Vec::new(),
+            validation: Validation::default(),
             config,
         };
         node.randomize_election_timeout();
@@ -197,7 +207,7 @@ impl Node {
         } else {
             self.tick_election();
         }
-        self.debug_validate();
+        self.check_invariants();
     }
 
     /// Starts an election now, as if the election timeout had passed (with a pre-vote round
@@ -205,7 +215,7 @@ impl Node {
     pub fn campaign(&mut self) {
         self.assert_no_outstanding_ready();
         self.hup(false);
-        self.debug_validate();
+        self.check_invariants();
     }
 
     /// Handles one message from a peer.
@@ -221,7 +231,7 @@ impl Node {
         if self.config.voters.contains(&message.from) {
             self.step_checked(message);
         }
-        self.debug_validate();
+        self.check_invariants();
         Ok(())
     }
 
@@ -252,7 +262,7 @@ impl Node {
         let proposal = Proposal { term: self.term, index: self.log.last_index().next() };
         self.append_as_leader(batch);
         self.broadcast_append();
-        self.debug_validate();
+        self.check_invariants();
         Ok(proposal)
     }
 
@@ -280,7 +290,7 @@ impl Node {
         } else {
             self.send_append(target, true);
         }
-        self.debug_validate();
+        self.check_invariants();
         Ok(())
     }
 
@@ -298,7 +308,7 @@ impl Node {
         }
         let meta = self.log.compact(index);
         self.snapshot = Some(Snapshot { meta, data });
-        self.debug_validate();
+        self.check_invariants();
         Ok(())
     }
 
@@ -601,7 +611,25 @@ impl Node {
         );
     }
 
-    pub(super) fn debug_validate(&self) {
-        debug_assert!(self.validate().is_ok(), "{:?}", self.validate());
+    /// Validates the whole state after an input when `Config::validate_every` says: every Nth
+    /// input and at every role change and commit advance (otherwise under `debug_assert!`).
+    ///
+    /// # Panics
+    /// On a broken invariant, naming it: the node cannot be trusted past it.
+    pub(super) fn check_invariants(&mut self) {
+        let every = self.config.validate_every;
+        if every == 0 {
+            debug_assert!(self.validate().is_ok(), "{:?}", self.validate());
+            return;
+        }
+        let (role, commit) = (self.role, self.log.commit());
+        self.validation.inputs += 1;
+        if self.validation.inputs < every && Some((role, commit)) == self.validation.seen {
+            return;
+        }
+        self.validation = Validation { inputs: 0, seen: Some((role, commit)) };
+        if let Err(violation) = self.validate() {
+            panic!("invariant broken on {violation}");
+        }
     }
 }

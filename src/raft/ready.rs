@@ -123,6 +123,6 @@ impl Node {
         }
         self.prev_hard_state = done.hard_state;
         self.prev_soft_state = done.soft_state;
-        self.debug_validate();
+        self.check_invariants();
     }
 }

@@ -91,6 +91,9 @@ impl NodeSpec {
             raft.lease_drift_margin_ticks = 0;
         }
         raft.bugs.commit_old_term = bugs.commit_old_term;
+        // The whole-state check after every input of every node (§ "The validator" in the
+        // README measures what it costs).
+        raft.validate_every = 1;
         NodeConfig {
             id,
             members,

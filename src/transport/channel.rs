@@ -39,7 +39,8 @@ impl RpcChannel {
             Some(timeout) => endpoint.timeout(timeout),
             None => endpoint,
         };
-        let endpoint = if N::SIMULATED { endpoint.http2_reset_stream_duration(NEVER) } else { endpoint };
+        let endpoint =
+            if N::SIMULATED { endpoint.http2_reset_stream_duration(NEVER) } else { endpoint };
         let (net, target) = (net.clone(), addr.to_string());
         let connector = tower::service_fn(move |_: http::Uri| {
             let (net, target) = (net.clone(), target.clone());
