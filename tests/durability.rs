@@ -49,6 +49,8 @@ fn spawn(id: usize, endpoints: &[String], dir: &Path) -> Child {
         // Compact often, so kills land around snapshots too and a restart must find sled at
         // or past the compaction point.
         .args(["--snapshot-count", "5000"])
+        // The core's whole-state check after every input, as in the simulator.
+        .arg("--validate")
         .arg("--data-dir")
         .arg(dir.join(format!("n{id}")))
         .stdin(Stdio::null())

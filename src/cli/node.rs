@@ -50,6 +50,10 @@ pub struct NodeArgs {
     /// in this file: `raftbed nemesis` uses it to cut links and jump the clock.
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// Check the Raft core's whole state after every input and at every role change and commit
+    /// advance (the simulator always does); a broken invariant stops the node with its name.
+    #[arg(long)]
+    pub validate: bool,
 }
 
 /// The admin port of the node whose client address is `client`.
@@ -220,6 +224,9 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     }
     let mut config = loopback_config(id, members, args.data_dir.clone(), timing);
     config.compact_every = args.snapshot_count;
+    if args.validate {
+        config.raft.validate_every = 1;
+    }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         return fail("cannot start the async runtime".into());
     };

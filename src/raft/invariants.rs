@@ -92,3 +92,129 @@ impl Node {
         Ok(())
     }
 }
+
+/// One test per violation `validate` can report: each builds a state that breaks exactly that
+/// invariant (the log's own are tested in `log.rs`) and checks that the report names it.
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::MemCluster;
+    use super::super::types::{LogIndex, SnapshotMeta, Term};
+    use super::*;
+
+    /// A 3-node cluster whose node 1 leads with a few committed entries.
+    fn led() -> MemCluster {
+        let mut cluster = MemCluster::new(3, |config| config.validate_every = 1);
+        cluster.node(NodeId(1)).campaign();
+        cluster.stabilize();
+        for i in 0..3u8 {
+            cluster.node(NodeId(1)).propose(vec![i].into()).expect("the leader takes proposals");
+            cluster.stabilize();
+        }
+        let leader = cluster.node(NodeId(1));
+        assert_eq!(leader.role(), Role::Leader, "the fixture elects node 1");
+        assert!(leader.validate().is_ok(), "the fixture starts valid: {:?}", leader.validate());
+        cluster
+    }
+
+    fn violation(node: &Node) -> String {
+        node.validate().expect_err("the state was broken on purpose").detail
+    }
+
+    #[test]
+    fn applied_below_the_snapshot_without_a_pending_snapshot_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(2));
+        let term = node.term;
+        node.log.restore_snapshot(SnapshotMeta { index: LogIndex(50), term });
+        assert!(node.pending_snapshot.is_none());
+        assert!(violation(node).contains("below snapshot 50"), "{}", violation(node));
+    }
+
+    #[test]
+    fn an_entry_above_the_current_term_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(3));
+        let term = node.term;
+        node.term = Term(term.0 - 1);
+        let found = violation(node);
+        assert!(found.contains(&format!("above term {}", term.0 - 1)), "{found}");
+    }
+
+    #[test]
+    fn a_leader_that_did_not_vote_for_itself_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(1));
+        node.vote = Some(NodeId(2));
+        assert!(violation(node).contains("leader with leader="), "{}", violation(node));
+    }
+
+    #[test]
+    fn a_leader_that_names_another_leader_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(1));
+        node.leader = Some(NodeId(3));
+        let expected = format!("leader={:?}", Some(NodeId(3)));
+        assert!(violation(node).contains(&expected), "{}", violation(node));
+    }
+
+    #[test]
+    fn a_candidate_that_voted_for_another_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(2));
+        node.role = Role::Candidate;
+        node.vote = Some(NodeId(1));
+        let expected = format!("candidate voted for {:?}", Some(NodeId(1)));
+        assert!(violation(node).contains(&expected), "{}", violation(node));
+    }
+
+    #[test]
+    fn a_follower_tracking_progress_is_reported() {
+        let mut cluster = led();
+        let progress = cluster.node(NodeId(1)).progress.clone();
+        let node = cluster.node(NodeId(2));
+        node.progress = progress;
+        assert!(violation(node).contains("tracks progress or a transfer"), "{}", violation(node));
+    }
+
+    #[test]
+    fn a_follower_transferring_leadership_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(2));
+        node.lead_transferee = Some(NodeId(3));
+        assert!(violation(node).contains("tracks progress or a transfer"), "{}", violation(node));
+    }
+
+    #[test]
+    fn a_leader_without_progress_for_a_voter_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(1));
+        node.progress.remove(&NodeId(3));
+        assert!(violation(node).contains("no progress for n3"), "{}", violation(node));
+    }
+
+    #[test]
+    fn a_match_index_past_the_leaders_log_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(1));
+        let past = node.log.last_index().0 + 5;
+        node.progress.get_mut(&NodeId(2)).expect("a voter").match_index = LogIndex(past);
+        assert!(violation(node).contains(&format!("n2 match {past} past")), "{}", violation(node));
+    }
+
+    #[test]
+    fn a_leader_whose_own_match_lags_its_log_is_reported() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(1));
+        node.progress.get_mut(&NodeId(1)).expect("itself").match_index = LogIndex(1);
+        assert!(violation(node).contains("own match 1 is not last index"), "{}", violation(node));
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant broken on n1: own match 1 is not last index")]
+    fn with_validate_every_set_the_next_input_panics_on_a_broken_state() {
+        let mut cluster = led();
+        let node = cluster.node(NodeId(1));
+        node.progress.get_mut(&NodeId(1)).expect("itself").match_index = LogIndex(1);
+        node.tick();
+    }
+}

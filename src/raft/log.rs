@@ -367,6 +367,52 @@ mod tests {
         RaftLog::restore(SnapshotMeta::default(), entries, LogIndex(0), LogIndex(0)).unwrap()
     }
 
+    /// Each of the log's invariants, broken on its own, is named by `validate`.
+    #[test]
+    fn a_commit_index_outside_the_log_is_reported() {
+        let mut log = log_with_terms(&[1, 1]);
+        log.commit = LogIndex(3);
+        assert_eq!(log.validate(), Err("commit 3 outside snapshot 0..=last 2".into()));
+    }
+
+    #[test]
+    fn an_applied_index_past_the_commit_index_is_reported() {
+        let mut log = log_with_terms(&[1, 1]);
+        log.commit = LogIndex(1);
+        log.applied = LogIndex(2);
+        assert_eq!(log.validate(), Err("applied 2 past commit 1".into()));
+    }
+
+    #[test]
+    fn a_stable_index_past_the_log_is_reported() {
+        let mut log = log_with_terms(&[1, 1]);
+        log.stable = LogIndex(5);
+        assert_eq!(log.validate(), Err("stable 5 past last 2".into()));
+    }
+
+    #[test]
+    fn an_entry_that_does_not_follow_its_predecessor_is_reported() {
+        let mut gap = log_with_terms(&[1, 1]);
+        gap.entries.push_back(entry(1, 4));
+        gap.stable = LogIndex(2);
+        assert_eq!(gap.validate(), Err("entry 1/4 does not follow 1/2".into()));
+        let mut older = log_with_terms(&[2, 2]);
+        older.entries.push_back(entry(1, 3));
+        older.stable = LogIndex(2);
+        assert_eq!(older.validate(), Err("entry 1/3 does not follow 2/2".into()));
+    }
+
+    #[test]
+    fn the_chain_is_checked_again_below_a_truncation() {
+        let mut log = log_with_terms(&[1, 1, 2, 2]);
+        assert_eq!(log.validate(), Ok(()));
+        assert_eq!(log.chained.get(), LogIndex(4), "a valid chain is remembered");
+        log.maybe_append(LogIndex(2), Term(1), &[entry(3, 3)]);
+        assert_eq!(log.chained.get(), LogIndex(2), "a truncation lowers it");
+        log.entries[2].term = Term(0);
+        assert_eq!(log.validate(), Err("entry 0/3 does not follow 1/2".into()));
+    }
+
     #[test]
     fn maybe_append_rejects_a_mismatched_prev() {
         let mut log = log_with_terms(&[1, 1, 2]);
