@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use raftbed::sim::checks::Violation;
-use raftbed::sim::{SimBugs, SimOptions, SimReport, run};
+use raftbed::sim::{SimBugs, SimOptions, SimReport, SimTransport, run};
 
 fn options(seed: u64) -> SimOptions {
     // A node's panic reaches the harness wrapped by tokio; the hook keeps its message.
@@ -59,10 +59,30 @@ fn the_correct_build_passes_every_check() {
 
 /// Runs `seeds` with `bugs` and returns the violations of the first seed that has any.
 fn first_caught(seeds: std::ops::Range<u64>, bugs: SimBugs) -> Option<(u64, Vec<Violation>)> {
+    first_caught_on(seeds, bugs, SimTransport::Messages)
+}
+
+fn first_caught_on(
+    seeds: std::ops::Range<u64>,
+    bugs: SimBugs,
+    transport: SimTransport,
+) -> Option<(u64, Vec<Violation>)> {
     seeds.into_iter().find_map(|seed| {
-        let report = run(&SimOptions { bugs, ..options(seed) });
+        let report = run(&SimOptions { bugs, transport, ..options(seed) });
         (!report.violations.is_empty()).then_some((seed, report.violations))
     })
+}
+
+#[test]
+fn the_wire_transport_passes_every_check_and_catches_a_lost_write() {
+    // The real gRPC over HTTP/2 and TCP paths, as sweeps with `--transport wire` run them.
+    for seed in 0..2 {
+        let report = run(&SimOptions { transport: SimTransport::Wire, ..options(seed) });
+        assert!(report.ok(), "seed {seed} failed:\n{}", explain(&report));
+    }
+    let bugs = SimBugs { skip_fsync: true, ..SimBugs::default() };
+    let caught = first_caught_on(0..3, bugs, SimTransport::Wire);
+    assert!(caught.is_some(), "skip-fsync caught on the wire on a seed in 0..3");
 }
 
 #[test]
@@ -82,7 +102,7 @@ fn skip_fsync_is_caught() {
 fn forget_vote_is_caught() {
     let bugs = SimBugs { forget_vote: true, ..SimBugs::default() };
     let (seed, violations) =
-        first_caught(3..6, bugs).expect("forget-vote caught on a seed in 3..6");
+        first_caught(16..19, bugs).expect("forget-vote caught on a seed in 16..19");
     let caught = violations
         .iter()
         .any(|v| matches!(v, Violation::ElectionSafety { .. } | Violation::LogMatching { .. }));
@@ -93,7 +113,7 @@ fn forget_vote_is_caught() {
 fn commit_old_term_is_caught() {
     let bugs = SimBugs { commit_old_term: true, ..SimBugs::default() };
     let (seed, violations) =
-        first_caught(29..32, bugs).expect("commit-old-term caught on a seed in 29..32");
+        first_caught(27..30, bugs).expect("commit-old-term caught on a seed in 27..30");
     let caught = violations.iter().any(|v| {
         matches!(v, Violation::CommittedNotSafe { .. } | Violation::LeaderCompleteness { .. })
     });

@@ -283,12 +283,14 @@ impl fmt::Display for SimReport {
         }
         writeln!(
             f,
-            "simulated {:.1}s in {:.2}s wall ({:.0}x real time, {:.0} µs per invoked operation); \
-             history checked in {:.2}s",
+            "simulated {:.1}s in {:.2}s wall ({:.0}x real time, {}); history checked in {:.2}s",
             self.sim_time.as_secs_f64(),
             self.wall_time.as_secs_f64(),
             self.speed(),
-            self.us_per_op(),
+            match self.ops.0 {
+                0 => "no client operations".to_string(),
+                _ => format!("{:.0} µs per invoked operation", self.us_per_op()),
+            },
             self.check_time.as_secs_f64()
         )?;
         writeln!(f, "{}", self.verdict())?;

@@ -19,6 +19,9 @@ pub mod peers;
 mod reorder;
 mod server;
 
+#[cfg(test)]
+mod tests;
+
 pub use client::MsgChannel;
 pub use server::serve;
 
