@@ -166,9 +166,9 @@ impl Drop for Guard {
     }
 }
 
-/// A request body the client streams.
-struct RequestBody {
-    chunks: mpsc::UnboundedReceiver<Bytes>,
+/// A body fed chunk by chunk from a channel: a request the client streams (and the tests').
+pub(super) struct RequestBody {
+    pub(super) chunks: mpsc::UnboundedReceiver<Bytes>,
 }
 
 impl Body for RequestBody {

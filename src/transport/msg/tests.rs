@@ -6,31 +6,16 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body::{Body, Frame};
+use http_body::Body;
 use tokio::sync::mpsc;
 
-use super::{BoxError, MsgChannel, serve};
+use super::server::RequestBody;
+use super::{MsgChannel, serve};
 
 const PORT: u16 = 9000;
-
-/// A request body fed from a channel.
-struct Chunks(mpsc::UnboundedReceiver<Bytes>);
-
-impl Body for Chunks {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
-    }
-}
 
 type Request = http::Request<tonic::body::Body>;
 type Response = http::Response<tonic::body::Body>;
@@ -66,7 +51,8 @@ fn a_bidirectional_stream_keeps_its_order_over_a_jittery_link() {
         let channel = MsgChannel::new(&format!("server:{PORT}"), Some(Duration::from_secs(5)));
         let (tx, rx) = mpsc::unbounded_channel();
         tx.send(Bytes::from_static(b"0")).expect("open");
-        let call = channel.call(request("/echo", tonic::body::Body::new(Chunks(rx))));
+        let call =
+            channel.call(request("/echo", tonic::body::Body::new(RequestBody { chunks: rx })));
         let mut body = call.await.expect("the head comes back").into_body();
         for n in 0..50u32 {
             if n > 0 {
