@@ -4,8 +4,9 @@
 //!
 //! Revisions work as in etcd: the store's revision goes up by one for every command that
 //! changes a key (a transaction's writes share one revision); each key carries the revision of
-//! its creation and last modification, and its version (writes since creation). raftbed keeps
-//! no history: only the current revision can be read.
+//! its creation and last modification, and its version (writes since creation). Every revision
+//! is kept (`mvcc.rs`) until a `Compact` command drops what no read at or above its revision can
+//! see; reads and watches may ask for any revision from the compaction point on.
 //!
 //! Sessions: a command carries (client id, sequence number). The store remembers each client's
 //! last sequence number and what it answered, so a command retried after a lost reply applies
@@ -17,7 +18,9 @@
 //! deletes the lease's keys at the same point of the log.
 
 mod error;
+pub mod mvcc;
 mod range;
+mod snapshot;
 mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,21 +29,22 @@ use bytes::Bytes;
 use prost::Message as _;
 
 pub use error::ApiError;
+pub use mvcc::{Change, History, Rev};
 pub use range::{KeyRange, prefix_end};
+pub use snapshot::{Changes, FORMAT};
 pub use txn::{MAX_TXN_OPS, check_delete, check_put, check_txn};
 
 use crate::proto::etcdserverpb::request_op::Request;
 use crate::proto::etcdserverpb::response_op::Response;
 use crate::proto::etcdserverpb::{
-    DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
-    ResponseOp, TxnRequest, TxnResponse,
+    CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::proto::mvccpb::KeyValue;
 use crate::proto::raftbed::{
-    Command, Fence, GuardedPutRequest, GuardedPutResponse, KvSnapshot, LeaseState, LockRequest,
-    LockResponse, Outcome, Refusal, Session as PbSession, UnlockRequest, UnlockResponse,
-    command::Op, outcome::Result as Answer,
+    Command, GuardedPutRequest, GuardedPutResponse, LockRequest, LockResponse, Outcome, Refusal,
+    UnlockRequest, UnlockResponse, command::Op, outcome::Result as Answer,
 };
 
 /// Sessions kept; beyond this the least recently used are dropped.
@@ -88,33 +92,11 @@ pub struct KvStore {
     sessions: BTreeMap<u64, Session>,
     /// Per lock name, the highest fencing token granted.
     fences: BTreeMap<Bytes, i64>,
+    /// Every kept revision.
+    history: History,
     /// What changed since `take_changes` (only while tracking: a node that keeps its state
     /// at rest writes just these).
-    dirty: Option<Dirty>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct Dirty {
-    kvs: BTreeSet<Bytes>,
-    leases: BTreeSet<i64>,
-    sessions: BTreeSet<u64>,
-    fences: BTreeSet<Bytes>,
-}
-
-/// What changed in a store since the last `take_changes`: each item's new encoding (the
-/// snapshot's message types), or `None` where it was removed.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Changes {
-    /// The store's revision now.
-    pub revision: i64,
-    /// Keys: an encoded `mvccpb.KeyValue`.
-    pub kvs: Vec<(Bytes, Option<Vec<u8>>)>,
-    /// Leases: an encoded `LeaseState`.
-    pub leases: Vec<(i64, Option<Vec<u8>>)>,
-    /// Sessions: an encoded `Session`.
-    pub sessions: Vec<(u64, Option<Vec<u8>>)>,
-    /// Fences: an encoded `Fence`.
-    pub fences: Vec<(Bytes, Option<Vec<u8>>)>,
+    dirty: Option<snapshot::Dirty>,
 }
 
 impl Default for KvStore {
@@ -126,6 +108,7 @@ impl Default for KvStore {
             leases: BTreeMap::new(),
             sessions: BTreeMap::new(),
             fences: BTreeMap::new(),
+            history: History::default(),
             dirty: None,
         }
     }
@@ -161,67 +144,6 @@ impl KvStore {
             self.remember(client_id, seq, index, &outcome);
         }
         Ok(Some(Applied { client_id, seq, outcome }))
-    }
-
-    /// Starts recording what changes, for `take_changes`.
-    pub fn track_changes(&mut self) {
-        self.dirty.get_or_insert_with(Dirty::default);
-    }
-
-    /// What changed since the last call (or since tracking began).
-    pub fn take_changes(&mut self) -> Changes {
-        let dirty = match &mut self.dirty {
-            Some(dirty) => std::mem::take(dirty),
-            None => return Changes { revision: self.revision, ..Changes::default() },
-        };
-        Changes {
-            revision: self.revision,
-            kvs: dirty
-                .kvs
-                .into_iter()
-                .map(|k| {
-                    let value = self.kvs.get(&k).map(|kv| kv.encode_to_vec());
-                    (k, value)
-                })
-                .collect(),
-            leases: dirty
-                .leases
-                .into_iter()
-                .map(|id| {
-                    let value =
-                        self.leases.get(&id).map(|l| LeaseState { id, ttl: l.ttl }.encode_to_vec());
-                    (id, value)
-                })
-                .collect(),
-            sessions: dirty
-                .sessions
-                .into_iter()
-                .map(|client| {
-                    let value = self
-                        .sessions
-                        .get(&client)
-                        .map(|s| session_message(client, s).encode_to_vec());
-                    (client, value)
-                })
-                .collect(),
-            fences: dirty
-                .fences
-                .into_iter()
-                .map(|name| {
-                    let value = self
-                        .fences
-                        .get(&name)
-                        .map(|t| Fence { name: name.clone(), token: *t }.encode_to_vec());
-                    (name, value)
-                })
-                .collect(),
-        }
-    }
-
-    fn touch(&mut self, mark: impl FnOnce(&mut Dirty)) {
-        if let Some(dirty) = &mut self.dirty {
-            mark(dirty);
-        }
     }
 
     fn remember(&mut self, client_id: u64, seq: u64, index: u64, outcome: &Outcome) {
@@ -264,6 +186,7 @@ impl KvStore {
             Op::Lock(lock) => self.apply_lock(&lock).map(Answer::Lock),
             Op::Unlock(unlock) => Ok(Answer::Unlock(self.apply_unlock(&unlock))),
             Op::GuardedPut(put) => self.apply_guarded_put(&put).map(Answer::GuardedPut),
+            Op::Compact(compact) => self.apply_compact(compact.revision).map(Answer::Compact),
         };
         self.refresh_fences();
         match answer {
@@ -320,11 +243,31 @@ impl KvStore {
             value,
             lease,
         };
+        let at = self.next_write(rev);
+        self.history.put(at, kv.clone());
         self.kvs.insert(put.key.clone(), kv);
-        self.touch(|d| {
-            d.kvs.insert(put.key.clone());
-        });
         PutResponse { header: None, prev_kv: previous.filter(|_| put.prev_kv) }
+    }
+
+    /// The revision of the next write in the command that makes revision `main`.
+    fn next_write(&mut self, main: i64) -> Rev {
+        let sub = match self.history.last_revision() {
+            Some(last) if last.main == main => last.sub + 1,
+            _ => 0,
+        };
+        let at = Rev { main, sub };
+        self.touch(|d| {
+            d.revisions.insert(at);
+        });
+        at
+    }
+
+    /// Removes `key` at revision `main`; answers what it held.
+    fn remove_key(&mut self, key: &Bytes, main: i64) -> Option<KeyValue> {
+        let kv = self.kvs.remove(key)?;
+        let at = self.next_write(main);
+        self.history.delete(at, key.clone());
+        Some(kv)
     }
 
     fn detach(&mut self, lease: i64, key: &Bytes) {
@@ -341,23 +284,20 @@ impl KvStore {
     ) -> Result<DeleteRangeResponse, ApiError> {
         check_delete(delete)?;
         let rev = self.revision + 1;
-        let response = self.write_delete(delete);
+        let response = self.write_delete(delete, rev);
         if response.deleted > 0 {
             self.revision = rev;
         }
         Ok(DeleteRangeResponse { header: self.header(), ..response })
     }
 
-    /// Deletes the keys in a checked delete's range.
-    fn write_delete(&mut self, delete: &DeleteRangeRequest) -> DeleteRangeResponse {
+    /// Deletes the keys in a checked delete's range at revision `rev`.
+    fn write_delete(&mut self, delete: &DeleteRangeRequest, rev: i64) -> DeleteRangeResponse {
         let range = KeyRange::new(&delete.key, &delete.range_end);
         let keys: Vec<Bytes> = range.select(&self.kvs).map(|(k, _)| k.clone()).collect();
         let mut prev_kvs = Vec::new();
         for key in &keys {
-            let kv = self.kvs.remove(key).expect("selected");
-            self.touch(|d| {
-                d.kvs.insert(key.clone());
-            });
+            let kv = self.remove_key(key, rev).expect("selected");
             self.detach(kv.lease, key);
             if delete.prev_kv {
                 prev_kvs.push(kv);
@@ -370,7 +310,8 @@ impl KvStore {
         check_txn(txn)?;
         let succeeded = txn::compares_hold(&self.kvs, &txn.compare);
         let branch = if succeeded { &txn.success } else { &txn.failure };
-        txn::check_branch(&self.kvs, self.revision, &self.lease_exists(), branch)?;
+        let revisions = (self.revision, self.history.compacted());
+        txn::check_branch(&self.kvs, revisions, &self.lease_exists(), branch)?;
         let rev = self.revision + 1;
         let mut changed = false;
         let responses = self.write_branch(branch, rev, &mut changed);
@@ -392,9 +333,8 @@ impl KvStore {
             let response = match op.request.as_ref().expect("checked") {
                 Request::RequestRange(request) => {
                     let current = if *changed { rev } else { self.revision };
-                    let read = RangeRequest { revision: 0, ..request.clone() };
                     let mut response =
-                        range::range(&self.kvs, current, &read).expect("checked before applying");
+                        self.range_at(current, request).expect("checked before applying");
                     response.header =
                         Some(ResponseHeader { revision: current, ..Default::default() });
                     Response::ResponseRange(response)
@@ -406,7 +346,7 @@ impl KvStore {
                     Response::ResponsePut(response)
                 }
                 Request::RequestDeleteRange(delete) => {
-                    let mut response = self.write_delete(delete);
+                    let mut response = self.write_delete(delete, rev);
                     *changed |= response.deleted > 0;
                     let current = if *changed { rev } else { self.revision };
                     response.header =
@@ -428,6 +368,22 @@ impl KvStore {
             responses.push(ResponseOp { response: Some(response) });
         }
         responses
+    }
+
+    /// etcd's Compact: the revision must be above the last compaction and at most the current.
+    fn apply_compact(&mut self, revision: i64) -> Result<CompactionResponse, ApiError> {
+        if self.history.compacted_at().is_some_and(|at| revision <= at) {
+            return Err(ApiError::compacted());
+        }
+        if revision > self.revision {
+            return Err(ApiError::future_revision());
+        }
+        for rev in self.history.compact(revision) {
+            self.touch(|d| {
+                d.revisions.insert(rev);
+            });
+        }
+        Ok(CompactionResponse { header: self.header() })
     }
 
     // ----- leases -----------------------------------------------------------------------------
@@ -468,15 +424,16 @@ impl KvStore {
         let Some(lease) = self.leases.remove(&id) else { return };
         self.touch(|d| {
             d.leases.insert(id);
-            d.kvs.extend(lease.keys.iter().cloned());
         });
         if lease.keys.is_empty() {
             return;
         }
+        // One revision for every key, deleted in key order (as etcd's lessor sorts them).
+        let rev = self.revision + 1;
         for key in &lease.keys {
-            self.kvs.remove(key);
+            self.remove_key(key, rev);
         }
-        self.revision += 1;
+        self.revision = rev;
     }
 
     // ----- locks ------------------------------------------------------------------------------
@@ -506,8 +463,9 @@ impl KvStore {
     fn apply_unlock(&mut self, unlock: &UnlockRequest) -> UnlockResponse {
         if !unlock.key.is_empty() {
             let delete = DeleteRangeRequest { key: unlock.key.clone(), ..Default::default() };
-            if self.write_delete(&delete).deleted > 0 {
-                self.revision += 1;
+            let rev = self.revision + 1;
+            if self.write_delete(&delete, rev).deleted > 0 {
+                self.revision = rev;
             }
         }
         UnlockResponse { header: self.header() }
@@ -554,11 +512,53 @@ impl KvStore {
     /// Serves a Range at the current revision (header revision set, the rest to the caller).
     ///
     /// # Errors
-    /// An invalid request (see `range::range`).
+    /// An invalid request, or a revision not kept (see `range::check_range`).
     pub fn range(&self, request: &RangeRequest) -> Result<RangeResponse, ApiError> {
-        let mut response = range::range(&self.kvs, self.revision, request)?;
+        let mut response = self.range_at(self.revision, request)?;
         response.header = self.header();
         Ok(response)
+    }
+
+    /// Serves a Range when the store's revision is `current` (in a transaction, the revision its
+    /// writes make): from the live keys at `current`, from the history below it.
+    fn range_at(&self, current: i64, request: &RangeRequest) -> Result<RangeResponse, ApiError> {
+        let revision = range::check_range(request, current, self.history.compacted())?;
+        let keys = KeyRange::new(&request.key, &request.range_end);
+        Ok(if revision == current {
+            range::range(keys.select(&self.kvs).map(|(_, kv)| kv), request)
+        } else {
+            range::range(self.history.range_at(&keys, revision), request)
+        })
+    }
+
+    /// The changes at revisions `from..=` to keys in `range`, at most `limit` revisions' worth
+    /// (a revision's changes are never split), and the revision they reach: a watcher that asks
+    /// again from that revision + 1 misses nothing and sees nothing twice.
+    ///
+    /// # Errors
+    /// `from` is below the compaction point (the answer is etcd's `compact_revision`).
+    pub fn changes(
+        &self,
+        range: &KeyRange,
+        from: i64,
+        limit: i64,
+    ) -> Result<(Vec<Change>, i64), i64> {
+        let compacted = self.history.compacted();
+        if from < compacted {
+            return Err(compacted);
+        }
+        let to = self.revision.min(from.saturating_add(limit.max(1)) - 1);
+        Ok((self.history.changes(range, from, to), to.max(from - 1)))
+    }
+
+    /// The oldest revision that can still be read.
+    pub fn compacted(&self) -> i64 {
+        self.history.compacted()
+    }
+
+    /// How many revisions are kept.
+    pub fn kept_revisions(&self) -> usize {
+        self.history.len()
     }
 
     /// The store's revision.
@@ -601,74 +601,11 @@ impl KvStore {
         self.kvs.get(key)
     }
 
-    /// Roughly how many bytes the keys and values take.
+    /// Roughly how many bytes the kept revisions take.
     pub fn approximate_size(&self) -> i64 {
-        self.kvs.values().map(|kv| (kv.key.len() + kv.value.len() + 40) as i64).sum()
+        let live: usize = self.kvs.values().map(|kv| kv.key.len() + kv.value.len() + 40).sum();
+        (live + self.history.len() * 64) as i64
     }
-
-    // ----- snapshots --------------------------------------------------------------------------
-
-    /// The state as snapshot bytes.
-    pub fn encode(&self) -> Bytes {
-        Bytes::from(self.to_snapshot().encode_to_vec())
-    }
-
-    /// The whole state as a snapshot message (what `encode` encodes).
-    pub fn to_snapshot(&self) -> KvSnapshot {
-        KvSnapshot {
-            revision: self.revision,
-            kvs: self.kvs.values().cloned().collect(),
-            leases: self.leases.iter().map(|(id, l)| LeaseState { id: *id, ttl: l.ttl }).collect(),
-            sessions: self.sessions.iter().map(|(client, s)| session_message(*client, s)).collect(),
-            fences: self
-                .fences
-                .iter()
-                .map(|(name, token)| Fence { name: name.clone(), token: *token })
-                .collect(),
-        }
-    }
-
-    /// Restores from `encode`'s bytes.
-    ///
-    /// # Errors
-    /// If the bytes are not a snapshot, or contradict themselves.
-    pub fn decode(data: &[u8]) -> Result<KvStore, BadCommand> {
-        let snapshot = KvSnapshot::decode(data).map_err(|e| BadCommand(e.to_string()))?;
-        KvStore::from_snapshot(snapshot)
-    }
-
-    /// Restores from a snapshot message.
-    ///
-    /// # Errors
-    /// If it contradicts itself.
-    pub fn from_snapshot(snapshot: KvSnapshot) -> Result<KvStore, BadCommand> {
-        let mut store = KvStore { revision: snapshot.revision, ..KvStore::default() };
-        for lease in snapshot.leases {
-            store.leases.insert(lease.id, Lease { ttl: lease.ttl, keys: BTreeSet::new() });
-        }
-        for kv in snapshot.kvs {
-            if kv.lease != 0 {
-                let lease = store.leases.get_mut(&kv.lease).ok_or_else(|| {
-                    BadCommand(format!("snapshot key attached to missing lease {}", kv.lease))
-                })?;
-                lease.keys.insert(kv.key.clone());
-            }
-            store.kvs.insert(kv.key.clone(), kv);
-        }
-        for session in snapshot.sessions {
-            let outcome = session.outcome.unwrap_or_default();
-            store.sessions.insert(
-                session.client_id,
-                Session { seq: session.seq, outcome, index: session.index },
-            );
-        }
-        store.fences = snapshot.fences.into_iter().map(|f| (f.name, f.token)).collect();
-        Ok(store)
-    }
-}
-
-fn session_message(client: u64, s: &Session) -> PbSession {
-    PbSession { client_id: client, seq: s.seq, outcome: Some(s.outcome.clone()), index: s.index }
 }
 
 /// The key a lock waiter or holder owns: `name/<lease in hex>`, as etcd's v3lock.

@@ -78,29 +78,32 @@ pub fn prefix_end(prefix: &[u8]) -> Option<Bytes> {
     None
 }
 
-/// Serves a Range request from `kvs` at `revision` (the header is left to the caller).
+/// Checks a Range against the store's `current` revision and its `compacted` point; answers
+/// the revision it reads (0 or less: the current one).
 ///
 /// # Errors
-/// An empty key, or a revision other than the current one (raftbed keeps no history).
-pub fn range(
-    kvs: &BTreeMap<Bytes, KeyValue>,
-    revision: i64,
-    request: &RangeRequest,
-) -> Result<RangeResponse, ApiError> {
+/// An empty key, a future revision, or a compacted one, with etcd's messages.
+pub fn check_range(request: &RangeRequest, current: i64, compacted: i64) -> Result<i64, ApiError> {
     if request.key.is_empty() {
         return Err(ApiError::empty_key());
     }
-    if request.revision > revision {
+    let revision = if request.revision <= 0 { current } else { request.revision };
+    if revision > current {
         return Err(ApiError::future_revision());
     }
-    if request.revision > 0 && request.revision < revision {
+    if revision < compacted {
         return Err(ApiError::compacted());
     }
-    if request.limit < 0 {
-        return Err(ApiError::invalid("raftbed: limit must not be negative"));
-    }
-    let keys = KeyRange::new(&request.key, &request.range_end);
-    let in_range: Vec<&KeyValue> = keys.select(kvs).map(|(_, kv)| kv).collect();
+    Ok(revision)
+}
+
+/// Answers a checked Range from `in_range`, the keys in its range at its revision, in key order
+/// (the header is left to the caller). A negative limit means none, as etcd's.
+pub fn range<'a>(
+    in_range: impl Iterator<Item = &'a KeyValue>,
+    request: &RangeRequest,
+) -> RangeResponse {
+    let in_range: Vec<&KeyValue> = in_range.collect();
     let count = in_range.len() as i64;
     let mut selected: Vec<&KeyValue> =
         in_range.into_iter().filter(|kv| passes_filters(kv, request)).collect();
@@ -124,7 +127,7 @@ pub fn range(
             })
             .collect()
     };
-    Ok(RangeResponse { header: None, kvs, more, count })
+    RangeResponse { header: None, kvs, more, count }
 }
 
 fn passes_filters(kv: &KeyValue, request: &RangeRequest) -> bool {
@@ -184,6 +187,17 @@ mod tests {
             .collect()
     }
 
+    /// `range` over a map, after `check_range` at `current`.
+    fn read(
+        kvs: &BTreeMap<Bytes, KeyValue>,
+        current: i64,
+        request: &RangeRequest,
+    ) -> Result<RangeResponse, ApiError> {
+        check_range(request, current, 1)?;
+        let keys = KeyRange::new(&request.key, &request.range_end);
+        Ok(range(keys.select(kvs).map(|(_, kv)| kv), request))
+    }
+
     fn keys(response: &RangeResponse) -> Vec<String> {
         response.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect()
     }
@@ -196,13 +210,13 @@ mod tests {
             range_end: Bytes::copy_from_slice(end),
             ..RangeRequest::default()
         };
-        assert_eq!(keys(&range(&kvs, 5, &req("ab", b"")).unwrap()), ["ab"]);
-        assert_eq!(keys(&range(&kvs, 5, &req("ab", b"\0")).unwrap()), ["ab", "abc", "b", "\u{7f}"]);
-        assert_eq!(keys(&range(&kvs, 5, &req("a", b"b")).unwrap()), ["a", "ab", "abc"]);
+        assert_eq!(keys(&read(&kvs, 5, &req("ab", b"")).unwrap()), ["ab"]);
+        assert_eq!(keys(&read(&kvs, 5, &req("ab", b"\0")).unwrap()), ["ab", "abc", "b", "\u{7f}"]);
+        assert_eq!(keys(&read(&kvs, 5, &req("a", b"b")).unwrap()), ["a", "ab", "abc"]);
         let prefix = prefix_end(b"ab").unwrap();
-        assert_eq!(keys(&range(&kvs, 5, &req("ab", &prefix)).unwrap()), ["ab", "abc"]);
-        assert_eq!(keys(&range(&kvs, 5, &req("\0", b"\0")).unwrap()).len(), 5);
-        assert!(keys(&range(&kvs, 5, &req("b", b"a")).unwrap()).is_empty(), "end before start");
+        assert_eq!(keys(&read(&kvs, 5, &req("ab", &prefix)).unwrap()), ["ab", "abc"]);
+        assert_eq!(keys(&read(&kvs, 5, &req("\0", b"\0")).unwrap()).len(), 5);
+        assert!(keys(&read(&kvs, 5, &req("b", b"a")).unwrap()).is_empty(), "end before start");
     }
 
     #[test]
@@ -210,36 +224,46 @@ mod tests {
         let kvs = store(&["a", "b", "c", "d"]);
         let mut request =
             RangeRequest { key: b("a"), range_end: b("z"), limit: 2, ..RangeRequest::default() };
-        let response = range(&kvs, 4, &request).unwrap();
+        let response = read(&kvs, 4, &request).unwrap();
         assert_eq!(
             (keys(&response), response.count, response.more),
             (vec!["a".into(), "b".into()], 4, true)
         );
         request.sort_target = SortTarget::Value as i32;
-        assert_eq!(keys(&range(&kvs, 4, &request).unwrap()), ["d", "c"], "ascending by value");
+        assert_eq!(keys(&read(&kvs, 4, &request).unwrap()), ["d", "c"], "ascending by value");
         request.sort_order = SortOrder::Descend as i32;
         request.sort_target = SortTarget::Key as i32;
-        assert_eq!(keys(&range(&kvs, 4, &request).unwrap()), ["d", "c"]);
+        assert_eq!(keys(&read(&kvs, 4, &request).unwrap()), ["d", "c"]);
         request.limit = 0;
         request.min_mod_revision = 2;
         request.max_create_revision = 3;
-        assert_eq!(keys(&range(&kvs, 4, &request).unwrap()), ["c", "b"]);
+        assert_eq!(keys(&read(&kvs, 4, &request).unwrap()), ["c", "b"]);
         request.count_only = true;
-        let response = range(&kvs, 4, &request).unwrap();
+        let response = read(&kvs, 4, &request).unwrap();
         assert_eq!((response.kvs.len(), response.count), (0, 4));
     }
 
     #[test]
-    fn only_the_current_revision_can_be_read() {
-        let kvs = store(&["a"]);
+    fn revisions_are_checked_against_the_current_and_the_compacted() {
         let mut request = RangeRequest { key: b("a"), revision: 9, ..RangeRequest::default() };
-        assert_eq!(range(&kvs, 5, &request).unwrap_err(), ApiError::future_revision());
-        request.revision = 4;
-        assert_eq!(range(&kvs, 5, &request).unwrap_err(), ApiError::compacted());
-        request.revision = 5;
-        assert!(range(&kvs, 5, &request).is_ok());
+        assert_eq!(check_range(&request, 5, 3), Err(ApiError::future_revision()));
+        request.revision = 2;
+        assert_eq!(check_range(&request, 5, 3), Err(ApiError::compacted()));
+        request.revision = 3;
+        assert_eq!(check_range(&request, 5, 3), Ok(3), "the compaction point itself is kept");
+        request.revision = -1;
+        assert_eq!(check_range(&request, 5, 3), Ok(5), "0 or less: the current revision");
         request.key = Bytes::new();
-        assert_eq!(range(&kvs, 5, &request).unwrap_err(), ApiError::empty_key());
+        assert_eq!(check_range(&request, 5, 3), Err(ApiError::empty_key()));
+    }
+
+    #[test]
+    fn a_negative_limit_means_none() {
+        let kvs = store(&["a", "b", "c"]);
+        let request =
+            RangeRequest { key: b("a"), range_end: b("z"), limit: -1, ..RangeRequest::default() };
+        let response = read(&kvs, 3, &request).unwrap();
+        assert_eq!((response.kvs.len(), response.more), (3, false));
     }
 
     #[test]

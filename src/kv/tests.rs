@@ -54,6 +54,7 @@ fn revision(outcome: &Outcome) -> i64 {
         Answer::Lock(r) => r.header,
         Answer::Unlock(r) => r.header,
         Answer::GuardedPut(r) => r.header,
+        Answer::Compact(r) => r.header,
         Answer::Refusal(r) => panic!("refused: {}", r.message),
     };
     header.unwrap().revision
@@ -286,4 +287,91 @@ fn garbage_is_an_error_not_a_panic() {
         refused(&kv.apply(3, &data).unwrap().unwrap().outcome).unwrap(),
         ApiError::empty_key().message
     );
+}
+
+fn range_at(log: &Log, key: &str, revision: i64) -> Result<Vec<String>, ApiError> {
+    let request = RangeRequest { key: b(key), revision, ..Default::default() };
+    let response = log.kv.range(&request)?;
+    Ok(response.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.value).into_owned()).collect())
+}
+
+#[test]
+fn every_revision_reads_until_compacted() {
+    let mut log = Log::new();
+    log.put("k", "1");
+    log.put("k", "2");
+    log.op(Op::DeleteRange(DeleteRangeRequest { key: b("k"), ..Default::default() }));
+    log.put("k", "3");
+    assert_eq!(log.kv.revision(), 5);
+    let at: Vec<_> = (1..=5).map(|r| range_at(&log, "k", r).unwrap()).collect();
+    assert_eq!(at, [vec![], vec!["1"], vec!["2"], vec![], vec!["3"]]);
+    assert_eq!(range_at(&log, "k", 6), Err(ApiError::future_revision()));
+    let compact = |log: &mut Log, revision| {
+        log.op(Op::Compact(crate::proto::etcdserverpb::CompactionRequest {
+            revision,
+            physical: true,
+        }))
+    };
+    assert_eq!(revision(&compact(&mut log, 3)), 5, "compaction keeps the revision");
+    assert_eq!(range_at(&log, "k", 2), Err(ApiError::compacted()));
+    assert_eq!(range_at(&log, "k", 3).unwrap(), ["2"], "the compaction point is readable");
+    let again = refused(&compact(&mut log, 3)).expect("refused");
+    assert_eq!(again, ApiError::compacted().message, "compacting twice at one revision");
+    let ahead = refused(&compact(&mut log, 9)).expect("refused");
+    assert_eq!(ahead, ApiError::future_revision().message);
+    let restored = KvStore::decode(&log.kv.encode()).unwrap();
+    assert_eq!(restored, log.kv, "the snapshot carries the history and the compaction point");
+}
+
+#[test]
+fn a_transaction_reads_old_revisions_and_its_writes_share_one() {
+    let mut log = Log::new();
+    log.put("a", "1");
+    let read_old = RequestOp {
+        request: Some(Request::RequestRange(RangeRequest {
+            key: b("a"),
+            revision: 2,
+            ..Default::default()
+        })),
+    };
+    let put = |k: &str| RequestOp {
+        request: Some(Request::RequestPut(PutRequest {
+            key: b(k),
+            value: b("2"),
+            ..Default::default()
+        })),
+    };
+    let txn = TxnRequest {
+        compare: vec![],
+        success: vec![put("a"), put("b"), read_old],
+        failure: vec![],
+    };
+    let Some(Answer::Txn(response)) = log.op(Op::Txn(txn)).result else { panic!("a txn answer") };
+    let Some(Response::ResponseRange(read)) = &response.responses[2].response else { panic!() };
+    assert_eq!(read.kvs[0].value, b("1"), "revision 2 as it was");
+    let (changes, reached) = log.kv.changes(&KeyRange::From(b("a")), 3, 100).unwrap();
+    let subs: Vec<_> = changes.iter().map(|c| (c.rev.main, c.rev.sub)).collect();
+    assert_eq!((subs, reached), (vec![(3, 0), (3, 1)], 3));
+}
+
+#[test]
+fn a_format_1_snapshot_reads_as_history_compacted_at_its_revision() {
+    let mut log = Log::new();
+    log.put("a", "1");
+    log.put("b", "2");
+    let mut legacy = log.kv.to_snapshot();
+    legacy.format = 0;
+    legacy.kvs = log
+        .kv
+        .range(&RangeRequest { key: b("\0"), range_end: b("\0"), ..Default::default() })
+        .unwrap()
+        .kvs;
+    legacy.history.clear();
+    legacy.compacted = 0;
+    let store = KvStore::from_snapshot(legacy.clone()).unwrap();
+    assert_eq!(store.get(b"b").unwrap().value, b("2"));
+    assert_eq!((store.revision(), store.compacted()), (3, 3));
+    legacy.format = FORMAT + 1;
+    let error = KvStore::from_snapshot(legacy).unwrap_err().to_string();
+    assert!(error.contains("newer raftbed"), "{error}");
 }

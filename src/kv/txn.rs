@@ -140,24 +140,19 @@ fn check_txn_at(txn: &TxnRequest, depth: usize) -> Result<(), ApiError> {
 }
 
 /// Checks of the branch a transaction will take against the state before it applies: leases
-/// exist, `ignore_*` keys exist, ranges read the current revision. `lease_exists` answers for
-/// a lease id.
+/// exist, `ignore_*` keys exist, ranges read a kept revision (`revision` is the current one,
+/// `compacted` the oldest kept). `lease_exists` answers for a lease id.
 pub fn check_branch(
     kvs: &BTreeMap<Bytes, KeyValue>,
-    revision: i64,
+    (revision, compacted): (i64, i64),
     lease_exists: &dyn Fn(i64) -> bool,
     ops: &[RequestOp],
 ) -> Result<(), ApiError> {
     for op in ops {
         match &op.request {
             Some(Request::RequestPut(put)) => check_put_state(kvs, lease_exists, put)?,
-            Some(Request::RequestRange(range)) if range.revision > revision => {
-                return Err(ApiError::future_revision());
-            }
-            Some(Request::RequestRange(range))
-                if range.revision > 0 && range.revision < revision =>
-            {
-                return Err(ApiError::compacted());
+            Some(Request::RequestRange(range)) => {
+                super::range::check_range(range, revision, compacted)?;
             }
             Some(Request::RequestTxn(inner)) => {
                 let branch = if compares_hold(kvs, &inner.compare) {
@@ -165,7 +160,7 @@ pub fn check_branch(
                 } else {
                     &inner.failure
                 };
-                check_branch(kvs, revision, lease_exists, branch)?;
+                check_branch(kvs, (revision, compacted), lease_exists, branch)?;
             }
             _ => {}
         }

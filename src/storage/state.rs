@@ -1,6 +1,10 @@
-//! The state machine at rest, in sled (as etcd keeps its in bbolt): one tree holding every key,
-//! lease, session and fence under a prefix, plus the revision and the applied index, written
-//! together in one atomic batch after each round of applied entries. sled is not synced on
+//! The state machine at rest, in sled (as etcd keeps its in bbolt): one tree holding every kept
+//! revision (`r/` + main + sub, big-endian, so sled's order is revision order), lease, session
+//! and fence under a prefix, plus the revision, the compaction point, the applied index and the
+//! format, written together in one atomic batch after each round of applied entries.
+//!
+//! Format 1 (no `m/format`) kept only the current key-values under `k/`; it is migrated on
+//! open, as a history compacted at its revision. A newer format is refused, never misread. sled is not synced on
 //! every batch: the WAL is, and a restarted node replays the log from the applied index sled
 //! recorded. Real nodes only; the simulator keeps the state machine in memory and rebuilds it
 //! from snapshot and log.
@@ -10,12 +14,14 @@ use std::path::{Path, PathBuf};
 use prost::Message as _;
 use rustix::process::Pid;
 
-use crate::kv::{Changes, KvStore};
+use crate::kv::{Changes, FORMAT, KvStore, Rev};
 use crate::proto::mvccpb::KeyValue;
-use crate::proto::raftbed::{Fence, KvSnapshot, LeaseState, Session};
+use crate::proto::raftbed::{Fence, KvSnapshot, LeaseState, Revision, Session};
 
 const APPLIED: &[u8] = b"m/applied";
 const REVISION: &[u8] = b"m/revision";
+const COMPACTED: &[u8] = b"m/compacted";
+const FORMAT_KEY: &[u8] = b"m/format";
 /// The nice value of the writer thread and sled's threads (0 is normal, 19 the lowest).
 const BACKGROUND_NICE: i32 = 10;
 
@@ -61,31 +67,59 @@ impl StateStore {
         StateError { path: self.path.clone(), detail: detail.to_string() }
     }
 
-    /// The applied index and the state it reflects; `None` for a new store.
+    /// The applied index and the state it reflects; `None` for a new store. A format-1 store
+    /// is migrated to this build's format first.
     ///
     /// # Errors
-    /// If the store cannot be read or holds something undecodable.
+    /// If the store cannot be read, holds something undecodable, or has a newer format.
     pub fn load(&self) -> Result<Option<(u64, KvStore)>, StateError> {
         let Some(applied) = self.db.get(APPLIED).map_err(|e| self.fail(e))? else {
             return Ok(None);
         };
-        let number = |bytes: &[u8]| -> Result<u64, StateError> {
-            bytes
-                .try_into()
-                .map(u64::from_le_bytes)
-                .map_err(|_| self.fail("a counter is not 8 bytes"))
-        };
-        let applied = number(&applied)?;
-        let revision = match self.db.get(REVISION).map_err(|e| self.fail(e))? {
-            Some(r) => number(&r)? as i64,
-            None => 1,
-        };
+        let applied = self.number(&applied)?;
+        let format = self.counter(FORMAT_KEY)?.unwrap_or(1);
+        if format > u64::from(FORMAT) {
+            return Err(self.fail(format!(
+                "format {format} was written by a newer raftbed (this build reads formats 1 and {FORMAT}); nothing was changed"
+            )));
+        }
+        let snapshot = self.read_snapshot(format)?;
+        let store = KvStore::from_snapshot(snapshot).map_err(|e| self.fail(e))?;
+        if format < u64::from(FORMAT) {
+            self.replace(applied, &store.to_snapshot())?;
+        }
+        Ok(Some((applied, store)))
+    }
+
+    fn number(&self, bytes: &[u8]) -> Result<u64, StateError> {
+        bytes.try_into().map(u64::from_le_bytes).map_err(|_| self.fail("a counter is not 8 bytes"))
+    }
+
+    fn counter(&self, key: &[u8]) -> Result<Option<u64>, StateError> {
+        match self.db.get(key).map_err(|e| self.fail(e))? {
+            Some(bytes) => Ok(Some(self.number(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Everything stored, as a snapshot of `format` (1: keys under `k/`; 2: revisions).
+    fn read_snapshot(&self, format: u64) -> Result<KvSnapshot, StateError> {
+        let revision = self.counter(REVISION)?.map_or(1, |r| r as i64);
         let mut snapshot = KvSnapshot { revision, ..KvSnapshot::default() };
+        if format == u64::from(FORMAT) {
+            snapshot.format = FORMAT;
+            snapshot.compacted = self.counter(COMPACTED)?.unwrap_or(0) as i64;
+        }
         let bad = |what: &str, e: prost::DecodeError| self.fail(format!("undecodable {what}: {e}"));
         for item in self.db.iter() {
             let (k, v) = item.map_err(|e| self.fail(e))?;
             match k.first() {
-                Some(b'k') => snapshot.kvs.push(KeyValue::decode(&*v).map_err(|e| bad("key", e))?),
+                Some(b'k') if format == 1 => {
+                    snapshot.kvs.push(KeyValue::decode(&*v).map_err(|e| bad("key", e))?)
+                }
+                Some(b'r') => {
+                    snapshot.history.push(Revision::decode(&*v).map_err(|e| bad("revision", e))?)
+                }
                 Some(b'l') => {
                     snapshot.leases.push(LeaseState::decode(&*v).map_err(|e| bad("lease", e))?)
                 }
@@ -98,8 +132,7 @@ impl StateStore {
                 _ => {}
             }
         }
-        let store = KvStore::from_snapshot(snapshot).map_err(|e| self.fail(e))?;
-        Ok(Some((applied, store)))
+        Ok(snapshot)
     }
 
     /// Records `changes` and the applied index in one batch.
@@ -108,8 +141,8 @@ impl StateStore {
     /// If sled fails.
     pub fn save(&self, applied: u64, changes: &Changes) -> Result<(), StateError> {
         let mut batch = sled::Batch::default();
-        for (k, v) in &changes.kvs {
-            put(&mut batch, key(b"k/", k), v);
+        for (rev, v) in &changes.revisions {
+            put(&mut batch, revision_key(*rev), v);
         }
         for (id, v) in &changes.leases {
             put(&mut batch, key(b"l/", &id.to_be_bytes()), v);
@@ -121,6 +154,8 @@ impl StateStore {
             put(&mut batch, key(b"f/", name), v);
         }
         batch.insert(REVISION, &(changes.revision as u64).to_le_bytes());
+        batch.insert(COMPACTED, &(changes.compacted as u64).to_le_bytes());
+        batch.insert(FORMAT_KEY, &u64::from(FORMAT).to_le_bytes());
         batch.insert(APPLIED, &applied.to_le_bytes());
         self.db.apply_batch(batch).map_err(|e| self.fail(e))
     }
@@ -140,9 +175,15 @@ impl StateStore {
     /// If sled fails.
     pub fn replace(&self, applied: u64, snapshot: &KvSnapshot) -> Result<(), StateError> {
         self.db.clear().map_err(|e| self.fail(e))?;
+        assert_eq!(snapshot.format, FORMAT, "only this build's snapshots are written");
         let changes = Changes {
             revision: snapshot.revision,
-            kvs: snapshot.kvs.iter().map(|kv| (kv.key.clone(), Some(kv.encode_to_vec()))).collect(),
+            compacted: snapshot.compacted,
+            revisions: snapshot
+                .history
+                .iter()
+                .map(|r| (Rev { main: r.main, sub: r.sub }, Some(r.encode_to_vec())))
+                .collect(),
             leases: snapshot.leases.iter().map(|l| (l.id, Some(l.encode_to_vec()))).collect(),
             sessions: snapshot
                 .sessions
@@ -294,6 +335,14 @@ impl Drop for StateWriter {
     }
 }
 
+/// `r/` + main + sub, big-endian: sled's key order is revision order.
+fn revision_key(rev: Rev) -> Vec<u8> {
+    let mut k = b"r/".to_vec();
+    k.extend_from_slice(&rev.main.to_be_bytes());
+    k.extend_from_slice(&rev.sub.to_be_bytes());
+    k
+}
+
 fn put(batch: &mut sled::Batch, key: Vec<u8>, value: &Option<Vec<u8>>) {
     match value {
         Some(v) => batch.insert(key, v.as_slice()),
@@ -376,5 +425,37 @@ mod tests {
         drop(writer);
         let (applied, loaded) = StateStore::open(dir.path()).unwrap().load().unwrap().unwrap();
         assert_eq!((applied, loaded.encode()), (1, kv.encode()));
+    }
+
+    #[test]
+    fn a_format_1_store_is_migrated_and_a_newer_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let kv = KeyValue {
+            key: Bytes::from_static(b"a"),
+            value: Bytes::from_static(b"1"),
+            create_revision: 2,
+            mod_revision: 2,
+            version: 1,
+            lease: 0,
+        };
+        store.db.insert(b"k/a", kv.encode_to_vec()).unwrap();
+        store.db.insert(REVISION, &4u64.to_le_bytes()).unwrap();
+        store.db.insert(APPLIED, &9u64.to_le_bytes()).unwrap();
+        let (applied, loaded) = store.load().unwrap().unwrap();
+        assert_eq!((applied, loaded.revision(), loaded.compacted()), (9, 4, 4));
+        assert_eq!(loaded.get(b"a"), Some(&kv));
+        assert_eq!(store.counter(FORMAT_KEY).unwrap(), Some(u64::from(FORMAT)), "rewritten");
+        assert!(store.db.get(b"k/a").unwrap().is_none(), "the old layout is gone");
+        let (_, again) = store.load().unwrap().unwrap();
+        assert_eq!(again.encode(), loaded.encode(), "the migrated store reads back the same");
+        store.db.insert(FORMAT_KEY, &99u64.to_le_bytes()).unwrap();
+        let error = store.load().err().expect("refused").to_string();
+        assert!(error.contains("format 99") && error.contains("newer raftbed"), "{error}");
+        assert_eq!(
+            store.db.get(b"m/applied").unwrap().map(|v| v.to_vec()),
+            Some(9u64.to_le_bytes().to_vec()),
+            "nothing changed"
+        );
     }
 }

@@ -7,8 +7,8 @@ use crate::kv::{ApiError, check_delete, check_put, check_txn};
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::kv_server::Kv;
 use crate::proto::etcdserverpb::{
-    DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    TxnRequest, TxnResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, TxnRequest, TxnResponse,
 };
 use crate::proto::raftbed::outcome::Result as Answer;
 use crate::proto::raftbed::{Command, command::Op};
@@ -109,6 +109,7 @@ has_header!(
     PutResponse,
     DeleteRangeResponse,
     TxnResponse,
+    CompactionResponse,
     crate::proto::etcdserverpb::LeaseGrantResponse,
     crate::proto::etcdserverpb::LeaseRevokeResponse,
     crate::proto::etcdserverpb::LeaseTimeToLiveResponse,
@@ -189,6 +190,22 @@ impl<N: Net + Send + Sync> Kv for Api<N> {
         };
         self.write(request, op, pick, |channel, request| async move {
             KvClient::new(channel).txn(request).await
+        })
+        .await
+    }
+
+    async fn compact(
+        &self,
+        request: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        // Applied in memory when it commits: `physical` is always true here.
+        let op = Op::Compact(request.get_ref().clone());
+        let pick = |answer| match answer {
+            Answer::Compact(response) => Some(response),
+            _ => None,
+        };
+        self.write(request, op, pick, |channel, request| async move {
+            KvClient::new(channel).compact(request).await
         })
         .await
     }
