@@ -450,7 +450,7 @@ mod tests {
         let (_, again) = store.load().unwrap().unwrap();
         assert_eq!(again.encode(), loaded.encode(), "the migrated store reads back the same");
         store.db.insert(FORMAT_KEY, &99u64.to_le_bytes()).unwrap();
-        let error = store.load().err().expect("refused").to_string();
+        let error = store.load().expect_err("refused").to_string();
         assert!(error.contains("format 99") && error.contains("newer raftbed"), "{error}");
         assert_eq!(
             store.db.get(b"m/applied").unwrap().map(|v| v.to_vec()),

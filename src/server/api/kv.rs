@@ -199,7 +199,7 @@ impl<N: Net + Send + Sync> Kv for Api<N> {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         // Applied in memory when it commits: `physical` is always true here.
-        let op = Op::Compact(request.get_ref().clone());
+        let op = Op::Compact(*request.get_ref());
         let pick = |answer| match answer {
             Answer::Compact(response) => Some(response),
             _ => None,
