@@ -259,6 +259,13 @@ fn handle_call(node: &Shared, call: Call) {
                 Query::Leases => {
                     Ok(QueryAnswer::Leases(disk.kv.leases().map(|(i, _)| i).collect()))
                 }
+                Query::Changes { watches, limit } => Ok(QueryAnswer::Changes {
+                    revision: disk.kv.revision(),
+                    watches: watches
+                        .iter()
+                        .map(|(range, from)| disk.kv.changes(range, *from, limit))
+                        .collect(),
+                }),
                 Query::KeepAlive(_) | Query::TimeToLive { .. } => {
                     Err(ApiError::invalid("naive-failover keeps no lease deadlines"))
                 }

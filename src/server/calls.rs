@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use crate::kv::ApiError;
+use crate::kv::{ApiError, Change, KeyRange};
 use crate::proto::etcdserverpb::{
     LeaseTimeToLiveResponse, RangeRequest, RangeResponse, StatusResponse,
 };
@@ -67,6 +67,14 @@ pub enum Query {
     },
     /// Every lease id.
     Leases,
+    /// For each watch, `(range, from)`: the changes to its keys in revisions `from` on, at most
+    /// `limit` revisions (served from this node's applied state, at any consistency).
+    Changes {
+        /// The watches.
+        watches: Vec<(KeyRange, i64)>,
+        /// At most this many revisions a watch.
+        limit: i64,
+    },
 }
 
 /// What a query answers.
@@ -82,6 +90,14 @@ pub enum QueryAnswer {
     TimeToLive(LeaseTimeToLiveResponse),
     /// For `Query::Leases`.
     Leases(Vec<i64>),
+    /// For `Query::Changes`: the store's revision, and per watch its changes and the revision
+    /// read through, or the compaction point its `from` is below.
+    Changes {
+        /// The store's revision.
+        revision: i64,
+        /// Per watch, in the order asked.
+        watches: Vec<Result<(Vec<Change>, i64), i64>>,
+    },
 }
 
 /// Why the driver did not answer a call itself.

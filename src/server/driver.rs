@@ -322,8 +322,10 @@ impl<F: Fs, C: Clock> Driver<F, C> {
     fn read(&mut self, query: Query, consistency: Consistency, reply: Reply<QueryAnswer>) {
         let deadline = self.clock.now() + self.config.request_timeout;
         let read = PendingRead { query, reply, deadline };
-        let local =
-            matches!(read.query, Query::Range(_) | Query::Leases | Query::LockHolder { .. });
+        let local = matches!(
+            read.query,
+            Query::Range(_) | Query::Leases | Query::LockHolder { .. } | Query::Changes { .. }
+        );
         if local && consistency == Consistency::Serializable {
             return self.answer(read);
         }
@@ -362,6 +364,13 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 Ok(QueryAnswer::LockHolder(self.kv.lock_holder(&name), self.kv.get(&key).is_some()))
             }
             Query::Leases => Ok(QueryAnswer::Leases(self.kv.leases().map(|(id, _)| id).collect())),
+            Query::Changes { watches, limit } => Ok(QueryAnswer::Changes {
+                revision: self.kv.revision(),
+                watches: watches
+                    .iter()
+                    .map(|(range, from)| self.kv.changes(range, *from, limit))
+                    .collect(),
+            }),
             Query::KeepAlive(_) | Query::TimeToLive { .. } if self.node.role() != Role::Leader => {
                 Err(self.not_leader())
             }

@@ -30,6 +30,9 @@ use tokio::task::spawn_local;
 /// The version `Maintenance.Status` reports: the etcd API version served, and raftbed's.
 pub const VERSION: &str = concat!("3.4.0-raftbed.", env!("CARGO_PKG_VERSION"));
 
+/// etcd's default progress-notification interval for watches.
+pub const DEFAULT_WATCH_PROGRESS: Duration = Duration::from_secs(600);
+
 /// Deliberately broken server behaviours (all off by default), for the checks to catch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServerBugs {
@@ -79,6 +82,9 @@ pub struct NodeConfig {
     pub state_at_rest: bool,
     /// Faults injected into a running node (`raftbed nemesis`): peers it must not talk to.
     pub live: std::sync::Arc<LiveFaults>,
+    /// How often a watch that asked for progress notifications gets one (etcd's
+    /// `--experimental-watch-progress-notify-interval`, 10 minutes by default).
+    pub watch_progress: Duration,
     /// Campaign as soon as the start-up vote stickiness ends, if nothing was ever elected: a
     /// scenario's designated first leader.
     pub campaign_first: bool,

@@ -237,9 +237,13 @@ where
     }
 }
 
+/// The largest request header block a client API accepts, as etcd's.
+pub const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+
 /// Serves gRPC `service` over HTTP/2 on every connection `listener` accepts, each connection
 /// on a task of its own: the one accept loop of the client API and of the gRPC peer transport.
 /// A connection that leaves a keepalive ping unanswered for `keepalive_timeout` is closed.
+
 pub async fn serve_http2<N, S>(
     listener: N::Listener,
     service: S,
@@ -269,7 +273,9 @@ pub async fn serve_http2<N, S>(
                 .auto_date_header(false)
                 .timer(hyper_util::rt::TokioTimer::new())
                 .keep_alive_interval(keepalive_interval)
-                .keep_alive_timeout(keepalive_timeout);
+                .keep_alive_timeout(keepalive_timeout)
+                // etcd's limit on request metadata (hyper's default is 16 KiB).
+                .max_header_list_size(MAX_HEADER_LIST_BYTES);
             let io = hyper_util::rt::TokioIo::new(stream);
             let service = hyper_util::service::TowerToHyperService::new(service);
             let _ = builder.serve_connection(io, service).await;

@@ -1,4 +1,4 @@
-//! The client API: etcd v3's KV, Lease, Cluster and Maintenance services and raftbed's Lock
+//! The client API: etcd v3's KV, Watch, Lease, Cluster and Maintenance services and raftbed's Lock
 //! service, served over HTTP/2 on the node's `Net` (real TCP or turmoil), so the simulation
 //! runs the very code real clients talk to.
 //!
@@ -17,6 +17,7 @@ mod kv;
 mod lease;
 mod lock;
 mod maintenance;
+mod watches;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,6 +35,7 @@ use crate::proto::etcdserverpb::cluster_server::ClusterServer;
 use crate::proto::etcdserverpb::kv_server::KvServer;
 use crate::proto::etcdserverpb::lease_server::LeaseServer;
 use crate::proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::proto::etcdserverpb::watch_server::WatchServer;
 use crate::proto::raftbed::Outcome;
 use crate::proto::raftbed::lock_server::LockServer;
 use crate::raft::NodeId;
@@ -63,7 +65,10 @@ pub struct Api<N: Net> {
     calls: mpsc::Sender<Call>,
     revision: watch::Receiver<i64>,
     forward: Forwarder<N>,
+    leader: watch::Receiver<Option<NodeId>>,
     min_lease_ttl: i64,
+    election_timeout: Duration,
+    watch_progress: Duration,
     /// This API itself, for tasks that outlive a handler's borrow.
     me: std::sync::Weak<Api<N>>,
 }
@@ -80,8 +85,13 @@ impl<N: Net + Send + Sync> Api<N> {
     ) -> Arc<Api<N>> {
         let members = config.members.clone();
         let client_addrs = members.iter().map(|(id, m)| (*id, m.client_addr.clone())).collect();
-        let forward =
-            Forwarder::new(net, client_addrs, config.request_timeout, leader, config.live.clone());
+        let forward = Forwarder::new(
+            net,
+            client_addrs,
+            config.request_timeout,
+            leader.clone(),
+            config.live.clone(),
+        );
         Arc::new_cyclic(|me| Api {
             id: config.id,
             cluster_id: cluster_id(&members),
@@ -89,7 +99,10 @@ impl<N: Net + Send + Sync> Api<N> {
             calls,
             revision,
             forward,
+            leader,
             min_lease_ttl: config.timing.min_lease_ttl(),
+            election_timeout: config.timing.election_timeout,
+            watch_progress: config.watch_progress,
             me: me.clone(),
         })
     }
@@ -201,6 +214,7 @@ pub async fn serve<N: Net + Send + Sync>(
         .add_service(LeaseServer::from_arc(api.clone()))
         .add_service(ClusterServer::from_arc(api.clone()))
         .add_service(MaintenanceServer::from_arc(api.clone()))
+        .add_service(WatchServer::from_arc(api.clone()))
         .add_service(LockServer::from_arc(api))
         .prepare();
     net.serve_rpc(&addr, listener, routes, keepalive, keepalive * 4).await;
