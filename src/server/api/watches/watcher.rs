@@ -46,7 +46,8 @@ impl Watcher {
     /// etcd's message for a range that selects nothing.
     pub fn new(create: &WatchCreateRequest, current: i64) -> Result<Watcher, &'static str> {
         let key = if create.key.is_empty() { Bytes::from_static(&[0]) } else { create.key.clone() };
-        if create.range_end.len() > 1 && create.range_end <= key {
+        let bounded = !create.range_end.is_empty() && create.range_end.as_ref() != [0];
+        if bounded && create.range_end <= key {
             return Err(EMPTY_RANGE);
         }
         let next = match create.start_revision {
