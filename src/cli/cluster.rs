@@ -48,6 +48,15 @@ enum ClusterCommand {
         /// Entries between snapshots, passed to every node (etcd's --snapshot-count).
         #[arg(long, default_value_t = 100_000)]
         snapshot_count: u64,
+        /// etcd's --auto-compaction-mode (periodic or revision), passed to every node.
+        #[arg(long, default_value = "periodic")]
+        auto_compaction_mode: String,
+        /// etcd's --auto-compaction-retention (0: off), passed to every node.
+        #[arg(long, default_value = "0")]
+        auto_compaction_retention: String,
+        /// Progress notification interval for watches that ask, passed to every node.
+        #[arg(long, alias = "experimental-watch-progress-notify-interval", default_value = "10m")]
+        watch_progress_notify_interval: String,
     },
     /// Stop the nodes `up` started.
     Down {
@@ -144,7 +153,18 @@ pub fn run(args: &ClusterArgs) -> ExitCode {
             heartbeat,
             election_timeout,
             snapshot_count,
+            auto_compaction_mode,
+            auto_compaction_retention,
+            watch_progress_notify_interval,
         } => {
+            let compaction = crate::server::api::compactor::AutoCompaction::parse(
+                auto_compaction_mode,
+                auto_compaction_retention,
+            );
+            if let Err(e) = compaction {
+                eprintln!("raftbed cluster: {e}");
+                return ExitCode::from(2);
+            }
             let node_flags = vec![
                 "--heartbeat".to_string(),
                 heartbeat.clone(),
@@ -152,6 +172,12 @@ pub fn run(args: &ClusterArgs) -> ExitCode {
                 election_timeout.clone(),
                 "--snapshot-count".to_string(),
                 snapshot_count.to_string(),
+                "--auto-compaction-mode".to_string(),
+                auto_compaction_mode.clone(),
+                "--auto-compaction-retention".to_string(),
+                auto_compaction_retention.clone(),
+                "--watch-progress-notify-interval".to_string(),
+                watch_progress_notify_interval.clone(),
             ];
             up(*nodes as usize, data_dir, *base_port, *detach, &node_flags)
         }

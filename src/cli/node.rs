@@ -50,6 +50,19 @@ pub struct NodeArgs {
     /// in this file: `raftbed nemesis` uses it to cut links and jump the clock.
     #[arg(long)]
     pub admin_token_file: Option<PathBuf>,
+    /// etcd's --auto-compaction-mode: `periodic` (keep a retention's time of history) or
+    /// `revision` (keep a retention's number of revisions, checked every 5 minutes).
+    #[arg(long, default_value = "periodic")]
+    pub auto_compaction_mode: String,
+    /// etcd's --auto-compaction-retention: a duration (`1h`, `30m`) or whole hours in periodic
+    /// mode, a number of revisions in revision mode; 0 keeps every revision until a client
+    /// compacts.
+    #[arg(long, default_value = "0")]
+    pub auto_compaction_retention: String,
+    /// How often a watch that asked for progress notifications gets one (etcd's
+    /// --experimental-watch-progress-notify-interval).
+    #[arg(long, alias = "experimental-watch-progress-notify-interval", default_value = "10m", value_parser = super::sim::parse_duration)]
+    pub watch_progress_notify_interval: Duration,
     /// Check the Raft core's whole state after every input and at every role change and commit
     /// advance (the simulator always does); a broken invariant stops the node with its name.
     #[arg(long)]
@@ -222,8 +235,23 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         let flag = if e.field == "heartbeat" { "--heartbeat" } else { "--election-timeout" };
         return fail(format!("{flag}: {}", e.message));
     }
+    let auto_compaction = match crate::server::api::compactor::AutoCompaction::parse(
+        &args.auto_compaction_mode,
+        &args.auto_compaction_retention,
+    ) {
+        Ok(mode) => mode,
+        Err(e) => return fail(e),
+    };
+    if args.watch_progress_notify_interval < Duration::from_millis(10) {
+        return fail(format!(
+            "--watch-progress-notify-interval {:?}: at least 10ms",
+            args.watch_progress_notify_interval
+        ));
+    }
     let mut config = loopback_config(id, members, args.data_dir.clone(), timing);
     config.compact_every = args.snapshot_count;
+    config.auto_compaction = auto_compaction;
+    config.watch_progress = args.watch_progress_notify_interval;
     if args.validate {
         config.raft.validate_every = 1;
     }

@@ -159,7 +159,7 @@ pub async fn run_naive_node<N: Net + Send + Sync>(
     let (revision_tx, revision) = watch::channel(disk.borrow().kv.revision());
     let api = api::Api::new(&config.node, calls_tx, revision, leader, net.clone());
     let (addr, keepalive) = (me.client_addr.clone(), config.node.transport.rpc_timeout);
-    tokio::task::spawn_local(api::serve(net.clone(), addr, client, api, keepalive));
+    tokio::task::spawn_local(api::serve(net.clone(), addr, client, api, keepalive, None));
     let node = Rc::new(RefCell::new(NaiveNode {
         id,
         config,

@@ -59,6 +59,7 @@ pub fn loopback_config(
         bugs: ServerBugs::default(),
         state_at_rest: true,
         live: Default::default(),
+        auto_compaction: None,
         watch_progress: crate::server::DEFAULT_WATCH_PROGRESS,
         campaign_first: false,
     }

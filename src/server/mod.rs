@@ -82,6 +82,8 @@ pub struct NodeConfig {
     pub state_at_rest: bool,
     /// Faults injected into a running node (`raftbed nemesis`): peers it must not talk to.
     pub live: std::sync::Arc<LiveFaults>,
+    /// etcd's auto-compaction, if on.
+    pub auto_compaction: Option<api::compactor::AutoCompaction>,
     /// How often a watch that asked for progress notifications gets one (etcd's
     /// `--experimental-watch-progress-notify-interval`, 10 minutes by default).
     pub watch_progress: Duration,
@@ -227,7 +229,8 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
     let api = api::Api::new(&config, calls_tx, revision, leader, net.clone());
     let addr = me.client_addr.clone();
     let keepalive = config.transport.rpc_timeout;
-    spawn_local(api::serve(net.clone(), addr, client_listener, api, keepalive));
+    let compaction = config.auto_compaction;
+    spawn_local(api::serve(net.clone(), addr, client_listener, api, keepalive, compaction));
     let peer_addrs: BTreeMap<NodeId, String> = config
         .members
         .iter()

@@ -120,6 +120,7 @@ impl NodeSpec {
             bugs: ServerBugs { stale_follower_read: bugs.stale_follower_read },
             state_at_rest: false,
             live: Default::default(),
+            auto_compaction: None,
             watch_progress: crate::server::DEFAULT_WATCH_PROGRESS,
             campaign_first: self.first_leader == Some(index),
         }

@@ -243,7 +243,6 @@ pub const MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
 /// Serves gRPC `service` over HTTP/2 on every connection `listener` accepts, each connection
 /// on a task of its own: the one accept loop of the client API and of the gRPC peer transport.
 /// A connection that leaves a keepalive ping unanswered for `keepalive_timeout` is closed.
-
 pub async fn serve_http2<N, S>(
     listener: N::Listener,
     service: S,

@@ -140,7 +140,17 @@ impl<N: Net + Send + Sync> Kv for Api<N> {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        let consistency = consistency(&request)?;
+        let mut consistency = consistency(&request)?;
+        if consistency == Consistency::Serializable
+            && request.get_ref().revision > *self.revision.borrow()
+        {
+            // A revision this member has not reached may exist already: ask as a linearizable
+            // read (one ReadIndex round at the leader, which has applied at least as far as it
+            // committed), so "future revision" means the cluster has not reached it. clientv3's
+            // STMs read at the revision of their first read, from any member. etcd 3.4 answers
+            // from the lagging member and fails them.
+            consistency = Consistency::Linearizable;
+        }
         let query = Query::Range(request.get_ref().clone());
         let pick = |answer| match answer {
             QueryAnswer::Range(response) => Some(response),

@@ -12,6 +12,7 @@
 //! - on errors, `x-raftbed-definite: true|false` (false: the request may still take effect);
 //! - on answers to writes, `x-raftbed-index`: the log index the command applied at.
 
+pub mod compactor;
 mod forward;
 mod kv;
 mod lease;
@@ -202,20 +203,28 @@ fn written<T>(message: T, index: u64) -> Response<T> {
     response
 }
 
-/// Serves the API on every connection `listener` accepts.
+/// Serves the API on every connection `listener` accepts, and compacts on `auto_compaction`'s
+/// schedule while this node leads.
 pub async fn serve<N: Net + Send + Sync>(
     net: N,
     addr: String,
     listener: N::Listener,
     api: Arc<Api<N>>,
     keepalive: Duration,
+    auto_compaction: Option<compactor::AutoCompaction>,
 ) {
     let routes = tonic::service::Routes::new(KvServer::from_arc(api.clone()))
         .add_service(LeaseServer::from_arc(api.clone()))
         .add_service(ClusterServer::from_arc(api.clone()))
         .add_service(MaintenanceServer::from_arc(api.clone()))
         .add_service(WatchServer::from_arc(api.clone()))
-        .add_service(LockServer::from_arc(api))
+        .add_service(LockServer::from_arc(api.clone()))
         .prepare();
+    if let Some(mode) = auto_compaction {
+        hyper::rt::Executor::execute(
+            &crate::transport::net::Spawner::of::<N>(),
+            compactor::run(api, mode),
+        );
+    }
     net.serve_rpc(&addr, listener, routes, keepalive, keepalive * 4).await;
 }

@@ -232,7 +232,7 @@ mod tests {
         for response in &responses {
             let mains: Vec<i64> =
                 response.events.iter().map(|e| e.kv.as_ref().unwrap().mod_revision).collect();
-            assert!(mains.len() % 2 == 0, "a revision split across responses: {mains:?}");
+            assert!(mains.len().is_multiple_of(2), "a revision split across responses: {mains:?}");
             assert!(!response.fragment);
         }
         assert!(responses.len() >= 2, "{} responses", responses.len());
