@@ -78,6 +78,8 @@ pub enum Check {
     Fencing,
     /// After the heal, one leader and a fresh write within the bound (`raftbed sim`).
     Liveness,
+    /// Watches delivered the committed history as etcd guarantees (`jepsen_lite::watch`).
+    Watch,
 }
 
 impl Check {
@@ -89,6 +91,7 @@ impl Check {
             Check::Detector => "detector",
             Check::Fencing => "fencing",
             Check::Liveness => "liveness",
+            Check::Watch => "watch",
         }
     }
 }

@@ -51,6 +51,8 @@ fn spec() -> WorldSpec {
         },
         clients: Vec::new(),
         locks: Vec::new(),
+        watchers: None,
+        watcher_count: 0,
         keep_trace: true,
         sim_net: raftbed::transport::net::SimNet::MESSAGES,
     }

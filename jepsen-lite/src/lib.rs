@@ -48,6 +48,7 @@ pub mod html;
 pub mod model;
 pub mod resolved;
 pub mod value;
+pub mod watch;
 
 pub use checker::{CheckOptions, CheckResult, Counterexample, OpSummary, Report, check};
 pub use history::{Event, EventType, History, HistoryError, Op, Outcome, Process};

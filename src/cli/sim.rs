@@ -31,6 +31,10 @@ pub struct SimArgs {
     /// Workload clients (0 to 64; 0 is an idle cluster: no readers and no lock clients).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(0..=64))]
     clients: u64,
+    /// Watchers of the workload's keys (0 to 16), resuming across members; what they are sent
+    /// is checked against the committed history.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=16))]
+    watchers: u64,
     /// Simulated length of the fault phase: 60s, 500ms, 2m (at most 1h).
     #[arg(long, default_value = "60s", value_parser = parse_run_duration)]
     duration: Duration,
@@ -38,7 +42,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "all", value_parser = parse_faults)]
     faults: Faults,
     /// A bug to switch on (repeatable): skip-fsync, forget-vote, commit-old-term,
-    /// lease-no-drift-margin, stale-follower-read.
+    /// lease-no-drift-margin, stale-follower-read, watch-resume-skip.
     #[arg(long = "bug", value_parser = crate::sim::BUG_NAMES)]
     bugs: Vec<String>,
     /// Run the whole schedule even after an invariant breaks, so the history shows what
@@ -136,6 +140,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
     let base = SimOptions {
         nodes: args.nodes as usize,
         clients: args.clients as usize,
+        watchers: args.watchers as usize,
         duration: args.duration,
         faults: args.faults.0.clone(),
         bugs,

@@ -262,6 +262,8 @@ fn world_spec(scenario: &Scenario, seed: u64) -> (WorldSpec, Vec<String>) {
         },
         clients,
         locks,
+        watchers: None,
+        watcher_count: 0,
         keep_trace: true,
         sim_net: crate::transport::net::SimNet::MESSAGES,
     };

@@ -38,6 +38,9 @@ pub const DEFAULT_WATCH_PROGRESS: Duration = Duration::from_secs(600);
 pub struct ServerBugs {
     /// A follower answers linearizable reads from its own, possibly stale, state.
     pub stale_follower_read: bool,
+    /// A watch created with a start revision this member has passed starts at the member's
+    /// next revision instead, skipping the history between (a resumed watch loses events).
+    pub watch_resume_skips: bool,
 }
 
 /// Where a member listens.

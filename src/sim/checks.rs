@@ -288,6 +288,8 @@ pub struct Checks {
     /// committed[i - 1] = (chain at i, term in which i was first known committed).
     committed: Vec<(u64, Term)>,
     applied: Vec<Option<Applied>>,
+    /// The command of every applied entry, as first applied (what the watch check replays).
+    commands: Vec<Option<bytes::Bytes>>,
     violations: Vec<Violation>,
     /// Per node, its term and until when (its own clock) its lease holds, as last reported.
     leases: BTreeMap<NodeId, (Term, Duration)>,
@@ -464,6 +466,10 @@ impl Checks {
                     LogSlot::Other | LogSlot::Unknown => None,
                 };
                 self.applied[slot] = Some(Applied { node, term: entry.term, hash, request });
+                if self.commands.len() <= slot {
+                    self.commands.resize(slot + 1, None);
+                }
+                self.commands[slot] = Some(entry.data.clone());
             }
             Some(first) if first.term != entry.term || first.hash != hash => {
                 self.violations.push(Violation::StateMachineSafety {
@@ -475,6 +481,14 @@ impl Checks {
             }
             Some(_) => {}
         }
+    }
+
+    /// The commands of the committed log from index 1, up to the first entry no node was seen
+    /// applying (a node that restored a snapshot skips entries).
+    pub fn committed_commands(&self) -> Vec<bytes::Bytes> {
+        (1..=self.committed.len())
+            .map_while(|index| self.commands.get(index).cloned().flatten())
+            .collect()
     }
 
     /// The committed log from index 1, as far as sessions go (`resolved.rs`).

@@ -24,6 +24,7 @@ mod probe;
 mod report;
 pub mod sweep;
 pub mod trace;
+pub mod watchers;
 pub mod workload;
 pub mod world;
 
@@ -63,15 +64,18 @@ pub struct SimBugs {
     pub lease_no_drift_margin: bool,
     /// Followers answer linearizable reads from their own state.
     pub stale_follower_read: bool,
+    /// A resumed watch starts at its new member's next revision, skipping what it missed.
+    pub watch_resume_skip: bool,
 }
 
 /// Every bug's command-line name.
-pub const BUG_NAMES: [&str; 5] = [
+pub const BUG_NAMES: [&str; 6] = [
     "skip-fsync",
     "forget-vote",
     "commit-old-term",
     "lease-no-drift-margin",
     "stale-follower-read",
+    "watch-resume-skip",
 ];
 
 impl SimBugs {
@@ -93,6 +97,9 @@ impl SimBugs {
         if self.stale_follower_read {
             names.push("stale-follower-read");
         }
+        if self.watch_resume_skip {
+            names.push("watch-resume-skip");
+        }
         names
     }
 
@@ -104,6 +111,7 @@ impl SimBugs {
             "commit-old-term" => self.commit_old_term = true,
             "lease-no-drift-margin" => self.lease_no_drift_margin = true,
             "stale-follower-read" => self.stale_follower_read = true,
+            "watch-resume-skip" => self.watch_resume_skip = true,
             other => return Err(format!("unknown bug {other} ({})", BUG_NAMES.join(", "))),
         }
         Ok(())
@@ -121,6 +129,8 @@ pub struct SimOptions {
     pub clients: usize,
     /// Lock clients writing to the fenced resource.
     pub lock_clients: usize,
+    /// Watchers of the workload's keys, checked against the committed history.
+    pub watchers: usize,
     /// Length of the safety phase, in simulated time.
     pub duration: Duration,
     /// Fault kinds the nemesis may use.
@@ -170,6 +180,7 @@ impl SimOptions {
             nodes: 5,
             clients: 8,
             lock_clients: 2,
+            watchers: 2,
             duration: Duration::from_secs(60),
             faults: FaultKind::ALL.to_vec(),
             bugs: SimBugs::default(),
@@ -191,6 +202,9 @@ impl SimOptions {
         }
         if self.clients != defaults.clients {
             command += &format!(" --clients {}", self.clients);
+        }
+        if self.watchers != defaults.watchers {
+            command += &format!(" --watchers {}", self.watchers);
         }
         if self.duration != defaults.duration {
             command += &format!(" --duration {}ms", self.duration.as_millis());
@@ -355,6 +369,7 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
             (c as u64, role)
         })
         .collect();
+    let client_params_nodes = client_params.nodes.clone();
     let locks = (options.lock_clients > 0 && options.clients > 0).then(|| LockGroupSpec {
         host: "lockers".into(),
         params: fencing::LockParams {
@@ -393,6 +408,12 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
             vec![ClientGroupSpec { host: "clients".into(), params: client_params, clients }]
         },
         locks: locks.into_iter().collect(),
+        watchers: (options.watchers > 0 && options.clients > 0).then(|| watchers::WatcherParams {
+            nodes: client_params_nodes.clone(),
+            stay_max: Duration::from_secs(8),
+            connect_timeout: Duration::from_secs(1),
+        }),
+        watcher_count: options.watchers,
         keep_trace: options.keep_trace,
         sim_net: options.transport.net(),
         nodes,
@@ -437,7 +458,28 @@ pub fn run(options: &SimOptions) -> SimReport {
     let resolved = crate::resolved::resolve(&history, world.checks().borrow().committed_log());
     let (result, counts) = check_history(&history, options.check, Some(&resolved));
     let checked = (result, counts, resolved);
-    report::build(options, params, &world, liveness, checked, history, sim_wall, wall)
+    let mut report =
+        report::build(options, params, &world, liveness, checked, history, sim_wall, wall);
+    if options.watchers > 0 && options.clients > 0 {
+        report.watch = Some(check_watches(&world));
+    }
+    report
+}
+
+/// Checks what the watchers were sent against the committed history, rebuilt by applying the
+/// committed log's commands to a fresh store.
+fn check_watches(world: &World<'_>) -> jepsen_lite::watch::WatchReport {
+    let commands = world.checks().borrow().committed_commands();
+    let mut kv = crate::kv::KvStore::default();
+    for (i, command) in commands.iter().enumerate() {
+        if kv.apply(i as u64 + 1, command).is_err() {
+            break;
+        }
+    }
+    let range = crate::kv::KeyRange::Between("k".into(), "l".into());
+    let changes = kv.changes(&range, 1, i64::MAX).map(|(c, _)| c).unwrap_or_default();
+    let committed = watchers::revisions(&changes);
+    jepsen_lite::watch::check(&committed, kv.revision(), &world.watch_streams().borrow())
 }
 
 /// Runs the workload under the fault schedule until `duration`; false if a check failed.

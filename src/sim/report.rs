@@ -67,6 +67,8 @@ pub struct SimReport {
     pub check_time: Duration,
     /// The clients' history.
     pub history: jepsen_lite::History,
+    /// What the watch checker found, when watchers ran.
+    pub watch: Option<jepsen_lite::watch::WatchReport>,
 }
 
 impl SimReport {
@@ -88,14 +90,30 @@ impl SimReport {
             Some(result) => Outcome::of_history(result),
             None => Outcome::Undecided("not checked".into()),
         };
-        Verdict::default()
+        let verdict = Verdict::default()
             .with(
                 Check::Invariants,
                 outcome(self.violations.iter().filter(|v| !fencing(v)).collect()),
             )
             .with(Check::Fencing, outcome(self.violations.iter().filter(fencing).collect()))
             .with(Check::Liveness, liveness)
-            .with(Check::History, history)
+            .with(Check::History, history);
+        match &self.watch {
+            None => verdict,
+            Some(watch) => verdict.with(
+                Check::Watch,
+                match watch.violations.first() {
+                    None => Outcome::Held,
+                    Some(first) if watch.violations.len() == 1 => {
+                        Outcome::Violated(first.to_string())
+                    }
+                    Some(first) => Outcome::Violated(format!(
+                        "{first} (and {} more streams)",
+                        watch.violations.len() - 1
+                    )),
+                },
+            ),
+        }
     }
 
     /// Whether every safety check held, the cluster recovered, and the history is
@@ -110,6 +128,8 @@ impl SimReport {
             "SAFETY VIOLATION"
         } else if matches!(self.linearizability, Some(CheckResult::NotLinearizable(_))) {
             "NOT LINEARIZABLE"
+        } else if self.watch.as_ref().is_some_and(|w| !w.violations.is_empty()) {
+            "WATCH GUARANTEE BROKEN"
         } else if self.liveness.is_err() {
             "LIVENESS FAILURE"
         } else if !self.ok() {
@@ -179,6 +199,7 @@ pub(crate) fn build(
         wall_time: sim_wall,
         check_time: wall.elapsed() - sim_wall,
         history,
+        watch: None,
     }
 }
 
@@ -280,6 +301,20 @@ impl fmt::Display for SimReport {
                 "history: {} completed writes disagree with the committed log",
                 r.contradicted
             )?;
+        }
+        if let Some(watch) = &self.watch {
+            writeln!(
+                f,
+                "watch: {} streams ({} resumed on another member), {} events delivered, {} cancelled for no leader, {} for compaction",
+                watch.streams,
+                watch.resumed,
+                watch.events,
+                watch.no_leader_cancels,
+                watch.compacted_cancels
+            )?;
+            for violation in watch.violations.iter().take(5) {
+                writeln!(f, "watch: BROKEN: {violation}")?;
+            }
         }
         writeln!(
             f,

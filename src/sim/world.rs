@@ -34,6 +34,8 @@ use crate::transport::peer::TransportConfig;
 
 /// The fenced resource's host.
 pub const RESOURCE_HOST: &str = "resource";
+/// The host the watchers run on.
+pub const WATCHERS_HOST: &str = "watchers";
 
 /// How every node of the world is configured.
 #[derive(Clone, Debug)]
@@ -117,7 +119,10 @@ impl NodeSpec {
             request_timeout: self.request_timeout,
             compact_every: self.compact_every,
             max_batch: 256,
-            bugs: ServerBugs { stale_follower_read: bugs.stale_follower_read },
+            bugs: ServerBugs {
+                stale_follower_read: bugs.stale_follower_read,
+                watch_resume_skips: bugs.watch_resume_skip,
+            },
             state_at_rest: false,
             live: Default::default(),
             auto_compaction: None,
@@ -175,6 +180,10 @@ pub struct WorldSpec {
     pub clients: Vec<ClientGroupSpec>,
     /// Lock client groups (with any, the fenced resource runs too).
     pub locks: Vec<LockGroupSpec>,
+    /// How watchers behave, if there are any (on a host of their own).
+    pub watchers: Option<super::watchers::WatcherParams>,
+    /// How many watchers.
+    pub watcher_count: usize,
     /// Keep the trace's lines (the hash is always kept).
     pub keep_trace: bool,
     /// How gRPC travels between the hosts: as datagrams, or over HTTP/2 and TCP.
@@ -263,6 +272,7 @@ pub struct World<'a> {
     default_latency: Latency,
     changed_links: BTreeSet<(String, String)>,
     workload: Rc<Shared>,
+    watch_streams: Rc<RefCell<Vec<jepsen_lite::watch::Stream>>>,
     fencing: Rc<RefCell<FencingLog>>,
     lock_stop: Rc<Cell<bool>>,
     /// Set when a host failed or panicked: the world steps no further.
@@ -340,6 +350,18 @@ impl<'a> World<'a> {
             sim.client(group.host.as_str(), join_local(lockers));
             hosts.push(group.host.clone());
         }
+        let watch_streams = Rc::new(RefCell::new(Vec::new()));
+        if let Some(params) = &spec.watchers {
+            let watchers: Vec<_> = (0..spec.watcher_count as u64)
+                .map(|id| {
+                    let (params, shared, streams) =
+                        (params.clone(), workload.clone(), watch_streams.clone());
+                    super::watchers::run(spec.sim_net, id, params, rng.fork(), shared, streams)
+                })
+                .collect();
+            sim.client(WATCHERS_HOST, join_local(watchers));
+            hosts.push(WATCHERS_HOST.into());
+        }
         World {
             sim,
             program,
@@ -358,6 +380,7 @@ impl<'a> World<'a> {
             default_latency: Latency { min: Duration::from_millis(1), max: spec.net.max_latency },
             changed_links: BTreeSet::new(),
             workload,
+            watch_streams,
             fencing,
             lock_stop,
             broken: false,
@@ -437,6 +460,11 @@ impl<'a> World<'a> {
     /// What the workload's clients recorded.
     pub fn workload(&self) -> &Rc<Shared> {
         &self.workload
+    }
+
+    /// The watchers' streams and what they received.
+    pub fn watch_streams(&self) -> &Rc<RefCell<Vec<jepsen_lite::watch::Stream>>> {
+        &self.watch_streams
     }
 
     /// What the lock clients and the fenced resource recorded.

@@ -70,6 +70,7 @@ pub struct Api<N: Net> {
     min_lease_ttl: i64,
     election_timeout: Duration,
     watch_progress: Duration,
+    bugs: super::ServerBugs,
     /// This API itself, for tasks that outlive a handler's borrow.
     me: std::sync::Weak<Api<N>>,
 }
@@ -104,6 +105,7 @@ impl<N: Net + Send + Sync> Api<N> {
             min_lease_ttl: config.timing.min_lease_ttl(),
             election_timeout: config.timing.election_timeout,
             watch_progress: config.watch_progress,
+            bugs: config.bugs,
             me: me.clone(),
         })
     }

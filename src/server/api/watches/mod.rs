@@ -227,7 +227,10 @@ impl<N: Net + Send + Sync> Session<N> {
 
     async fn create(&mut self, create: &WatchCreateRequest) -> Result<(), End> {
         let current = self.current();
-        let made = Watcher::new(create, current).and_then(|watcher| {
+        let made = Watcher::new(create, current).and_then(|mut watcher| {
+            if self.api.bugs.watch_resume_skips && create.start_revision > 0 {
+                watcher.next = watcher.next.max(current + 1);
+            }
             let id = match create.watch_id {
                 0 => {
                     while self.watchers.contains_key(&self.next_id) {

@@ -1,0 +1,446 @@
+//! A checker for etcd's documented watch guarantees, against the committed history.
+//!
+//! etcd promises (API guarantees, "Watch APIs"): events are **ordered** by revision, never
+//! **duplicated**, **atomic** (a revision's events in the watched range arrive together, unless
+//! the client asked for fragments), **reliable** (no event is skipped between two delivered
+//! ones) and **resumable** (a watch restarted at the last revision + 1, on any member, loses
+//! nothing). A watch with `prev_kv` carries each key's previous value, and a progress
+//! notification at revision R says every event up to R has been delivered.
+//!
+//! The input is the committed history (each revision's events, from the committed log) and,
+//! per watcher, its streams: each started at a revision on some member, with every response
+//! it received in order. Every stream must deliver exactly the committed events of its range
+//! from its start, in order, as a prefix: a resumed watcher's streams then cover the history
+//! with no gap and no repeat. A stream may stop anywhere (a timeout, a cut-off member, a
+//! cancellation), but what it delivered must be that prefix. A require-leader stream cancelled
+//! with `etcdserver: no leader` is counted, not judged: whether the member had a leader is the
+//! harness's knowledge.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One event: a put (with the value) or a delete (`value: None`) of `key` at revision `rev`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// The revision it happened at.
+    pub rev: i64,
+    /// The key.
+    pub key: String,
+    /// The value put; `None` for a delete.
+    pub value: Option<String>,
+    /// The key's value before, when the watch asked for it (`None`: absent or not asked).
+    pub prev: Option<String>,
+}
+
+/// One committed revision's events, in the order applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// The revision.
+    pub rev: i64,
+    /// What it changed.
+    pub events: Vec<WatchEvent>,
+}
+
+/// A response a stream received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Response {
+    /// Events, and the header's revision.
+    Events {
+        /// The header's revision.
+        header: i64,
+        /// The events.
+        events: Vec<WatchEvent>,
+        /// More of the same revision follow (etcd's `fragment`).
+        fragment: bool,
+    },
+    /// A progress notification (no events) at the header's revision.
+    Progress {
+        /// The header's revision.
+        header: i64,
+    },
+    /// The watch was cancelled.
+    Canceled {
+        /// The compaction point, for a watch that fell below it (0: another reason).
+        compact_revision: i64,
+        /// etcd's reason.
+        reason: String,
+    },
+}
+
+/// One watch stream: where it started and what it received.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stream {
+    /// The watcher (streams of one watcher resume one another).
+    pub watcher: u64,
+    /// The member it was opened on.
+    pub member: String,
+    /// The first revision it was to deliver.
+    pub start: i64,
+    /// The watched keys: `[from, to)`; `to` empty for every key from `from` on.
+    pub range: (String, String),
+    /// Whether it asked for previous values.
+    pub prev_kv: bool,
+    /// When it was opened (simulated or real nanoseconds).
+    pub time: i64,
+    /// What it received, in order.
+    pub responses: Vec<Response>,
+}
+
+/// A broken guarantee.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchViolation {
+    /// An event at or below one already delivered on the stream.
+    Unordered {
+        /// The stream (its index in the input).
+        stream: usize,
+        /// The revision delivered before.
+        after: i64,
+        /// The event delivered out of order.
+        event: WatchEvent,
+    },
+    /// Committed events the stream skipped: it delivered `delivered` where `expected` was next.
+    Gap {
+        /// The stream.
+        stream: usize,
+        /// The committed event that should have come next.
+        expected: WatchEvent,
+        /// What came instead.
+        delivered: WatchEvent,
+    },
+    /// An event no revision committed, or committed with another value or previous value.
+    Phantom {
+        /// The stream.
+        stream: usize,
+        /// The event.
+        event: WatchEvent,
+        /// The committed event at that place, if any.
+        committed: Option<WatchEvent>,
+    },
+    /// A revision's events split across responses without fragments.
+    Split {
+        /// The stream.
+        stream: usize,
+        /// The revision.
+        rev: i64,
+    },
+    /// A progress notification (or an events header) at `header` while the committed event
+    /// `missing` at or below it had not been delivered.
+    ProgressAhead {
+        /// The stream.
+        stream: usize,
+        /// The revision claimed.
+        header: i64,
+        /// The first committed event not yet delivered.
+        missing: WatchEvent,
+    },
+}
+
+impl fmt::Display for WatchViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |e: &WatchEvent| match &e.value {
+            Some(v) => format!("put {}={v} at {}", e.key, e.rev),
+            None => format!("delete {} at {}", e.key, e.rev),
+        };
+        match self {
+            WatchViolation::Unordered { stream, after, event } => {
+                write!(
+                    f,
+                    "stream {stream}: {} after revision {after} (unordered or duplicated)",
+                    show(event)
+                )
+            }
+            WatchViolation::Gap { stream, expected, delivered } => write!(
+                f,
+                "stream {stream}: skipped {} (and any after it): delivered {} next",
+                show(expected),
+                show(delivered)
+            ),
+            WatchViolation::Phantom { stream, event, committed } => match committed {
+                Some(c) if c.rev == event.rev && c.key == event.key => write!(
+                    f,
+                    "stream {stream}: {} with previous value {:?}; committed: {} with previous value {:?}",
+                    show(event),
+                    event.prev,
+                    show(c),
+                    c.prev
+                ),
+                _ => write!(f, "stream {stream}: {} was never committed", show(event)),
+            },
+            WatchViolation::Split { stream, rev } => {
+                write!(f, "stream {stream}: revision {rev}'s events split across responses")
+            }
+            WatchViolation::ProgressAhead { stream, header, missing } => write!(
+                f,
+                "stream {stream}: claimed progress to revision {header} before delivering {}",
+                show(missing)
+            ),
+        }
+    }
+}
+
+/// What the check found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchReport {
+    /// Streams checked.
+    pub streams: usize,
+    /// Events delivered in all.
+    pub events: usize,
+    /// Streams resumed by their watcher after an earlier one (a watcher's second and later).
+    pub resumed: usize,
+    /// Streams cancelled because the member had no leader.
+    pub no_leader_cancels: usize,
+    /// Streams cancelled because their start was compacted.
+    pub compacted_cancels: usize,
+    /// The broken guarantees, the first per stream.
+    pub violations: Vec<WatchViolation>,
+}
+
+fn in_range(key: &str, range: &(String, String)) -> bool {
+    key >= range.0.as_str() && (range.1.is_empty() || key < range.1.as_str())
+}
+
+/// Checks `streams` against the `committed` revisions (in revision order), which are known
+/// through revision `known`: what a stream delivered beyond it is not judged.
+pub fn check(committed: &[Revision], known: i64, streams: &[Stream]) -> WatchReport {
+    let mut report = WatchReport { streams: streams.len(), ..WatchReport::default() };
+    let mut watchers = BTreeMap::new();
+    for (index, stream) in streams.iter().enumerate() {
+        if *watchers.entry(stream.watcher).and_modify(|n| *n += 1).or_insert(1) > 1 {
+            report.resumed += 1;
+        }
+        for response in &stream.responses {
+            match response {
+                Response::Events { events, .. } => report.events += events.len(),
+                Response::Canceled { compact_revision, .. } if *compact_revision > 0 => {
+                    report.compacted_cancels += 1;
+                }
+                Response::Canceled { reason, .. } if reason.contains("no leader") => {
+                    report.no_leader_cancels += 1;
+                }
+                _ => {}
+            }
+        }
+        if let Some(violation) = check_stream(index, stream, committed, known) {
+            report.violations.push(violation);
+        }
+    }
+    report
+}
+
+/// The first broken guarantee on one stream.
+fn check_stream(
+    index: usize,
+    stream: &Stream,
+    committed: &[Revision],
+    known: i64,
+) -> Option<WatchViolation> {
+    let expected: Vec<&WatchEvent> = committed
+        .iter()
+        .filter(|r| r.rev >= stream.start)
+        .flat_map(|r| r.events.iter())
+        .filter(|e| in_range(&e.key, &stream.range))
+        .collect();
+    let committed_as = |e: &WatchEvent| {
+        committed
+            .iter()
+            .find(|r| r.rev == e.rev)
+            .and_then(|r| r.events.iter().find(|c| c.key == e.key))
+    };
+    let (mut next, mut last_rev) = (0usize, i64::MIN);
+    let mut open_fragment = false;
+    for response in &stream.responses {
+        match response {
+            Response::Events { header, events, fragment } => {
+                for (i, event) in events.iter().enumerate() {
+                    if event.rev > known {
+                        return None;
+                    }
+                    // Within a response (or a fragment's continuation) a revision may go on;
+                    // a new response may not go back to it.
+                    let repeats = event.rev == last_rev && i == 0 && !open_fragment;
+                    if event.rev < last_rev || repeats {
+                        return Some(WatchViolation::Unordered {
+                            stream: index,
+                            after: last_rev,
+                            event: event.clone(),
+                        });
+                    }
+                    let want = expected.get(next).copied();
+                    let mut want_event = want.cloned();
+                    if !stream.prev_kv
+                        && let Some(w) = want_event.as_mut()
+                    {
+                        w.prev = None;
+                    }
+                    match want_event {
+                        Some(w) if w == *event => {}
+                        Some(w) if w.rev < event.rev => {
+                            return Some(WatchViolation::Gap {
+                                stream: index,
+                                expected: w,
+                                delivered: event.clone(),
+                            });
+                        }
+                        _ => {
+                            let committed = committed_as(event).cloned();
+                            return Some(WatchViolation::Phantom {
+                                stream: index,
+                                event: event.clone(),
+                                committed,
+                            });
+                        }
+                    }
+                    next += 1;
+                    last_rev = event.rev;
+                }
+                // A revision begun in this response must end in it, unless fragmented.
+                if !fragment
+                    && let Some(w) = expected.get(next)
+                    && w.rev == last_rev
+                {
+                    return Some(WatchViolation::Split { stream: index, rev: last_rev });
+                }
+                open_fragment = *fragment;
+                // A fragment's header names the revision still being sent.
+                if !fragment && let Some(violation) = ahead(index, *header, expected.get(next)) {
+                    return Some(violation);
+                }
+            }
+            Response::Progress { header } if *header <= known => {
+                if let Some(violation) = ahead(index, *header, expected.get(next)) {
+                    return Some(violation);
+                }
+            }
+            Response::Progress { .. } | Response::Canceled { .. } => break,
+        }
+    }
+    None
+}
+
+fn ahead(stream: usize, header: i64, missing: Option<&&WatchEvent>) -> Option<WatchViolation> {
+    let missing = missing.filter(|m| m.rev <= header)?;
+    Some(WatchViolation::ProgressAhead { stream, header, missing: (*missing).clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(rev: i64, key: &str, value: &str, prev: Option<&str>) -> WatchEvent {
+        WatchEvent { rev, key: key.into(), value: Some(value.into()), prev: prev.map(Into::into) }
+    }
+
+    fn committed() -> Vec<Revision> {
+        vec![
+            Revision { rev: 2, events: vec![put(2, "k1", "a", None)] },
+            Revision {
+                rev: 3,
+                events: vec![put(3, "k1", "b", Some("a")), put(3, "k2", "c", None)],
+            },
+            Revision { rev: 4, events: vec![put(4, "x", "out of range", None)] },
+            Revision {
+                rev: 5,
+                events: vec![WatchEvent {
+                    rev: 5,
+                    key: "k2".into(),
+                    value: None,
+                    prev: Some("c".into()),
+                }],
+            },
+        ]
+    }
+
+    fn stream(start: i64, responses: Vec<Response>) -> Stream {
+        Stream {
+            watcher: 1,
+            member: "n1".into(),
+            start,
+            range: ("k".into(), "l".into()),
+            prev_kv: true,
+            time: 0,
+            responses,
+        }
+    }
+
+    fn events(header: i64, events: Vec<WatchEvent>) -> Response {
+        Response::Events { header, events, fragment: false }
+    }
+
+    #[test]
+    fn a_watch_resumed_at_its_next_revision_is_clean() {
+        let c = committed();
+        let first =
+            stream(2, vec![events(2, c[0].events.clone()), Response::Progress { header: 2 }]);
+        let second =
+            stream(3, vec![events(5, [c[1].events.clone(), c[3].events.clone()].concat())]);
+        let report = check(&c, 5, &[first, second]);
+        assert_eq!(report.violations, vec![]);
+        assert_eq!((report.streams, report.events, report.resumed), (2, 4, 1));
+    }
+
+    #[test]
+    fn a_resume_that_skips_history_is_a_gap() {
+        let c = committed();
+        let resumed = stream(3, vec![events(5, c[3].events.clone())]);
+        let report = check(&c, 5, &[resumed]);
+        assert!(
+            matches!(&report.violations[..], [WatchViolation::Gap { expected, .. }] if expected.rev == 3),
+            "{:?}",
+            report.violations
+        );
+    }
+
+    #[test]
+    fn duplicates_splits_wrong_prev_values_and_early_progress_are_caught() {
+        let c = committed();
+        let twice = stream(2, vec![events(2, c[0].events.clone()), events(2, c[0].events.clone())]);
+        let split = stream(
+            3,
+            vec![events(3, vec![c[1].events[0].clone()]), events(3, vec![c[1].events[1].clone()])],
+        );
+        let wrong_prev = stream(
+            3,
+            vec![events(3, vec![put(3, "k1", "b", Some("zzz")), c[1].events[1].clone()])],
+        );
+        let early = stream(2, vec![Response::Progress { header: 3 }]);
+        let report = check(&c, 5, &[twice, split, wrong_prev, early]);
+        let kinds: Vec<&str> = report
+            .violations
+            .iter()
+            .map(|v| match v {
+                WatchViolation::Unordered { .. } => "unordered",
+                WatchViolation::Split { .. } => "split",
+                WatchViolation::Phantom { .. } => "phantom",
+                WatchViolation::ProgressAhead { .. } => "ahead",
+                WatchViolation::Gap { .. } => "gap",
+            })
+            .collect();
+        assert_eq!(kinds, ["unordered", "split", "phantom", "ahead"], "{:?}", report.violations);
+        for violation in &report.violations {
+            assert!(!violation.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn fragments_may_split_a_revision_and_a_stream_may_stop_anywhere() {
+        let c = committed();
+        let fragmented = Stream {
+            responses: vec![
+                Response::Events {
+                    header: 3,
+                    events: vec![c[1].events[0].clone()],
+                    fragment: true,
+                },
+                events(3, vec![c[1].events[1].clone()]),
+                Response::Canceled { compact_revision: 0, reason: "etcdserver: no leader".into() },
+            ],
+            ..stream(3, vec![])
+        };
+        let report = check(&c, 5, &[fragmented]);
+        assert_eq!(report.violations, vec![]);
+        assert_eq!(report.no_leader_cancels, 1);
+    }
+}
