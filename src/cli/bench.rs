@@ -24,9 +24,13 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub endpoints: Vec<String>,
     /// put, get-l (linearizable: ReadIndex on raftbed), get-lease (raftbed's lease reads),
-    /// get-s (serializable), or failover.
-    #[arg(long, default_value = "put", value_parser = ["put", "get-l", "get-lease", "get-s", "failover"])]
+    /// get-s (serializable), failover, or watch (--watchers on a prefix over every member, one
+    /// writer putting --ops values to the leader).
+    #[arg(long, default_value = "put", value_parser = ["put", "get-l", "get-lease", "get-s", "failover", "watch"])]
     pub workload: String,
+    /// watch: how many watchers.
+    #[arg(long, default_value_t = 64)]
+    pub watchers: usize,
     /// Concurrent clients.
     #[arg(long, default_value_t = 1)]
     pub clients: usize,
@@ -59,7 +63,7 @@ pub struct BenchArgs {
     pub name: String,
 }
 
-fn pct(sorted: &[Duration], p: f64) -> f64 {
+pub(super) fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -67,7 +71,7 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-fn now_ns() -> i64 {
+pub(super) fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
@@ -94,6 +98,8 @@ pub fn run(args: &BenchArgs) -> ExitCode {
     };
     let result = if args.workload == "failover" {
         runtime.block_on(failover(args, endpoints))
+    } else if args.workload == "watch" {
+        runtime.block_on(super::bench_watch::run(args, endpoints))
     } else {
         runtime.block_on(load(args, endpoints))
     };
@@ -110,7 +116,7 @@ pub fn run(args: &BenchArgs) -> ExitCode {
 }
 
 /// The endpoint index of the leader, by asking each node's status.
-async fn leader_index(endpoints: &[String]) -> Option<usize> {
+pub(super) async fn leader_index(endpoints: &[String]) -> Option<usize> {
     let mut client = Client::new(TokioNet, endpoints.to_vec(), 0);
     client.timeout = Duration::from_secs(1);
     let mut members = Vec::new();

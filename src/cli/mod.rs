@@ -2,6 +2,7 @@
 //! dispatches.
 
 mod bench;
+mod bench_watch;
 mod check;
 pub mod cluster;
 mod jepsen;

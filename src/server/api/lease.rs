@@ -105,13 +105,29 @@ impl<N: Net + Send + Sync> Lease for Api<N> {
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
         let metadata = request.metadata().clone();
+        let require_leader = super::watches::requires_leader(&metadata);
+        if require_leader && self.leader.borrow().is_none() {
+            return Err(status(&ApiError::no_leader()));
+        }
         let mut requests = request.into_inner();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         // The handler must return the stream before it is fed, so the loop runs on its own;
         // the API is shared, not borrowed.
         let api = self.shared();
+        let lost = super::watches::leader_lost(self.leader.clone(), self.election_timeout);
         hyper::rt::Executor::execute(&crate::transport::net::Spawner::of::<N>(), async move {
-            while let Ok(Some(next)) = requests.message().await {
+            tokio::pin!(lost);
+            loop {
+                let next = tokio::select! {
+                    next = requests.message() => next,
+                    // etcd ends require-leader streams, keep-alives too, when the member has
+                    // had no leader for a while (see `watches`).
+                    () = &mut lost, if require_leader => {
+                        let _ = tx.send(Err(status(&ApiError::no_leader()))).await;
+                        return;
+                    }
+                };
+                let Ok(Some(next)) = next else { return };
                 let answer = api.keep_alive_once(next.id, &metadata).await;
                 let failed = answer.is_err();
                 if tx.send(answer).await.is_err() || failed {
