@@ -3,8 +3,8 @@
 # which speaks the etcd v3 API): 5 nodes on loopback each, both durable (fsync), both with
 # etcd's timers (heartbeat 100 ms, election timeout 1000 ms). Workloads as ../shared/peers/
 # etcd-bench.sh: puts of 256-byte values to 8-byte keys over 100,000 with 1 and 64 clients,
-# linearizable and serializable gets with 64 clients (and raftbed's lease reads), and the
-# failover probe (8 writers, 250 ms per-op timeout, the leader SIGKILLed at 3 s).
+# linearizable and serializable gets with 64 clients (and raftbed's lease reads), 64 watchers
+# over every member with one writer (events delivered per second), and the failover probe (8 writers, 250 ms per-op timeout, the leader SIGKILLed at 3 s).
 #
 # Usage: RUNS=3 benches/vs-etcd.sh [ETCD_CLUSTER_SCRIPT]   (default ../shared/peers/etcd-cluster.sh)
 # Needs Debian's etcd-server for the etcd side. Each run starts both clusters afresh, raftbed
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unset RUSTFLAGS
-ETCD_SCRIPT="${1:-../shared/peers/etcd-cluster.sh}"
+ETCD_SCRIPT=$(realpath -m "${1:-../shared/peers/etcd-cluster.sh}")
 cargo build --release -q
 RB=target/release/raftbed
 RUNS="${RUNS:-1}"
@@ -35,6 +35,7 @@ workloads() { # system endpoints kill-cmd
     bench "$sys-get-lease-64" "$eps" --workload get-lease --clients 64 --conns 8 --ops 40000
   fi
   bench "$sys-get-s-64" "$eps" --workload get-s --clients 64 --conns 8 --ops 40000
+  bench "$sys-watch-64" "$eps" --workload watch --watchers 64 --conns 8 --ops 2000
   bench "$sys-failover" "$eps" --workload failover --clients 8 --op-timeout 250ms --kill-cmd "$kill"
 }
 
@@ -54,7 +55,7 @@ for run in $(seq 1 "$RUNS"); do
     bash "$ETCD_SCRIPT" start 5 >/dev/null
     trap 'bash "$ETCD_SCRIPT" stop --purge >/dev/null 2>&1 || true; "$RB" cluster down --data-dir "$RBDIR" >/dev/null 2>&1 || true' EXIT
     ETCDEPS=$(bash "$ETCD_SCRIPT" endpoints | sed 's#http://##g')
-    workloads etcd "$ETCDEPS" "bash $PWD/$ETCD_SCRIPT kill-leader"
+    workloads etcd "$ETCDEPS" "bash $ETCD_SCRIPT kill-leader"
     bash "$ETCD_SCRIPT" stop --purge >/dev/null
   else
     echo "etcd or $ETCD_SCRIPT missing: raftbed side only" >&2
@@ -93,5 +94,8 @@ for label, rb, et in [
     a, b = rows.get(rb), rows.get(et)
     ratio = f"{float(a['ops_s'])/float(b['ops_s']):.2f}x" if a and b else "-"
     print(f"{label:<28}{get(rb,'ops_s'):>14}{get(rb,'p99_ms','{:.2f}'):>9}{get(et,'ops_s'):>12}{get(et,'p99_ms','{:.2f}'):>9}{ratio:>8}")
+a, b = rows.get("raftbed-watch-64"), rows.get("etcd-watch-64")
+ratio = f"{float(a['events_s'])/float(b['events_s']):.2f}x" if a and b else "-"
+print(f"{'watch events/s, 64 watchers':<28}{get('raftbed-watch-64','events_s'):>14}{get('raftbed-watch-64','p99_ms','{:.2f}'):>9}{get('etcd-watch-64','events_s'):>12}{get('etcd-watch-64','p99_ms','{:.2f}'):>9}{ratio:>8}")
 print(f"{'failover: longest write gap':<28}{get('raftbed-failover','max_write_gap_ms'):>12} ms{'':>9}{get('etcd-failover','max_write_gap_ms'):>10} ms")
 PY

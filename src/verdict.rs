@@ -63,6 +63,18 @@ impl Outcome {
             jepsen_lite::CheckResult::Unknown(why) => Outcome::Undecided(why.clone()),
         }
     }
+
+    /// The watch checker's verdict as an outcome: the first broken guarantee, and how many
+    /// streams broke one.
+    pub fn of_watches(report: &jepsen_lite::watch::WatchReport) -> Outcome {
+        match report.violations.as_slice() {
+            [] => Outcome::Held,
+            [only] => Outcome::Violated(only.to_string()),
+            [first, rest @ ..] => {
+                Outcome::Violated(format!("{first} (and {} more streams)", rest.len()))
+            }
+        }
+    }
 }
 
 /// The checks a run can make.

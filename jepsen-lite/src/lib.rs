@@ -38,6 +38,12 @@
 //! let report = check(&model, &history, &CheckOptions::default()).unwrap();
 //! assert!(matches!(report.result, CheckResult::NotLinearizable(_)));
 //! ```
+//!
+//! # Watches
+//!
+//! [`watch`] checks what watch streams delivered against a committed history of revisions:
+//! etcd's ordered, unique, atomic, reliable and resumable guarantees, previous values, and
+//! progress notifications never ahead of the events.
 
 pub mod checker;
 pub mod edn;

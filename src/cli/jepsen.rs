@@ -137,7 +137,11 @@ struct Finished {
     lost_events: Vec<usize>,
     undecided: Option<String>,
     end: Duration,
+    watch_streams: super::jepsen_watch::Streams,
 }
+
+/// Watchers of the workload's keys, resuming across members.
+const WATCHERS: u64 = 2;
 
 async fn drive(args: &TestArgs, dir: &Path, endpoints: Vec<String>) -> Result<Finished, String> {
     let start = Instant::now();
@@ -149,6 +153,8 @@ async fn drive(args: &TestArgs, dir: &Path, endpoints: Vec<String>) -> Result<Fi
     };
     let mut rng = SplitMix64::new(args.seed);
     let clients = start_clients(args, &run, &endpoints, &mut rng);
+    let (watchers, watch_streams) =
+        super::jepsen_watch::start(WATCHERS, &endpoints, run.clock.clone(), &run.shared, &mut rng);
     let writer = tokio::task::spawn_local(unique_writer(
         run.clone(),
         endpoints.clone(),
@@ -161,7 +167,7 @@ async fn drive(args: &TestArgs, dir: &Path, endpoints: Vec<String>) -> Result<Fi
     let faults = nemesis(args, dir, &endpoints, &run, rng.fork(), paused).await?;
     let end = (run.clock)();
     run.shared.stop.set(true);
-    for task in clients {
+    for task in clients.into_iter().chain(watchers) {
         let _ = task.await;
     }
     let acked = writer.await.unwrap_or_default();
@@ -171,7 +177,8 @@ async fn drive(args: &TestArgs, dir: &Path, endpoints: Vec<String>) -> Result<Fi
         Ok(stored) => acked.iter().filter(|(k, _)| !stored.contains(k)).map(|(_, e)| *e).collect(),
         Err(_) => Vec::new(),
     };
-    Ok(Finished { run, faults, roles, lost_events, undecided: stored.err(), end })
+    let undecided = stored.err();
+    Ok(Finished { run, faults, roles, lost_events, undecided, end, watch_streams })
 }
 
 /// The workload's clients, on real sockets.
@@ -439,7 +446,15 @@ async fn read_back(endpoints: &[String]) -> Result<BTreeSet<String>, String> {
 
 /// The report of a finished test.
 fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
-    let Finished { run, faults, roles, lost_events, undecided, end } = finished;
+    let Finished { run, faults, roles, lost_events, undecided, end, watch_streams } = finished;
+    let watch = match super::jepsen_watch::check(dir, args.nodes as usize, &watch_streams.borrow())
+    {
+        Ok(report) => Some(report),
+        Err(e) => {
+            eprintln!("raftbed test: the watches cannot be checked: {e}");
+            None
+        }
+    };
     let n = args.nodes as usize;
     let history = run.shared.history.borrow().clone();
     let budget = CheckBudget { timeout: Duration::from_secs(120), ..CheckBudget::default() };
@@ -499,6 +514,7 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
             args.seed
         )),
         check: budget,
+        watch,
     }
 }
 

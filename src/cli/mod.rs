@@ -6,6 +6,7 @@ mod bench_watch;
 mod check;
 pub mod cluster;
 mod jepsen;
+mod jepsen_watch;
 mod kv;
 mod nemesis;
 pub mod node;

@@ -286,6 +286,15 @@ pub fn summary(report: &ReplayReport, path: &str) -> String {
     if let Some(why) = &report.detector_undecided {
         out += &format!("detector undecided: {why}\n");
     }
+    if let Some(watch) = &report.watch {
+        out += &format!(
+            "watch: {} streams ({} resumed on another member), {} events delivered, {} ended for no leader\n",
+            watch.streams, watch.resumed, watch.events, watch.no_leader_cancels
+        );
+        for violation in watch.violations.iter().take(5) {
+            out += &format!("watch: BROKEN: {violation}\n");
+        }
+    }
     let verdict = report.verdict();
     out += &format!("{verdict}\nverdict: {}\n", verdict.overall().word().to_uppercase());
     let ran = if report.rerun.is_some() { "ran" } else { "simulated" };

@@ -124,6 +124,8 @@ pub struct ReplayReport {
     pub rerun: Option<String>,
     /// The history checker's budget, when not the default (part of the replay command).
     pub check: CheckBudget,
+    /// What the watch checker found, when watchers ran (`raftbed test`).
+    pub watch: Option<jepsen_lite::watch::WatchReport>,
 }
 
 impl ReplayReport {
@@ -150,11 +152,15 @@ impl ReplayReport {
             0 => Outcome::Held,
             n => Outcome::Violated(format!("{n} stale tokens accepted")),
         };
-        Verdict::default()
+        let verdict = Verdict::default()
             .with(Check::History, Outcome::of_history(&self.linearizability))
             .with(Check::Invariants, invariants)
             .with(Check::Detector, detector)
-            .with(Check::Fencing, fencing)
+            .with(Check::Fencing, fencing);
+        match &self.watch {
+            Some(watch) => verdict.with(Check::Watch, Outcome::of_watches(watch)),
+            None => verdict,
+        }
     }
 
     /// Whether the design held: every check held.
@@ -361,6 +367,7 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudge
         wall: wall.elapsed(),
         rerun: None,
         check: budget,
+        watch: None,
     }
 }
 

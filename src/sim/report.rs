@@ -99,20 +99,8 @@ impl SimReport {
             .with(Check::Liveness, liveness)
             .with(Check::History, history);
         match &self.watch {
+            Some(watch) => verdict.with(Check::Watch, Outcome::of_watches(watch)),
             None => verdict,
-            Some(watch) => verdict.with(
-                Check::Watch,
-                match watch.violations.first() {
-                    None => Outcome::Held,
-                    Some(first) if watch.violations.len() == 1 => {
-                        Outcome::Violated(first.to_string())
-                    }
-                    Some(first) => Outcome::Violated(format!(
-                        "{first} (and {} more streams)",
-                        watch.violations.len() - 1
-                    )),
-                },
-            ),
         }
     }
 

@@ -1,4 +1,4 @@
-//! Simulated watchers: each watches the workload's keys (`k`..`l`, with previous values) on a
+//! Watchers, in the simulator and in `raftbed test`: each watches the workload's keys (`k`..`l`, with previous values) on a
 //! member drawn at random, for a while drawn at random, then resumes on another member from the
 //! revision after the last it was sent, as clientv3 does after a reconnect. Some ask for a
 //! leader (`hasleader`), so their streams end when their member is cut off; some send progress
@@ -67,15 +67,31 @@ pub fn revisions(changes: &[Change]) -> Vec<jepsen_lite::watch::Revision> {
     revisions
 }
 
-/// Runs watcher `id` until the workload stops, recording its streams in `streams`.
-pub async fn run<N: Net + Send + Sync>(
+/// Runs watcher `id` in the simulation until the workload stops, recording its streams.
+pub async fn run(
+    net: crate::transport::net::SimNet,
+    id: u64,
+    params: WatcherParams,
+    rng: SplitMix64,
+    shared: Rc<Shared>,
+    streams: Rc<RefCell<Vec<Stream>>>,
+) -> turmoil::Result {
+    let clock: Rc<dyn Fn() -> Duration> = Rc::new(|| turmoil::sim_elapsed().unwrap_or_default());
+    run_on(net, clock, id, params, rng, shared, streams).await;
+    Ok(())
+}
+
+/// Runs watcher `id` on `net` until the workload stops, recording its streams in `streams`
+/// with their opening times by `clock`.
+pub async fn run_on<N: Net + Send + Sync>(
     net: N,
+    clock: Rc<dyn Fn() -> Duration>,
     id: u64,
     params: WatcherParams,
     mut rng: SplitMix64,
     shared: Rc<Shared>,
     streams: Rc<RefCell<Vec<Stream>>>,
-) -> turmoil::Result {
+) {
     let require_leader = id % 2 == 1;
     // 0: from the member's next revision (the first stream only).
     let mut next = 0i64;
@@ -83,14 +99,13 @@ pub async fn run<N: Net + Send + Sync>(
         let member = rng.below(params.nodes.len() as u64) as usize;
         let stay = rng.duration(Duration::from_millis(500), params.stay_max);
         let progress_at = rng.chance(0.5).then(|| rng.duration(Duration::ZERO, stay));
-        let open = Open { member, start: next, require_leader, stay, progress_at };
+        let open = Open { member, start: next, require_leader, stay, progress_at, at: clock() };
         if let Some(last) = watch_once(&net, id, &params, open, &shared, &streams).await {
             next = last + 1;
         }
         tokio::time::sleep(rng.duration(Duration::from_millis(10), Duration::from_millis(300)))
             .await;
     }
-    Ok(())
 }
 
 /// One stream's plan.
@@ -100,6 +115,8 @@ struct Open {
     require_leader: bool,
     stay: Duration,
     progress_at: Option<Duration>,
+    /// When it opens, on the run's clock.
+    at: Duration,
 }
 
 /// Opens one stream and records it until it ends or `open.stay` passes; answers the last
@@ -142,7 +159,7 @@ async fn watch_once<N: Net + Send + Sync>(
             start: open.start,
             range: (RANGE.0.into(), RANGE.1.into()),
             prev_kv: true,
-            time: turmoil::sim_elapsed().unwrap_or_default().as_nanos() as i64,
+            time: open.at.as_nanos() as i64,
             responses: Vec::new(),
         });
         streams.len() - 1
