@@ -2,12 +2,20 @@
 //! against a 3-node raftbed cluster on loopback (in-process nodes, real sockets, real disks).
 //! Checks what etcdctl prints: values, counts, revisions, lease TTLs, the status table's
 //! fields; never timings.
+//!
+//! raftbed against etcd 3.4 in the same test run: the same etcdctl session (revisions, `get
+//! --rev`, `watch` from history and live, `compaction`, contended `lock` and `elect`,
+//! `endpoint status --cluster`) against a 3-node raftbed cluster and a 3-node etcd cluster
+//! (Debian's `etcd-server`, which `.ci/test` installs), each on fresh loopback ports and temp
+//! dirs. Every step's exit status and output must match after lease ids are normalised; the
+//! only differences allowed are the ones the README lists under "Deliberate differences".
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use raftbed::server::local::LocalCluster;
+use raftbed::server::local::{LocalCluster, free_ports};
 use serde_json::Value;
 
 /// Runs etcdctl against `endpoints` with `args` (and `stdin`), with a hard deadline.
@@ -175,4 +183,355 @@ fn etcdctl_works_against_raftbed() {
     // Errors reach etcdctl with etcd's messages.
     let (success, _, err) = etcdctl(&all, &["put", "--lease", "12345", "k", "v"], None);
     assert!(!success && err.contains("requested lease not found"), "{err}");
+}
+
+/// etcd 3.4 processes on loopback, stopped (SIGKILL) when dropped.
+struct Etcd {
+    children: Vec<Child>,
+    endpoints: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    fn start(nodes: usize) -> Etcd {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let ports = free_ports(2 * nodes).expect("free ports");
+        let peer = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i + 1]);
+        let client = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i]);
+        let initial: Vec<String> = (0..nodes).map(|i| format!("n{i}={}", peer(i))).collect();
+        let children = (0..nodes)
+            .map(|i| {
+                let log = std::fs::File::create(dir.path().join(format!("n{i}.log"))).expect("log");
+                Command::new("etcd")
+                    .args(["--name", &format!("n{i}")])
+                    .arg(format!("--data-dir={}", dir.path().join(format!("n{i}")).display()))
+                    .arg(format!("--listen-client-urls={}", client(i)))
+                    .arg(format!("--advertise-client-urls={}", client(i)))
+                    .arg(format!("--listen-peer-urls={}", peer(i)))
+                    .arg(format!("--initial-advertise-peer-urls={}", peer(i)))
+                    .arg(format!("--initial-cluster={}", initial.join(",")))
+                    .args(["--initial-cluster-token", "raftbed-compare", "--logger", "zap"])
+                    .stdout(Stdio::null())
+                    .stderr(log)
+                    .spawn()
+                    .expect("etcd runs (install Debian's etcd-server; .ci/test does)")
+            })
+            .collect();
+        let endpoints = (0..nodes).map(|i| format!("127.0.0.1:{}", ports[2 * i])).collect();
+        Etcd { children, endpoints, _dir: dir }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn etcdctl_command(endpoints: &str, args: &[&str]) -> Command {
+    let mut command = Command::new("etcdctl");
+    command
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={endpoints}"))
+        .arg("--command-timeout=10s")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs etcdctl to completion (30 s at most): "exit=.. out=.." and, on failure, its error.
+fn run(endpoints: &str, args: &[&str]) -> String {
+    let mut child = etcdctl_command(endpoints, args).spawn().expect("etcdctl runs");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("waitable").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("etcdctl {args:?} did not finish within 30s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let output = child.wait_with_output().expect("output");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end().to_string();
+    let success = output.status.success();
+    let mut result = format!("exit={success} out={:?}", text(&output.stdout));
+    if !success {
+        // clientv3 logs its retries as JSON lines with timestamps; etcdctl's own error is the rest.
+        let stderr = text(&output.stderr);
+        let error: Vec<&str> = stderr.lines().filter(|l| !l.starts_with('{')).collect();
+        result.push_str(&format!(" err={:?}", error.join("\n")));
+    }
+    result
+}
+
+/// An etcdctl left running, its stdout lines collected as they come.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    /// etcdctl's own error lines (clientv3's JSON logs left out).
+    errors: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Running {
+    fn start(endpoints: &str, args: &[&str]) -> Running {
+        let mut child = etcdctl_command(endpoints, args).spawn().expect("etcdctl runs");
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let errors = std::thread::spawn(move || {
+            let lines = BufReader::new(stderr).lines().map_while(Result::ok);
+            lines.filter(|l| !l.starts_with('{')).collect()
+        });
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Running { child, lines, seen: Vec::new(), errors: Some(errors) }
+    }
+
+    /// Waits (at most `within`) until `count` lines in all have been printed; answers them all.
+    fn lines(&mut self, count: usize, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        while self.seen.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => break,
+            }
+        }
+        self.seen.clone()
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-s", signal, &pid]).status().expect("kill runs");
+        assert!(status.success(), "kill -s {signal} {pid}");
+    }
+
+    /// Waits for it to exit (10 s at most, then kills it); answers whether it succeeded, its
+    /// output lines and its error lines.
+    fn finish(mut self) -> (bool, Vec<String>, Vec<String>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let success = loop {
+            if let Some(status) = self.child.try_wait().expect("waitable") {
+                break status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            self.seen.push(line);
+        }
+        let errors = self.errors.take().map(|e| e.join().unwrap_or_default()).unwrap_or_default();
+        (success, std::mem::take(&mut self.seen), errors)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Lease ids differ between the two (etcd's are random 64-bit, raftbed's count up): a lock or
+/// election key `NAME/<hex id>` becomes `NAME/<lease>`.
+fn normalise(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = ["L/", "M/", "E/"].iter().filter_map(|name| rest.find(name)).min() {
+        let after = &rest[at + 2..];
+        let id_len = after.find(|c: char| !c.is_ascii_hexdigit()).unwrap_or(after.len());
+        out.push_str(&rest[..at + 2]);
+        if id_len > 0 {
+            out.push_str("<lease>");
+        }
+        rest = &after[id_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Waits until every member reports the same leader.
+fn wait_for_one_leader(endpoints: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = etcdctl_command(endpoints, &["endpoint", "status", "-w", "json"]).output();
+        let out =
+            output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        if let Ok(serde_json::Value::Array(statuses)) = serde_json::from_str(&out) {
+            let leaders: Vec<u64> =
+                statuses.iter().map(|s| s["Status"]["leader"].as_u64().unwrap_or(0)).collect();
+            if leaders.len() == 3 && leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader within 30s: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The session: (step, what it printed), in order.
+fn session(endpoints: &[String]) -> Vec<(String, String)> {
+    let all = endpoints.join(",");
+    let one = endpoints[0].as_str();
+    wait_for_one_leader(&all);
+    let mut steps: Vec<(String, String)> = Vec::new();
+    let mut step = |name: &str, result: String| steps.push((name.to_string(), normalise(&result)));
+
+    // Revisions: the store starts at 1; each write adds one, a transaction one for all.
+    for args in [["put", "a", "1"], ["put", "a", "2"], ["put", "b", "x"]] {
+        step(&args.join(" "), run(&all, &args));
+    }
+    step("del a", run(&all, &["del", "a"]));
+    let txn = etcdctl_command(&all, &["txn"]).stdin(Stdio::piped()).spawn();
+    let mut txn = txn.expect("etcdctl runs");
+    let mut stdin = txn.stdin.take().expect("piped");
+    stdin.write_all(b"\nput p/1 one\nput p/2 two\n\n\n").expect("etcdctl reads stdin");
+    drop(stdin);
+    let output = txn.wait_with_output().expect("txn output");
+    step("txn", format!("{} {}", output.status.success(), String::from_utf8_lossy(&output.stdout)));
+    for rev in ["2", "3", "5", "6", "99"] {
+        step(&format!("get a --rev {rev}"), run(&all, &["get", "a", "--rev", rev]));
+    }
+    step("get --prefix p --rev 6", run(&all, &["get", "p", "--prefix", "--rev", "6"]));
+    step("get --prefix p --rev 5", run(&all, &["get", "p", "--prefix", "--rev", "5"]));
+
+    // Watches from history: every event since the revision, in order, prev_kv when asked.
+    let mut watch = Running::start(one, &["watch", "a", "--rev", "2", "--prev-kv"]);
+    step("watch a --rev 2 --prev-kv", watch.lines(13, Duration::from_secs(5)).join("\n"));
+    drop(watch);
+    let mut watch = Running::start(one, &["watch", "--prefix", "p", "--rev", "1"]);
+    step("watch --prefix p --rev 1", watch.lines(6, Duration::from_secs(5)).join("\n"));
+    drop(watch);
+    // A live watch on one member sees writes made through another.
+    let mut live = Running::start(one, &["watch", "--prefix", "live"]);
+    std::thread::sleep(Duration::from_secs(1));
+    step("put live/1", run(endpoints[1].as_str(), &["put", "live/1", "v"]));
+    step("del live/1", run(endpoints[2].as_str(), &["del", "live/1"]));
+    step("live watch", live.lines(5, Duration::from_secs(5)).join("\n"));
+    drop(live);
+
+    // Compaction: reads and watches below it fail with etcd's errors.
+    step("compaction 4", run(&all, &["compaction", "4"]));
+    step("compaction 4 again", run(&all, &["compaction", "4"]));
+    step("compaction 99", run(&all, &["compaction", "99"]));
+    for rev in ["3", "4", "5"] {
+        step(
+            &format!("get a --rev {rev} (compacted at 4)"),
+            run(&all, &["get", "a", "--rev", rev]),
+        );
+    }
+    step("get b --rev 4", run(&all, &["get", "b", "--rev", "4"]));
+    let watch = Running::start(one, &["watch", "a", "--rev", "2"]);
+    let (success, lines, errors) = watch.finish();
+    step("watch a --rev 2 (compacted)", format!("exit={success} {lines:?} {errors:?}"));
+
+    lock(&all, &mut step);
+    elect(&all, &mut step);
+
+    let status = run(one, &["endpoint", "status", "--cluster", "-w", "table"]);
+    let rows: Vec<&str> = status.split("\\n").filter(|l| l.contains("http://")).collect();
+    let leaders = rows.iter().filter(|r| r.contains("|      true |")).count();
+    step(
+        "endpoint status --cluster",
+        format!("ok={} rows={} leaders={leaders}", status.starts_with("exit=true"), rows.len()),
+    );
+    steps
+}
+
+/// Contended locks: the second waits for the first to release, or for its lease to expire
+/// after it was killed.
+fn lock(all: &str, step: &mut impl FnMut(&str, String)) {
+    let mut first = Running::start(all, &["lock", "L", "--", "sh", "-c", "echo first; sleep 2"]);
+    step("lock L (first)", first.lines(1, Duration::from_secs(10)).join("\n"));
+    let mut second = Running::start(all, &["lock", "L", "echo", "second"]);
+    let early = second.lines(1, Duration::from_millis(500));
+    step("lock L: the second waits while the first holds", format!("{early:?}"));
+    let held = run(all, &["get", "L", "--prefix", "--keys-only"]);
+    step("lock L: both keys queued", held.replace("\\n\\n", "\\n"));
+    let (first_ok, _, _) = first.finish();
+    let released = Instant::now();
+    let (second_ok, lines, _) = second.finish();
+    step("lock L (second, after release)", format!("{first_ok} {second_ok} {lines:?}"));
+    step(
+        "lock L: waited for the release",
+        (released.elapsed() < Duration::from_secs(5)).to_string(),
+    );
+
+    let holder = Running::start(all, &["lock", "--ttl", "2", "M", "sleep", "5"]);
+    std::thread::sleep(Duration::from_secs(1));
+    step("lock M held", run(all, &["get", "M", "--prefix", "--keys-only"]));
+    holder.signal("KILL");
+    let killed = Instant::now();
+    let (success, lines, _) = Running::start(all, &["lock", "M", "echo", "after-expiry"]).finish();
+    let waited = killed.elapsed();
+    step("lock M after the holder was killed", format!("{success} {lines:?}"));
+    step(
+        "lock M: waited for the lease (TTL 2s)",
+        (waited >= Duration::from_millis(500)).to_string(),
+    );
+}
+
+/// A contended election: the second candidate waits; an observer sees both leaders in turn.
+fn elect(all: &str, step: &mut impl FnMut(&str, String)) {
+    let mut first = Running::start(all, &["elect", "E", "first"]);
+    step("elect E first", first.lines(2, Duration::from_secs(10)).join("\n"));
+    let mut second = Running::start(all, &["elect", "E", "second"]);
+    let mut observer = Running::start(all, &["elect", "-l", "E"]);
+    step("elect -l E (first)", observer.lines(2, Duration::from_secs(10)).join("\n"));
+    step("elect E second (waiting)", second.lines(1, Duration::from_secs(1)).join("\n"));
+    first.signal("INT");
+    let _ = first.finish();
+    step("elect E second (elected)", second.lines(2, Duration::from_secs(10)).join("\n"));
+    step("elect -l E (second)", observer.lines(4, Duration::from_secs(10)).join("\n"));
+}
+
+#[test]
+fn etcdctl_sees_raftbed_as_it_sees_etcd() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let raftbed = LocalCluster::start(3, dir.path()).expect("a raftbed cluster");
+    let ours = session(&raftbed.endpoints);
+    drop(raftbed);
+    let etcd = Etcd::start(3);
+    let theirs = session(&etcd.endpoints);
+    drop(etcd);
+    let mut differences = Vec::new();
+    for ((step, ours), (_, theirs)) in ours.iter().zip(&theirs) {
+        if ours != theirs {
+            differences.push(format!("{step}:\n  raftbed: {ours}\n  etcd:    {theirs}"));
+        }
+    }
+    assert_eq!(ours.len(), theirs.len());
+    for (step, result) in &ours {
+        println!("{step}: {result}");
+    }
+    // Not only the same: what etcd does.
+    let ours: std::collections::BTreeMap<_, _> = ours.into_iter().collect();
+    let expect = [
+        ("get a --rev 2", "exit=true out=\"a\\n1\""),
+        ("lock L: the second waits while the first holds", "[]"),
+        ("lock L (second, after release)", "true true [\"second\"]"),
+        ("lock M after the holder was killed", "true [\"after-expiry\"]"),
+        ("elect E second (waiting)", ""),
+        ("elect E second (elected)", "E/<lease>\nsecond"),
+        ("endpoint status --cluster", "ok=true rows=3 leaders=1"),
+    ];
+    for (step, want) in expect {
+        assert_eq!(ours[step], want, "{step}");
+    }
+    assert!(ours["live watch"].contains("DELETE\nlive/1"), "{}", ours["live watch"]);
+    assert!(differences.is_empty(), "etcdctl saw differences:\n{}", differences.join("\n"));
 }
