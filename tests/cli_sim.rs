@@ -72,3 +72,27 @@ fn the_history_and_its_resolved_file_check_as_the_run_did() {
     assert_eq!(counts["contradicted"], 0, "{json}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_watch_log_checks_offline_as_the_run_did() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bug, code) in [(None, 0), (Some("watch-resume-skip"), 1)] {
+        let log = dir.path().join("watches.jsonl");
+        let log_arg = log.to_str().unwrap();
+        let mut args = vec!["sim", "--seed", "0", "--duration", "20s", "--watches", log_arg];
+        args.extend(bug.iter().flat_map(|b| ["--bug", *b]));
+        let output = raftbed(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(code), "{bug:?}: {stdout}");
+        let check = raftbed(&["check", "--format", "watches", log_arg]);
+        let checked = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(code), "{bug:?}: {checked}");
+        let word = if code == 0 { "watch held" } else { "watch BROKEN" };
+        assert!(checked.contains(word), "{bug:?}: {checked}");
+    }
+    std::fs::write(dir.path().join("bad.jsonl"), "{\"known\": 3}\n{\"stream\": 1}\n").unwrap();
+    let bad =
+        raftbed(&["check", "--format", "watches", dir.path().join("bad.jsonl").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("line 2"));
+}

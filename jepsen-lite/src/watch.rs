@@ -198,6 +198,76 @@ pub struct WatchReport {
     pub violations: Vec<WatchViolation>,
 }
 
+/// A watch check's whole input, as `raftbed sim --watches` writes it: JSON lines, each one of
+/// `{"known": R}` (the committed history is known through revision R), `{"committed": {..}}`
+/// (a [`Revision`]) or `{"stream": {..}}` (a [`Stream`]), in any order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WatchLog {
+    /// The committed revisions, in revision order.
+    pub committed: Vec<Revision>,
+    /// The committed history is known through this revision.
+    pub known: i64,
+    /// The streams.
+    pub streams: Vec<Stream>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+enum LogLine {
+    Known(i64),
+    Committed(Revision),
+    Stream(Stream),
+}
+
+impl WatchLog {
+    /// The log as JSON lines.
+    pub fn to_jsonl(&self) -> String {
+        let known = std::iter::once(LogLine::Known(self.known));
+        let committed = self.committed.iter().cloned().map(LogLine::Committed);
+        let streams = self.streams.iter().cloned().map(LogLine::Stream);
+        known
+            .chain(committed)
+            .chain(streams)
+            .map(|line| serde_json::to_string(&line).expect("serialisable") + "\n")
+            .collect()
+    }
+
+    /// Reads a log written by [`WatchLog::to_jsonl`].
+    ///
+    /// # Errors
+    /// The first line that is not one of the three kinds, with its number; committed
+    /// revisions out of order; no `known` line.
+    pub fn from_jsonl(text: &str) -> Result<WatchLog, String> {
+        let mut log = WatchLog::default();
+        let mut known = None;
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let parsed: LogLine =
+                serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+            match parsed {
+                LogLine::Known(rev) => known = Some(rev),
+                LogLine::Committed(revision) => {
+                    if log.committed.last().is_some_and(|last| last.rev >= revision.rev) {
+                        return Err(format!(
+                            "line {}: revision {} out of order",
+                            n + 1,
+                            revision.rev
+                        ));
+                    }
+                    log.committed.push(revision);
+                }
+                LogLine::Stream(stream) => log.streams.push(stream),
+            }
+        }
+        log.known = known.ok_or("no {\"known\": R} line: how far the committed history goes")?;
+        Ok(log)
+    }
+
+    /// Checks the streams against the committed history.
+    pub fn check(&self) -> WatchReport {
+        check(&self.committed, self.known, &self.streams)
+    }
+}
+
 fn in_range(key: &str, range: &(String, String)) -> bool {
     key >= range.0.as_str() && (range.1.is_empty() || key < range.1.as_str())
 }
@@ -422,6 +492,25 @@ mod tests {
         for violation in &report.violations {
             assert!(!violation.to_string().is_empty());
         }
+    }
+
+    #[test]
+    fn a_log_round_trips_and_bad_lines_are_named() {
+        let c = committed();
+        let log = WatchLog {
+            committed: c.clone(),
+            known: 5,
+            streams: vec![stream(2, vec![events(2, c[0].events.clone())])],
+        };
+        let text = log.to_jsonl();
+        assert_eq!(WatchLog::from_jsonl(&text), Ok(log.clone()));
+        assert_eq!(log.check().violations, vec![]);
+        let error =
+            WatchLog::from_jsonl(&format!("{text}{{\"stream\": 3}}\n")).expect_err("refused");
+        assert!(error.starts_with(&format!("line {}:", text.lines().count() + 1)), "{error}");
+        let unknown = WatchLog::from_jsonl("{\"committed\": {\"rev\": 1, \"events\": []}}")
+            .expect_err("no known line");
+        assert!(unknown.contains("known"), "{unknown}");
     }
 
     #[test]

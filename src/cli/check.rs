@@ -25,7 +25,8 @@ pub struct CheckArgs {
     /// The history files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// auto, jsonl, edn, jepsen-log or porcupine-kv.
+    /// auto, jsonl, edn, jepsen-log or porcupine-kv; or watches, for a watch log (`raftbed sim
+    /// --watches`) checked by the watch checker.
     #[arg(long, default_value = "auto")]
     format: String,
     /// register, cas-register or kv (default: the one the history fits).
@@ -156,10 +157,13 @@ fn check_file(
     let file = path.display();
     let parse_started = Instant::now();
     let text = read_text(path)?;
+    if args.format == "watches" {
+        return check_watches(args, path, &text);
+    }
     let format = match args.format.as_str() {
         "auto" => formats::detect(&text),
         name => Format::parse(name).ok_or_else(|| {
-            format!("unknown --format {name} (auto, jsonl, edn, jepsen-log, porcupine-kv)")
+            format!("unknown --format {name} (auto, jsonl, edn, jepsen-log, porcupine-kv, watches)")
         })?,
     };
     let history = formats::read(&text, format).map_err(|e| format!("{file}:{e}"))?;
@@ -284,4 +288,38 @@ fn op_json(op: &OpSummary) -> Json {
         "outcome": format!("{:?}", op.outcome).to_lowercase(),
         "line": op.line,
     })
+}
+
+/// Checks a watch log (`raftbed sim --watches`): exit 0 when every stream kept etcd's watch
+/// guarantees, 1 when one broke one, 3 when the log is malformed.
+fn check_watches(args: &CheckArgs, path: &Path, text: &str) -> Result<FileOutcome, String> {
+    let log = jepsen_lite::watch::WatchLog::from_jsonl(text)
+        .map_err(|e| format!("{}:{e}", path.display()))?;
+    let report = log.check();
+    let held = report.violations.is_empty();
+    let stdout = if args.json {
+        let violations: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
+        let line = serde_json::json!({
+            "file": path.display().to_string(),
+            "watch": if held { "held" } else { "broken" },
+            "streams": report.streams,
+            "events": report.events,
+            "violations": violations,
+        });
+        format!("{line}\n")
+    } else {
+        let mut out = format!(
+            "{}: watch {}: {} streams ({} resumed), {} events\n",
+            path.display(),
+            if held { "held" } else { "BROKEN" },
+            report.streams,
+            report.resumed,
+            report.events
+        );
+        for violation in &report.violations {
+            out += &format!("  {violation}\n");
+        }
+        out
+    };
+    Ok(FileOutcome { code: u8::from(!held), stdout, stderr: String::new() })
 }

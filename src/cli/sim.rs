@@ -59,6 +59,10 @@ pub struct SimArgs {
     /// `raftbed check --resolved`).
     #[arg(long)]
     resolved: Option<PathBuf>,
+    /// Write what the watchers were sent and the committed history it is checked against, as
+    /// jsonl (for `raftbed check --format watches`).
+    #[arg(long)]
+    watches: Option<PathBuf>,
     /// Threads for a sweep (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -162,12 +166,15 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
     super::quiet_panics();
     match &args.seeds {
         Some(seeds) => run_sweep(&base, seeds.clone(), args.jobs),
-        None => run_one(&base, [&args.trace, &args.history, &args.resolved]),
+        None => run_one(&base, [&args.trace, &args.history, &args.resolved, &args.watches]),
     }
 }
 
 /// Runs one seed and writes the trace, the history and the resolved file where asked.
-fn run_one(options: &SimOptions, [trace, history, resolved]: [&Option<PathBuf>; 3]) -> ExitCode {
+fn run_one(
+    options: &SimOptions,
+    [trace, history, resolved, watches]: [&Option<PathBuf>; 4],
+) -> ExitCode {
     let report = run(options);
     let mut outputs = Vec::new();
     if let Some(path) = trace {
@@ -178,6 +185,10 @@ fn run_one(options: &SimOptions, [trace, history, resolved]: [&Option<PathBuf>; 
     }
     if let Some(path) = resolved {
         outputs.push((path, report.resolved.to_jsonl()));
+    }
+    if let Some(path) = watches {
+        let log = report.watch_log.as_ref().map(|log| log.to_jsonl()).unwrap_or_default();
+        outputs.push((path, log));
     }
     for (path, text) in outputs {
         if let Err(e) = std::fs::write(path, text) {

@@ -461,14 +461,16 @@ pub fn run(options: &SimOptions) -> SimReport {
     let mut report =
         report::build(options, params, &world, liveness, checked, history, sim_wall, wall);
     if options.watchers > 0 && options.clients > 0 {
-        report.watch = Some(check_watches(&world));
+        let log = watch_log(&world);
+        report.watch = Some(log.check());
+        report.watch_log = Some(log);
     }
     report
 }
 
-/// Checks what the watchers were sent against the committed history, rebuilt by applying the
-/// committed log's commands to a fresh store.
-fn check_watches(world: &World<'_>) -> jepsen_lite::watch::WatchReport {
+/// What the watchers were sent, and the committed history to check it against, rebuilt by
+/// applying the committed log's commands to a fresh store.
+fn watch_log(world: &World<'_>) -> jepsen_lite::watch::WatchLog {
     let commands = world.checks().borrow().committed_commands();
     let mut kv = crate::kv::KvStore::default();
     for (i, command) in commands.iter().enumerate() {
@@ -478,8 +480,11 @@ fn check_watches(world: &World<'_>) -> jepsen_lite::watch::WatchReport {
     }
     let range = crate::kv::KeyRange::Between("k".into(), "l".into());
     let changes = kv.changes(&range, 1, i64::MAX).map(|(c, _)| c).unwrap_or_default();
-    let committed = watchers::revisions(&changes);
-    jepsen_lite::watch::check(&committed, kv.revision(), &world.watch_streams().borrow())
+    jepsen_lite::watch::WatchLog {
+        committed: watchers::revisions(&changes),
+        known: kv.revision(),
+        streams: world.watch_streams().borrow().clone(),
+    }
 }
 
 /// Runs the workload under the fault schedule until `duration`; false if a check failed.

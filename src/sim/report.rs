@@ -69,6 +69,8 @@ pub struct SimReport {
     pub history: jepsen_lite::History,
     /// What the watch checker found, when watchers ran.
     pub watch: Option<jepsen_lite::watch::WatchReport>,
+    /// What it checked (`raftbed sim --watches`).
+    pub watch_log: Option<jepsen_lite::watch::WatchLog>,
 }
 
 impl SimReport {
@@ -188,6 +190,7 @@ pub(crate) fn build(
         check_time: wall.elapsed() - sim_wall,
         history,
         watch: None,
+        watch_log: None,
     }
 }
 
