@@ -20,14 +20,8 @@ use serde_json::Value;
 
 /// Runs etcdctl against `endpoints` with `args` (and `stdin`), with a hard deadline.
 fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
-        .arg("--command-timeout=10s")
-        .args(args)
+    let mut child = etcdctl_command(endpoints, args)
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("etcdctl runs (install Debian's etcd-client; .ci/test does)");
     let mut input = child.stdin.take().expect("piped");
@@ -246,23 +240,11 @@ fn etcdctl_command(endpoints: &str, args: &[&str]) -> Command {
 
 /// Runs etcdctl to completion (30 s at most): "exit=.. out=.." and, on failure, its error.
 fn run(endpoints: &str, args: &[&str]) -> String {
-    let mut child = etcdctl_command(endpoints, args).spawn().expect("etcdctl runs");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("waitable").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("etcdctl {args:?} did not finish within 30s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().expect("output");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end().to_string();
-    let success = output.status.success();
-    let mut result = format!("exit={success} out={:?}", text(&output.stdout));
+    let (success, out, err) = etcdctl(endpoints, args, None);
+    let mut result = format!("exit={success} out={out:?}");
     if !success {
         // clientv3 logs its retries as JSON lines with timestamps; etcdctl's own error is the rest.
-        let stderr = text(&output.stderr);
-        let error: Vec<&str> = stderr.lines().filter(|l| !l.starts_with('{')).collect();
+        let error: Vec<&str> = err.lines().filter(|l| !l.starts_with('{')).collect();
         result.push_str(&format!(" err={:?}", error.join("\n")));
     }
     result
@@ -396,13 +378,8 @@ fn session(endpoints: &[String]) -> Vec<(String, String)> {
         step(&args.join(" "), run(&all, &args));
     }
     step("del a", run(&all, &["del", "a"]));
-    let txn = etcdctl_command(&all, &["txn"]).stdin(Stdio::piped()).spawn();
-    let mut txn = txn.expect("etcdctl runs");
-    let mut stdin = txn.stdin.take().expect("piped");
-    stdin.write_all(b"\nput p/1 one\nput p/2 two\n\n\n").expect("etcdctl reads stdin");
-    drop(stdin);
-    let output = txn.wait_with_output().expect("txn output");
-    step("txn", format!("{} {}", output.status.success(), String::from_utf8_lossy(&output.stdout)));
+    let (success, out, _) = etcdctl(&all, &["txn"], Some("\nput p/1 one\nput p/2 two\n\n\n"));
+    step("txn", format!("{success} {out}"));
     for rev in ["2", "3", "5", "6", "99"] {
         step(&format!("get a --rev {rev}"), run(&all, &["get", "a", "--rev", rev]));
     }

@@ -447,19 +447,24 @@ async fn read_back(endpoints: &[String]) -> Result<BTreeSet<String>, String> {
 /// The report of a finished test.
 fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
     let Finished { run, faults, roles, lost_events, undecided, end, watch_streams } = finished;
-    let watch = match super::jepsen_watch::check(dir, args.nodes as usize, &watch_streams.borrow())
-    {
+    let n = args.nodes as usize;
+    // One read of the stopped nodes' logs serves both the writes' fates and the watch check.
+    let stored = most_committed(dir, n);
+    let watch = stored
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|best| super::jepsen_watch::check(best.as_ref(), &watch_streams.borrow()));
+    let watch = match watch {
         Ok(report) => Some(report),
         Err(e) => {
             eprintln!("raftbed test: the watches cannot be checked: {e}");
             None
         }
     };
-    let n = args.nodes as usize;
     let history = run.shared.history.borrow().clone();
     let budget = CheckBudget { timeout: Duration::from_secs(120), ..CheckBudget::default() };
-    let resolved = match committed_log(dir, n) {
-        Ok(log) => Some(crate::resolved::resolve(&history, log)),
+    let resolved = match &stored {
+        Ok(best) => Some(crate::resolved::resolve(&history, committed_log(best.as_ref()))),
         Err(e) => {
             eprintln!("raftbed test: the writes' fates are not known: {e}");
             None
@@ -518,16 +523,9 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
     }
 }
 
-/// The committed log, read from the stopped nodes' write-ahead logs: the entries up to the
-/// highest commit index any node recorded, from the node that recorded it (Log Matching, §3.5:
-/// its log holds the committed prefix). A node's log starts after its last snapshot, so a
-/// compacted prefix is unknown and only what follows it is resolved.
-///
-/// Why the logs and not reading back: the workload's writes share a few keys, each overwritten
-/// many times, so the final state tells nothing about most writes; the log names every one by
-/// its session.
-fn committed_log(dir: &Path, nodes: usize) -> Result<Vec<crate::resolved::LogSlot>, String> {
-    use crate::resolved::LogSlot;
+/// The stopped nodes' stored state (snapshot and log) of the one that recorded the highest
+/// commit index (Log Matching, §3.5: its log holds the committed prefix); `None` without nodes.
+fn most_committed(dir: &Path, nodes: usize) -> Result<Option<crate::raft::Restored>, String> {
     let mut best: Option<crate::raft::Restored> = None;
     for id in 1..=nodes {
         let path = dir.join(format!("n{id}"));
@@ -537,7 +535,19 @@ fn committed_log(dir: &Path, nodes: usize) -> Result<Vec<crate::resolved::LogSlo
             best = Some(restored);
         }
     }
-    let Some(best) = best else { return Ok(Vec::new()) };
+    Ok(best)
+}
+
+/// The committed log, from the entries of `best` (`most_committed`) up to its commit index. A
+/// node's log starts after its last snapshot, so a compacted prefix is unknown and only what
+/// follows it is resolved.
+///
+/// Why the logs and not reading back: the workload's writes share a few keys, each overwritten
+/// many times, so the final state tells nothing about most writes; the log names every one by
+/// its session.
+fn committed_log(best: Option<&crate::raft::Restored>) -> Vec<crate::resolved::LogSlot> {
+    use crate::resolved::LogSlot;
+    let Some(best) = best else { return Vec::new() };
     let first = best.snapshot.as_ref().map_or(0, |s| s.meta.index.0);
     let commit = best.hard_state.commit.0;
     let mut log = vec![LogSlot::Unknown; first as usize];
@@ -548,5 +558,5 @@ fn committed_log(dir: &Path, nodes: usize) -> Result<Vec<crate::resolved::LogSlo
         // Committed entries this node's log no longer holds: nothing after them is known.
         log.push(LogSlot::Unknown);
     }
-    Ok(log)
+    log
 }

@@ -3,13 +3,13 @@
 //! write-ahead logs.
 
 use std::cell::RefCell;
-use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
 use jepsen_lite::watch::{Stream, WatchReport};
 
-use crate::kv::{KeyRange, KvStore};
+use crate::kv::KvStore;
+use crate::raft::Restored;
 use crate::rng::SplitMix64;
 use crate::sim::watchers::{self, WatcherParams};
 use crate::sim::workload::Shared;
@@ -49,23 +49,13 @@ pub fn start(
     (tasks, streams)
 }
 
-/// Checks `streams` against the committed history: the store of the node that recorded the
-/// highest commit index (Log Matching, §3.5: its log holds the committed prefix), from its
-/// snapshot (which keeps every revision: nothing is compacted in a test) and its log up to
-/// that commit index.
+/// Checks `streams` against the committed history: the store of `best`, the node that
+/// recorded the highest commit index (`jepsen::most_committed`), from its snapshot (which
+/// keeps every revision: nothing is compacted in a test) and its log up to that commit index.
 ///
 /// # Errors
-/// A data dir that cannot be read, or a snapshot or entry that does not decode.
-pub fn check(dir: &Path, nodes: usize, streams: &[Stream]) -> Result<WatchReport, String> {
-    let mut best: Option<crate::raft::Restored> = None;
-    for id in 1..=nodes {
-        let path = dir.join(format!("n{id}"));
-        let restored = crate::storage::read_only(&crate::storage::fs::StdFs, &path)
-            .map_err(|e| format!("n{id}: {e}"))?;
-        if best.as_ref().is_none_or(|b| restored.hard_state.commit > b.hard_state.commit) {
-            best = Some(restored);
-        }
-    }
+/// A snapshot or entry that does not decode.
+pub fn check(best: Option<&Restored>, streams: &[Stream]) -> Result<WatchReport, String> {
     let Some(best) = best else { return Ok(WatchReport::default()) };
     let mut kv = match &best.snapshot {
         Some(snapshot) => {
@@ -78,7 +68,6 @@ pub fn check(dir: &Path, nodes: usize, streams: &[Stream]) -> Result<WatchReport
         kv.apply(entry.index.0, &entry.data)
             .map_err(|e| format!("entry {}: {}", entry.index.0, e.0))?;
     }
-    let range = KeyRange::Between("k".into(), "l".into());
-    let changes = kv.changes(&range, 1, i64::MAX).map(|(c, _)| c).unwrap_or_default();
-    Ok(jepsen_lite::watch::check(&watchers::revisions(&changes), kv.revision(), streams))
+    let (committed, known) = watchers::committed(&kv);
+    Ok(jepsen_lite::watch::check(&committed, known, streams))
 }

@@ -551,6 +551,15 @@ impl KvStore {
         Ok((self.history.changes(range, from, to), to.max(from - 1)))
     }
 
+    /// `changes` for each watch `(range, from)`, in order.
+    pub fn changes_of(
+        &self,
+        watches: &[(KeyRange, i64)],
+        limit: i64,
+    ) -> Vec<Result<(Vec<Change>, i64), i64>> {
+        watches.iter().map(|(range, from)| self.changes(range, *from, limit)).collect()
+    }
+
     /// The oldest revision that can still be read.
     pub fn compacted(&self) -> i64 {
         self.history.compacted()

@@ -261,10 +261,7 @@ fn handle_call(node: &Shared, call: Call) {
                 }
                 Query::Changes { watches, limit } => Ok(QueryAnswer::Changes {
                     revision: disk.kv.revision(),
-                    watches: watches
-                        .iter()
-                        .map(|(range, from)| disk.kv.changes(range, *from, limit))
-                        .collect(),
+                    watches: disk.kv.changes_of(&watches, limit),
                 }),
                 Query::KeepAlive(_) | Query::TimeToLive { .. } => {
                     Err(ApiError::invalid("naive-failover keeps no lease deadlines"))

@@ -366,10 +366,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             Query::Leases => Ok(QueryAnswer::Leases(self.kv.leases().map(|(id, _)| id).collect())),
             Query::Changes { watches, limit } => Ok(QueryAnswer::Changes {
                 revision: self.kv.revision(),
-                watches: watches
-                    .iter()
-                    .map(|(range, from)| self.kv.changes(range, *from, limit))
-                    .collect(),
+                watches: self.kv.changes_of(&watches, limit),
             }),
             Query::KeepAlive(_) | Query::TimeToLive { .. } if self.node.role() != Role::Leader => {
                 Err(self.not_leader())

@@ -478,11 +478,10 @@ fn watch_log(world: &World<'_>) -> jepsen_lite::watch::WatchLog {
             break;
         }
     }
-    let range = crate::kv::KeyRange::Between("k".into(), "l".into());
-    let changes = kv.changes(&range, 1, i64::MAX).map(|(c, _)| c).unwrap_or_default();
+    let (committed, known) = watchers::committed(&kv);
     jepsen_lite::watch::WatchLog {
-        committed: watchers::revisions(&changes),
-        known: kv.revision(),
+        committed,
+        known,
         streams: world.watch_streams().borrow().clone(),
     }
 }

@@ -53,10 +53,13 @@ pub fn event(event: &Event) -> WatchEvent {
     }
 }
 
-/// The committed history's changes as the watch checker reads them, one entry a revision.
-pub fn revisions(changes: &[Change]) -> Vec<jepsen_lite::watch::Revision> {
+/// The watched keys' committed history in `kv` (every revision kept), one entry a revision,
+/// as the watch checker reads it; and the revision it is known through.
+pub fn committed(kv: &crate::kv::KvStore) -> (Vec<jepsen_lite::watch::Revision>, i64) {
+    let range = crate::kv::KeyRange::Between(RANGE.0.into(), RANGE.1.into());
+    let changes: Vec<Change> = kv.changes(&range, 1, i64::MAX).map(|(c, _)| c).unwrap_or_default();
     let mut revisions: Vec<jepsen_lite::watch::Revision> = Vec::new();
-    for change in changes {
+    for change in &changes {
         let event = event(&change.event);
         match revisions.last_mut() {
             Some(last) if last.rev == change.rev.main => last.events.push(event),
@@ -64,7 +67,7 @@ pub fn revisions(changes: &[Change]) -> Vec<jepsen_lite::watch::Revision> {
                 .push(jepsen_lite::watch::Revision { rev: change.rev.main, events: vec![event] }),
         }
     }
-    revisions
+    (revisions, kv.revision())
 }
 
 /// Runs watcher `id` in the simulation until the workload stops, recording its streams.
