@@ -24,11 +24,11 @@ fn a_run_prints_its_verdict_and_trace_hash() {
 
 #[test]
 fn a_caught_bug_exits_1_with_the_replay_command() {
-    let output = raftbed(&["sim", "--seed", "3", "--bug", "commit-old-term"]);
+    let output = raftbed(&["sim", "--seed", "30", "--bug", "commit-old-term"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("committed entry not safe"), "{stdout}");
-    assert!(stdout.contains("replay: raftbed sim --seed 3 --bug commit-old-term"), "{stdout}");
+    assert!(stdout.contains("replay: raftbed sim --seed 30 --bug commit-old-term"), "{stdout}");
 }
 
 #[test]
@@ -76,7 +76,9 @@ fn the_history_and_its_resolved_file_check_as_the_run_did() {
 #[test]
 fn a_watch_log_checks_offline_as_the_run_did() {
     let dir = tempfile::tempdir().unwrap();
-    for (bug, code) in [(None, 0), (Some("watch-resume-skip"), 1)] {
+    for (bug, code) in
+        [(None, 0), (Some("watch-resume-skip"), 1), (Some("require-leader-ignored"), 1)]
+    {
         let log = dir.path().join("watches.jsonl");
         let log_arg = log.to_str().unwrap();
         let mut args = vec!["sim", "--seed", "0", "--duration", "20s", "--watches", log_arg];

@@ -200,10 +200,22 @@ fn a_jepsen_style_run_against_real_processes_is_linearizable_and_loses_nothing()
     let json: serde_json::Value = serde_json::from_slice(&check.stdout).unwrap();
     assert_eq!(json["verdict"], "linearizable", "{json}");
     assert_eq!(json["resolved"]["contradicted"].as_u64().unwrap_or(0), 0, "{json}");
+    // The watchers' streams, checked again offline against the committed history and the
+    // nodes' own leader timelines.
+    let watches = Command::new(env!("CARGO_BIN_EXE_raftbed"))
+        .args(["check", "--format", "watches"])
+        .arg(report.join("watches.jsonl"))
+        .output()
+        .unwrap();
+    assert!(watches.status.success(), "{}", text(&watches));
+    let log = std::fs::read_to_string(report.join("watches.jsonl")).unwrap();
+    assert!(log.contains("\"leaders\"") && log.contains("\"received\""), "{}", &log[..200]);
+    assert!(out.contains("watch held"), "{out}");
     let trace = std::fs::read_to_string(report.join("trace.txt")).unwrap();
     assert!(trace.contains("nemesis "), "faults were injected");
     let html = std::fs::read_to_string(report.join("report.html")).unwrap();
     assert!(html.contains("class=\"fault\""), "the faults are drawn");
+    assert!(html.contains("<h3>Watches</h3>"), "the watch verdict is in the report");
     // Every node is gone, those the nemesis restarted included.
     let dir = out.split("nodes up in ").nth(1).and_then(|rest| rest.split(',').next()).unwrap();
     let left: Vec<String> = std::fs::read_dir("/proc")

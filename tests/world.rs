@@ -41,6 +41,7 @@ fn spec() -> WorldSpec {
             request_timeout: Duration::from_secs(1),
             rpc_timeout: Duration::from_millis(100),
             first_leader: None,
+            auto_compaction: None,
             peer_transport: raftbed::transport::PeerTransport::Framed,
             bugs: SimBugs::default(),
         },

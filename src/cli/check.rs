@@ -298,23 +298,15 @@ fn check_watches(args: &CheckArgs, path: &Path, text: &str) -> Result<FileOutcom
     let report = log.check();
     let held = report.violations.is_empty();
     let stdout = if args.json {
-        let violations: Vec<String> = report.violations.iter().map(ToString::to_string).collect();
-        let line = serde_json::json!({
-            "file": path.display().to_string(),
-            "watch": if held { "held" } else { "broken" },
-            "streams": report.streams,
-            "events": report.events,
-            "violations": violations,
-        });
+        let mut line = report.to_json();
+        line["file"] = serde_json::json!(path.display().to_string());
         format!("{line}\n")
     } else {
         let mut out = format!(
-            "{}: watch {}: {} streams ({} resumed), {} events\n",
+            "{}: watch {}: {}\n",
             path.display(),
             if held { "held" } else { "BROKEN" },
-            report.streams,
-            report.resumed,
-            report.events
+            report.summary()
         );
         for violation in &report.violations {
             out += &format!("  {violation}\n");

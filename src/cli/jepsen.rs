@@ -138,6 +138,7 @@ struct Finished {
     undecided: Option<String>,
     end: Duration,
     watch_streams: super::jepsen_watch::Streams,
+    leaders: jepsen_lite::watch::Leaders,
 }
 
 /// Watchers of the workload's keys, resuming across members.
@@ -145,6 +146,9 @@ const WATCHERS: u64 = 2;
 
 async fn drive(args: &TestArgs, dir: &Path, endpoints: Vec<String>) -> Result<Finished, String> {
     let start = Instant::now();
+    let started_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
     let run = Run {
         start,
         shared: Rc::new(Shared::default()),
@@ -172,13 +176,14 @@ async fn drive(args: &TestArgs, dir: &Path, endpoints: Vec<String>) -> Result<Fi
     }
     let acked = writer.await.unwrap_or_default();
     let roles = poller.await.unwrap_or_default();
+    let leaders = super::jepsen_watch::leaders(dir, &endpoints, started_unix).await;
     let stored = read_back(&endpoints).await;
     let lost_events: Vec<usize> = match &stored {
         Ok(stored) => acked.iter().filter(|(k, _)| !stored.contains(k)).map(|(_, e)| *e).collect(),
         Err(_) => Vec::new(),
     };
     let undecided = stored.err();
-    Ok(Finished { run, faults, roles, lost_events, undecided, end, watch_streams })
+    Ok(Finished { run, faults, roles, lost_events, undecided, end, watch_streams, leaders })
 }
 
 /// The workload's clients, on real sockets.
@@ -446,19 +451,19 @@ async fn read_back(endpoints: &[String]) -> Result<BTreeSet<String>, String> {
 
 /// The report of a finished test.
 fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
-    let Finished { run, faults, roles, lost_events, undecided, end, watch_streams } = finished;
+    let Finished { run, faults, roles, lost_events, undecided, end, watch_streams, leaders } =
+        finished;
     let n = args.nodes as usize;
     // One read of the stopped nodes' logs serves both the writes' fates and the watch check.
     let stored = most_committed(dir, n);
-    let watch = stored
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|best| super::jepsen_watch::check(best.as_ref(), &watch_streams.borrow()));
-    let watch = match watch {
-        Ok(report) => Some(report),
+    let watch = stored.as_ref().map_err(Clone::clone).and_then(|best| {
+        super::jepsen_watch::check(best.as_ref(), &watch_streams.borrow(), leaders)
+    });
+    let (watch, watch_log) = match watch {
+        Ok(log) => (Some(log.check()), Some(log)),
         Err(e) => {
             eprintln!("raftbed test: the watches cannot be checked: {e}");
-            None
+            (None, None)
         }
     };
     let history = run.shared.history.borrow().clone();
@@ -520,6 +525,7 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
         )),
         check: budget,
         watch,
+        watch_log,
     }
 }
 

@@ -1,12 +1,12 @@
 //! Watchers in `raftbed test`: the simulator's watchers (`sim::watchers`) on real sockets, and
 //! their check against the committed history, rebuilt from the stopped nodes' snapshots and
-//! write-ahead logs.
+//! write-ahead logs, and against when each node knew a leader, as its admin port tells.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use jepsen_lite::watch::{Stream, WatchReport};
+use jepsen_lite::watch::{Leaders, Stream, WatchLog};
 
 use crate::kv::KvStore;
 use crate::raft::Restored;
@@ -49,14 +49,54 @@ pub fn start(
     (tasks, streams)
 }
 
+/// Require-leader streams get this much beyond the bound: real processes on a busy machine
+/// are scheduled late, and a response may wait in a socket.
+const REAL_SLACK: Duration = Duration::from_secs(2);
+
+/// When each node of `endpoints` knew a leader, asked through its admin port while it still
+/// runs, on the run's clock (`started_unix`: the Unix time of its zero). A node that was
+/// killed and restarted tells only of its last life; one that does not answer, nothing.
+pub async fn leaders(dir: &std::path::Path, endpoints: &[String], started_unix: i64) -> Leaders {
+    let election = crate::server::timing::Timing::loopback().election_timeout;
+    let mut timelines = std::collections::BTreeMap::new();
+    for endpoint in endpoints {
+        let Ok(answer) = super::nemesis::admin(dir, endpoint, "leaders").await else { continue };
+        if let Some(timeline) = parse_timeline(&answer, started_unix) {
+            timelines.insert(endpoint.clone(), timeline);
+        }
+    }
+    Leaders {
+        bound: (election * crate::server::api::NO_LEADER_TIMEOUTS).as_nanos() as i64,
+        slack: (election + REAL_SLACK).as_nanos() as i64,
+        timelines,
+    }
+}
+
+/// `ok UNIX_NANOS:0|1 ...`, shifted to the run's clock; `None` if it is anything else.
+fn parse_timeline(answer: &str, started_unix: i64) -> Option<Vec<(i64, bool)>> {
+    let entries = answer.strip_prefix("ok")?.split_whitespace();
+    entries
+        .map(|entry| {
+            let (at, knows) = entry.split_once(':')?;
+            let at = at.parse::<i64>().ok()? - started_unix;
+            Some((at, knows == "1"))
+        })
+        .collect()
+}
+
 /// Checks `streams` against the committed history: the store of `best`, the node that
 /// recorded the highest commit index (`jepsen::most_committed`), from its snapshot (which
-/// keeps every revision: nothing is compacted in a test) and its log up to that commit index.
+/// keeps every revision: nothing is compacted in a test) and its log up to that commit index;
+/// and their cancels against `leaders`: the check's whole input, for `WatchLog::check`.
 ///
 /// # Errors
 /// A snapshot or entry that does not decode.
-pub fn check(best: Option<&Restored>, streams: &[Stream]) -> Result<WatchReport, String> {
-    let Some(best) = best else { return Ok(WatchReport::default()) };
+pub fn check(
+    best: Option<&Restored>,
+    streams: &[Stream],
+    leaders: Leaders,
+) -> Result<WatchLog, String> {
+    let Some(best) = best else { return Ok(WatchLog::default()) };
     let mut kv = match &best.snapshot {
         Some(snapshot) => {
             KvStore::decode(&snapshot.data).map_err(|e| format!("snapshot: {}", e.0))?
@@ -69,5 +109,18 @@ pub fn check(best: Option<&Restored>, streams: &[Stream]) -> Result<WatchReport,
             .map_err(|e| format!("entry {}: {}", entry.index.0, e.0))?;
     }
     let (committed, known) = watchers::committed(&kv);
-    Ok(jepsen_lite::watch::check(&committed, known, streams))
+    // Nothing is compacted in a test.
+    Ok(WatchLog { committed, known, streams: streams.to_vec(), compactions: vec![], leaders })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_node_timeline_is_read_on_the_run_clock_and_garbage_is_refused() {
+        let timeline = super::parse_timeline("ok 1000:0 1500:1 2500:0", 1000);
+        assert_eq!(timeline, Some(vec![(0, false), (500, true), (1500, false)]));
+        assert_eq!(super::parse_timeline("error: bad admin token", 0), None);
+        assert_eq!(super::parse_timeline("ok 12:1 x:0", 0), None);
+        assert_eq!(super::parse_timeline("ok", 0), Some(vec![]));
+    }
 }

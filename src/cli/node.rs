@@ -125,6 +125,15 @@ fn admin_command(command: &str, live: &crate::server::LiveFaults, clock: &RealCl
             Err(_) => format!("error: {rest:?} is not a number of milliseconds"),
         },
         "status" => format!("ok blocked={:?}", live.blocked()),
+        // `UNIX_NANOS:1` from when the node knew a leader, `:0` from when it did not.
+        "leaders" => {
+            let timeline: Vec<String> = live
+                .leader_timeline()
+                .iter()
+                .map(|(at, knows)| format!("{at}:{}", u8::from(*knows)))
+                .collect();
+            format!("ok {}", timeline.join(" "))
+        }
         _ => format!("error: unknown admin command {verb:?}"),
     }
 }
@@ -278,6 +287,9 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         }
     };
     let live = config.live.clone();
+    if admin.is_some() {
+        live.record_leaders();
+    }
     local.block_on(&runtime, async move {
         if let Some((addr, token)) = admin {
             match tokio::net::TcpListener::bind(&addr).await {

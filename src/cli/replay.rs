@@ -287,10 +287,7 @@ pub fn summary(report: &ReplayReport, path: &str) -> String {
         out += &format!("detector undecided: {why}\n");
     }
     if let Some(watch) = &report.watch {
-        out += &format!(
-            "watch: {} streams ({} resumed on another member), {} events delivered, {} ended for no leader\n",
-            watch.streams, watch.resumed, watch.events, watch.no_leader_cancels
-        );
+        out += &format!("watch: {}\n", watch.summary());
         for violation in watch.violations.iter().take(5) {
             out += &format!("watch: BROKEN: {violation}\n");
         }
@@ -375,5 +372,6 @@ pub fn json(report: &ReplayReport, path: &str) -> serde_json::Value {
         "ops": {"invoked": ops, "ok": ok, "fail": fail, "info": info},
         "replay": report.replay_command(path),
         "verdict": report.verdict().to_json(),
+        "watch": report.watch.as_ref().map(jepsen_lite::watch::WatchReport::to_json),
     })
 }

@@ -35,6 +35,11 @@ pub struct SimArgs {
     /// is checked against the committed history.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=16))]
     watchers: u64,
+    /// Revisions the leader's auto-compaction keeps, checked every second (etcd's
+    /// `--auto-compaction-mode revision`); 0 never compacts.
+    #[arg(long, default_value_t = crate::sim::DEFAULT_HISTORY_KEPT,
+          value_parser = clap::value_parser!(i64).range(0..))]
+    auto_compaction_retention: i64,
     /// Simulated length of the fault phase: 60s, 500ms, 2m (at most 1h).
     #[arg(long, default_value = "60s", value_parser = parse_run_duration)]
     duration: Duration,
@@ -42,7 +47,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "all", value_parser = parse_faults)]
     faults: Faults,
     /// A bug to switch on (repeatable): skip-fsync, forget-vote, commit-old-term,
-    /// lease-no-drift-margin, stale-follower-read, watch-resume-skip.
+    /// lease-no-drift-margin, stale-follower-read, watch-resume-skip, require-leader-ignored.
     #[arg(long = "bug", value_parser = crate::sim::BUG_NAMES)]
     bugs: Vec<String>,
     /// Run the whole schedule even after an invariant breaks, so the history shows what
@@ -145,6 +150,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         nodes: args.nodes as usize,
         clients: args.clients as usize,
         watchers: args.watchers as usize,
+        history_kept: args.auto_compaction_retention,
         duration: args.duration,
         faults: args.faults.0.clone(),
         bugs,

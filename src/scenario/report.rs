@@ -40,6 +40,9 @@ pub fn write_report(
         if let Some((resolved, _)) = &report.resolved {
             std::fs::write(sub.join("resolved.jsonl"), resolved.to_jsonl())?;
         }
+        if let Some(log) = &report.watch_log {
+            std::fs::write(sub.join("watches.jsonl"), log.to_jsonl())?;
+        }
     }
     std::fs::write(dir.join("report.html"), html(reports, path, command))
 }
@@ -172,7 +175,29 @@ fn section(out: &mut String, r: &ReplayReport, path: &str) {
             );
         }
     }
+    if let Some(watch) = &r.watch {
+        watches(out, watch);
+    }
     out.push_str("</section>");
+}
+
+/// The watch check's verdict: what was checked, and each broken guarantee.
+fn watches(out: &mut String, watch: &jepsen_lite::watch::WatchReport) {
+    let class = if watch.violations.is_empty() { "good" } else { "bad" };
+    let _ = write!(
+        out,
+        "<h3>Watches</h3><p class=\"{class}\">{}: {}. Recheck with \
+         <code>raftbed check --format watches watches.jsonl</code>.</p>",
+        if watch.violations.is_empty() { "Every guarantee held" } else { "Broken" },
+        esc(&watch.summary())
+    );
+    if !watch.violations.is_empty() {
+        out.push_str("<ul class=\"watch-violations\">");
+        for violation in &watch.violations {
+            let _ = write!(out, "<li class=\"bad\">{}</li>", esc(&violation.to_string()));
+        }
+        out.push_str("</ul>");
+    }
 }
 
 const WIDTH: f64 = 1000.0;

@@ -126,6 +126,8 @@ pub struct ReplayReport {
     pub check: CheckBudget,
     /// What the watch checker found, when watchers ran (`raftbed test`).
     pub watch: Option<jepsen_lite::watch::WatchReport>,
+    /// The watch check's input (`watches.jsonl` in the report directory).
+    pub watch_log: Option<jepsen_lite::watch::WatchLog>,
 }
 
 impl ReplayReport {
@@ -258,6 +260,7 @@ fn world_spec(scenario: &Scenario, seed: u64) -> (WorldSpec, Vec<String>) {
             request_timeout: timing.request_timeout,
             rpc_timeout: (timing.default_latency.max * 8).max(Duration::from_millis(200)),
             first_leader: Some(scenario.leader),
+            auto_compaction: None,
             peer_transport: crate::transport::PeerTransport::Framed,
             bugs: crate::sim::SimBugs::default(),
         },
@@ -368,6 +371,7 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudge
         rerun: None,
         check: budget,
         watch: None,
+        watch_log: None,
     }
 }
 

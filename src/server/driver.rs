@@ -493,6 +493,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 self.published.leader.send_if_modified(|leader| {
                     std::mem::replace(leader, soft.leader) != soft.leader
                 });
+                self.config.live.knows_leader(soft.leader.is_some());
                 let now = self.clock.now();
                 if soft.role == Role::Leader {
                     self.lessor.promote(now, self.kv.leases());

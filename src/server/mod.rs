@@ -41,6 +41,9 @@ pub struct ServerBugs {
     /// A watch created with a start revision this member has passed starts at the member's
     /// next revision instead, skipping the history between (a resumed watch loses events).
     pub watch_resume_skips: bool,
+    /// Require-leader watch streams stay open on a member without a leader, so their
+    /// clients see a silently frozen world.
+    pub require_leader_ignored: bool,
 }
 
 /// Where a member listens.
@@ -95,14 +98,46 @@ pub struct NodeConfig {
     pub campaign_first: bool,
 }
 
-/// Faults a running node obeys, set through its admin port: a partition is enforced here, in
-/// the node itself, for peer messages both ways and for requests it would forward.
+/// A running node's state behind its admin port: the faults it obeys (a partition is
+/// enforced here, in the node itself, for peer messages both ways and for requests it would
+/// forward), and, once asked for, when it knew a leader.
 #[derive(Debug, Default)]
 pub struct LiveFaults {
     blocked: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
+    /// `(Unix nanoseconds, whether it knew a leader from then on)`; `None` until
+    /// [`LiveFaults::record_leaders`]. Real nodes only: the simulator reads no wall clock.
+    leaders: std::sync::Mutex<Option<Vec<(i64, bool)>>>,
+}
+
+fn unix_nanos() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| d.as_nanos() as i64)
 }
 
 impl LiveFaults {
+    /// Starts recording when the node knows a leader, by the wall clock (for `raftbed
+    /// test`'s require-leader watch check), from "none" now: a node starts without one.
+    pub fn record_leaders(&self) {
+        let mut leaders = self.leaders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *leaders = Some(vec![(unix_nanos(), false)]);
+    }
+
+    /// The node came to know a leader (or stopped): recorded if asked for.
+    pub fn knows_leader(&self, knows: bool) {
+        let mut leaders = self.leaders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(timeline) = leaders.as_mut()
+            && timeline.last().is_none_or(|(_, last)| *last != knows)
+        {
+            timeline.push((unix_nanos(), knows));
+        }
+    }
+
+    /// What was recorded (empty if not asked for).
+    pub fn leader_timeline(&self) -> Vec<(i64, bool)> {
+        let leaders = self.leaders.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        leaders.clone().unwrap_or_default()
+    }
+
     /// Cuts this node off from `peers` (replacing any earlier cut; empty heals).
     pub fn block(&self, peers: std::collections::BTreeSet<NodeId>) {
         *self.blocked.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = peers;

@@ -295,6 +295,9 @@ pub struct Checks {
     leases: BTreeMap<NodeId, (Term, Duration)>,
     /// Lease overlaps already reported (a run that keeps going would report one every step).
     overlaps: std::collections::BTreeSet<(NodeId, Term)>,
+    /// Per node, when it came to know a leader and when it stopped (a crash and a restart
+    /// included), as its own API saw it: what require-leader watches are judged by.
+    leader_known: BTreeMap<NodeId, Vec<(Duration, bool)>>,
 }
 
 impl Checks {
@@ -336,8 +339,21 @@ impl Checks {
             .collect()
     }
 
-    /// A node went down: it no longer leads anything.
-    pub fn crashed(&mut self, node: NodeId) {
+    /// Per node, when it came to know a leader (true) and when it stopped (false).
+    pub fn leader_known(&self) -> &BTreeMap<NodeId, Vec<(Duration, bool)>> {
+        &self.leader_known
+    }
+
+    fn knows_leader(&mut self, node: NodeId, knows: bool, at: Duration) {
+        let timeline = self.leader_known.entry(node).or_default();
+        if timeline.last().is_none_or(|(_, last)| *last != knows) {
+            timeline.push((at, knows));
+        }
+    }
+
+    /// A node went down at `at`: it no longer leads anything, nor knows a leader.
+    pub fn crashed(&mut self, node: NodeId, at: Duration) {
+        self.knows_leader(node, false, at);
         if let Some(view) = self.nodes.get_mut(&node) {
             view.role = None;
         }
@@ -393,6 +409,7 @@ impl Checks {
         }
         self.nodes.insert(node.id(), view);
         self.append(node.id(), &entries, at);
+        self.knows_leader(node.id(), node.leader().is_some(), at);
     }
 
     /// Checks one processed `Ready` of `node`. Returns events for the trace.
@@ -413,6 +430,7 @@ impl Checks {
         if let Some(soft) = ready.soft_state {
             view.role = Some(soft.role);
             view.leader = soft.leader;
+            self.knows_leader(id, soft.leader.is_some(), at);
             events.push(Event::Role {
                 node: id,
                 role: soft.role,

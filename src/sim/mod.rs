@@ -48,6 +48,7 @@ use workload::{ClientParams, Role};
 
 use crate::faults::Faults;
 use crate::rng::SplitMix64;
+use crate::server::api::compactor::AutoCompaction;
 use crate::server::timing::Timing;
 use crate::transport::net::SimNet;
 
@@ -66,16 +67,19 @@ pub struct SimBugs {
     pub stale_follower_read: bool,
     /// A resumed watch starts at its new member's next revision, skipping what it missed.
     pub watch_resume_skip: bool,
+    /// A member without a leader keeps require-leader watch streams open.
+    pub require_leader_ignored: bool,
 }
 
 /// Every bug's command-line name.
-pub const BUG_NAMES: [&str; 6] = [
+pub const BUG_NAMES: [&str; 7] = [
     "skip-fsync",
     "forget-vote",
     "commit-old-term",
     "lease-no-drift-margin",
     "stale-follower-read",
     "watch-resume-skip",
+    "require-leader-ignored",
 ];
 
 impl SimBugs {
@@ -100,6 +104,9 @@ impl SimBugs {
         if self.watch_resume_skip {
             names.push("watch-resume-skip");
         }
+        if self.require_leader_ignored {
+            names.push("require-leader-ignored");
+        }
         names
     }
 
@@ -112,6 +119,7 @@ impl SimBugs {
             "lease-no-drift-margin" => self.lease_no_drift_margin = true,
             "stale-follower-read" => self.stale_follower_read = true,
             "watch-resume-skip" => self.watch_resume_skip = true,
+            "require-leader-ignored" => self.require_leader_ignored = true,
             other => return Err(format!("unknown bug {other} ({})", BUG_NAMES.join(", "))),
         }
         Ok(())
@@ -131,6 +139,9 @@ pub struct SimOptions {
     pub lock_clients: usize,
     /// Watchers of the workload's keys, checked against the committed history.
     pub watchers: usize,
+    /// Revisions the leader's auto-compaction keeps (etcd's revision mode, checked every
+    /// [`AUTO_COMPACTION_CHECK`]); 0: history is never compacted.
+    pub history_kept: i64,
     /// Length of the safety phase, in simulated time.
     pub duration: Duration,
     /// Fault kinds the nemesis may use.
@@ -181,6 +192,7 @@ impl SimOptions {
             clients: 8,
             lock_clients: 2,
             watchers: 2,
+            history_kept: DEFAULT_HISTORY_KEPT,
             duration: Duration::from_secs(60),
             faults: FaultKind::ALL.to_vec(),
             bugs: SimBugs::default(),
@@ -205,6 +217,9 @@ impl SimOptions {
         }
         if self.watchers != defaults.watchers {
             command += &format!(" --watchers {}", self.watchers);
+        }
+        if self.history_kept != defaults.history_kept {
+            command += &format!(" --auto-compaction-retention {}", self.history_kept);
         }
         if self.duration != defaults.duration {
             command += &format!(" --duration {}ms", self.duration.as_millis());
@@ -288,6 +303,14 @@ pub(crate) const SIM_STEP: Duration = Duration::from_millis(5);
 
 pub(crate) const PEER_PORT: u16 = 7000;
 pub(crate) const CLIENT_PORT: u16 = 7001;
+
+/// Revisions the simulated leader's auto-compaction keeps by default: a few seconds of the
+/// default workload, so a watcher that resumes from a member that fell behind is cancelled.
+pub const DEFAULT_HISTORY_KEPT: i64 = 100;
+
+/// How often the simulated leader's auto-compaction looks (etcd's revision mode: 5 minutes,
+/// far beyond a simulated run).
+pub const AUTO_COMPACTION_CHECK: Duration = Duration::from_secs(1);
 
 /// How long the history checker may take, and how much memory it may use, before it gives up
 /// and the history check is undecided.
@@ -391,6 +414,10 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
             request_timeout: Duration::from_secs(1),
             rpc_timeout: (params.latency_max * 8).max(Duration::from_millis(100)),
             first_leader: None,
+            auto_compaction: (options.history_kept > 0).then_some(AutoCompaction::Revision {
+                keep: options.history_kept,
+                every: AUTO_COMPACTION_CHECK,
+            }),
             peer_transport: options.peer_transport.unwrap_or(match options.transport {
                 SimTransport::Messages => crate::transport::PeerTransport::Datagram,
                 SimTransport::Wire => crate::transport::PeerTransport::Framed,
@@ -458,32 +485,43 @@ pub fn run(options: &SimOptions) -> SimReport {
     let resolved = crate::resolved::resolve(&history, world.checks().borrow().committed_log());
     let (result, counts) = check_history(&history, options.check, Some(&resolved));
     let checked = (result, counts, resolved);
+    let watch_log =
+        (options.watchers > 0 && options.clients > 0).then(|| watch_log(&world, &params));
     let mut report =
         report::build(options, params, &world, liveness, checked, history, sim_wall, wall);
-    if options.watchers > 0 && options.clients > 0 {
-        let log = watch_log(&world);
-        report.watch = Some(log.check());
-        report.watch_log = Some(log);
-    }
+    report.watch = watch_log.as_ref().map(jepsen_lite::watch::WatchLog::check);
+    report.watch_log = watch_log;
     report
 }
 
-/// What the watchers were sent, and the committed history to check it against, rebuilt by
-/// applying the committed log's commands to a fresh store.
-fn watch_log(world: &World<'_>) -> jepsen_lite::watch::WatchLog {
+/// What the watchers were sent, the committed history to check it against (rebuilt by
+/// applying the committed log's commands to a fresh store, compactions aside) and what each
+/// member knew of its leader.
+fn watch_log(world: &World<'_>, params: &SimParams) -> jepsen_lite::watch::WatchLog {
     let commands = world.checks().borrow().committed_commands();
-    let mut kv = crate::kv::KvStore::default();
-    for (i, command) in commands.iter().enumerate() {
-        if kv.apply(i as u64 + 1, command).is_err() {
-            break;
-        }
-    }
+    let (kv, compactions) = watchers::replay_keeping_history(commands.iter().map(|c| &c[..]));
     let (committed, known) = watchers::committed(&kv);
-    jepsen_lite::watch::WatchLog {
-        committed,
-        known,
-        streams: world.watch_streams().borrow().clone(),
-    }
+    let nanos = |d: Duration| d.as_nanos() as i64;
+    let election = params.timing.election_timeout;
+    let timelines = world
+        .checks()
+        .borrow()
+        .leader_known()
+        .iter()
+        .map(|(node, timeline)| {
+            let timeline = timeline.iter().map(|(at, knows)| (nanos(*at), *knows)).collect();
+            (format!("n{}:{CLIENT_PORT}", node.0), timeline)
+        })
+        .collect();
+    let leaders = jepsen_lite::watch::Leaders {
+        // The API cancels after three checks an election timeout apart (`api::watches`).
+        bound: nanos(election * crate::server::api::NO_LEADER_TIMEOUTS),
+        // A request, its answer and one scheduling round, over the slowest links.
+        slack: nanos(election + params.latency_max * 4),
+        timelines,
+    };
+    let streams = world.watch_streams().borrow().clone();
+    jepsen_lite::watch::WatchLog { committed, known, streams, compactions, leaders }
 }
 
 /// Runs the workload under the fault schedule until `duration`; false if a check failed.

@@ -294,15 +294,7 @@ impl fmt::Display for SimReport {
             )?;
         }
         if let Some(watch) = &self.watch {
-            writeln!(
-                f,
-                "watch: {} streams ({} resumed on another member), {} events delivered, {} cancelled for no leader, {} for compaction",
-                watch.streams,
-                watch.resumed,
-                watch.events,
-                watch.no_leader_cancels,
-                watch.compacted_cancels
-            )?;
+            writeln!(f, "watch: {}", watch.summary())?;
             for violation in watch.violations.iter().take(5) {
                 writeln!(f, "watch: BROKEN: {violation}")?;
             }

@@ -1,9 +1,12 @@
 //! Watchers, in the simulator and in `raftbed test`: each watches the workload's keys (`k`..`l`, with previous values) on a
 //! member drawn at random, for a while drawn at random, then resumes on another member from the
-//! revision after the last it was sent, as clientv3 does after a reconnect. Some ask for a
-//! leader (`hasleader`), so their streams end when their member is cut off; some send progress
-//! requests. Every stream and everything it received is recorded for the watch checker
-//! (`jepsen_lite::watch`), which compares it with the committed history.
+//! revision after the last it was sent, as clientv3 does after a reconnect; one cancelled
+//! because its history was compacted starts again from the current revision, as an
+//! application re-lists. Some ask for a leader (`hasleader`), so their streams end when their
+//! member is cut off, and ask for progress now and then, which shows whether they were; the
+//! others ask for progress at most once. Every stream, everything it received and when is
+//! recorded for the watch checker (`jepsen_lite::watch`), which compares it with the committed
+//! history and the members' leaders.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -70,6 +73,36 @@ pub fn committed(kv: &crate::kv::KvStore) -> (Vec<jepsen_lite::watch::Revision>,
     (revisions, kv.revision())
 }
 
+/// Applies committed `commands` (log index 1 on) to a fresh store, all but compactions, so it
+/// keeps every revision; answers it with the revisions the history was compacted to. Stops at
+/// the first command that does not decode.
+pub fn replay_keeping_history<'a>(
+    commands: impl IntoIterator<Item = &'a [u8]>,
+) -> (crate::kv::KvStore, Vec<i64>) {
+    use prost::Message;
+    let mut kv = crate::kv::KvStore::default();
+    let mut compactions: Vec<i64> = Vec::new();
+    for (i, data) in commands.into_iter().enumerate() {
+        let command = crate::proto::raftbed::Command::decode(data);
+        if let Ok(crate::proto::raftbed::Command {
+            op: Some(crate::proto::raftbed::command::Op::Compact(compact)),
+            ..
+        }) = command
+        {
+            // As `KvStore::apply_compact` accepts it: above the last, at most the current.
+            let above = compactions.last().is_none_or(|last| compact.revision > *last);
+            if above && compact.revision <= kv.revision() {
+                compactions.push(compact.revision);
+            }
+            continue;
+        }
+        if kv.apply(i as u64 + 1, data).is_err() {
+            break;
+        }
+    }
+    (kv, compactions)
+}
+
 /// Runs watcher `id` in the simulation until the workload stops, recording its streams.
 pub async fn run(
     net: crate::transport::net::SimNet,
@@ -101,10 +134,14 @@ pub async fn run_on<N: Net + Send + Sync>(
     while !shared.stop.get() {
         let member = rng.below(params.nodes.len() as u64) as usize;
         let stay = rng.duration(Duration::from_millis(500), params.stay_max);
-        let progress_at = rng.chance(0.5).then(|| rng.duration(Duration::ZERO, stay));
-        let open = Open { member, start: next, require_leader, stay, progress_at, at: clock() };
-        if let Some(last) = watch_once(&net, id, &params, open, &shared, &streams).await {
-            next = last + 1;
+        let progress_every = if require_leader {
+            Some(rng.duration(Duration::from_millis(200), Duration::from_millis(800)))
+        } else {
+            rng.chance(0.5).then(|| rng.duration(Duration::ZERO, stay))
+        };
+        let open = Open { member, start: next, require_leader, stay, progress_every };
+        if let Some(start) = watch_once(&net, &clock, id, &params, open, &shared, &streams).await {
+            next = start;
         }
         tokio::time::sleep(rng.duration(Duration::from_millis(10), Duration::from_millis(300)))
             .await;
@@ -117,21 +154,23 @@ struct Open {
     start: i64,
     require_leader: bool,
     stay: Duration,
-    progress_at: Option<Duration>,
-    /// When it opens, on the run's clock.
-    at: Duration,
+    /// Ask for progress after this long (and again as often, with require-leader).
+    progress_every: Option<Duration>,
 }
 
-/// Opens one stream and records it until it ends or `open.stay` passes; answers the last
-/// revision it was sent everything through.
+/// Opens one stream and records it until it ends or `open.stay` passes; answers where the
+/// next stream starts: the revision after the last it was sent everything through, or 0 (the
+/// current revision) after its history was compacted.
 async fn watch_once<N: Net + Send + Sync>(
     net: &N,
+    clock: &Rc<dyn Fn() -> Duration>,
     id: u64,
     params: &WatcherParams,
     open: Open,
     shared: &Shared,
     streams: &RefCell<Vec<Stream>>,
 ) -> Option<i64> {
+    let opened_at = clock().as_nanos() as i64;
     let channel = net.channel(&params.nodes[open.member], params.connect_timeout, None).ok()?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let create = WatchCreateRequest {
@@ -162,13 +201,15 @@ async fn watch_once<N: Net + Send + Sync>(
             start: open.start,
             range: (RANGE.0.into(), RANGE.1.into()),
             prev_kv: true,
-            time: open.at.as_nanos() as i64,
+            time: opened_at,
+            require_leader: open.require_leader,
             responses: Vec::new(),
+            received: Vec::new(),
         });
         streams.len() - 1
     };
     let mut through = None;
-    let mut progress = open.progress_at.map(|at| tokio::time::Instant::now() + at);
+    let mut progress = open.progress_every.map(|every| tokio::time::Instant::now() + every);
     loop {
         // Past the deadline: never, as far as this stream goes.
         let ask_at = progress.unwrap_or(deadline + Duration::from_secs(1));
@@ -176,7 +217,10 @@ async fn watch_once<N: Net + Send + Sync>(
             message = responses.message() => message,
             () = tokio::time::sleep_until(deadline) => break,
             () = tokio::time::sleep_until(ask_at) => {
-                progress = None;
+                progress = open
+                    .progress_every
+                    .filter(|_| open.require_leader)
+                    .map(|every| tokio::time::Instant::now() + every);
                 let ask = WatchRequest { request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})) };
                 let _ = tx.try_send(ask);
                 continue;
@@ -185,21 +229,27 @@ async fn watch_once<N: Net + Send + Sync>(
         if shared.stop.get() {
             break;
         }
+        let at = clock().as_nanos() as i64;
+        let stream = &mut streams.borrow_mut()[index];
         let recorded = match message {
-            Ok(Some(response)) => record(&response, &mut streams.borrow_mut()[index], &mut through),
+            Ok(Some(response)) => record(&response, stream, &mut through),
             Ok(None) => false,
             Err(status) => {
                 let reason = status.message().to_string();
-                let canceled = Response::Canceled { compact_revision: 0, reason };
-                streams.borrow_mut()[index].responses.push(canceled);
+                stream.responses.push(Response::Canceled { compact_revision: 0, reason });
                 false
             }
         };
+        // One time per response recorded (the creation answer records none).
+        stream.received.resize(stream.responses.len(), at);
         if !recorded {
             break;
         }
     }
-    through
+    let compacted = streams.borrow()[index].responses.last().is_some_and(
+        |r| matches!(r, Response::Canceled { compact_revision, .. } if *compact_revision > 0),
+    );
+    if compacted { Some(0) } else { through.map(|last| last + 1) }
 }
 
 /// Records one response; false when the stream is over.

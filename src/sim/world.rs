@@ -58,6 +58,9 @@ pub struct NodeSpec {
     pub rpc_timeout: Duration,
     /// The node that campaigns first (a scenario's designated leader).
     pub first_leader: Option<usize>,
+    /// How the leader compacts history without a client asking (watchers behind it are
+    /// cancelled with the compaction's revision).
+    pub auto_compaction: Option<crate::server::api::compactor::AutoCompaction>,
     /// The peer transport.
     pub peer_transport: PeerTransport,
     /// Deliberate bugs.
@@ -122,10 +125,11 @@ impl NodeSpec {
             bugs: ServerBugs {
                 stale_follower_read: bugs.stale_follower_read,
                 watch_resume_skips: bugs.watch_resume_skip,
+                require_leader_ignored: bugs.require_leader_ignored,
             },
             state_at_rest: false,
             live: Default::default(),
-            auto_compaction: None,
+            auto_compaction: self.auto_compaction,
             watch_progress: crate::server::DEFAULT_WATCH_PROGRESS,
             campaign_first: self.first_leader == Some(index),
         }
@@ -570,7 +574,8 @@ impl Faults for World<'_> {
             NodeState::Up => {}
         }
         self.sim.crash(self.nodes[node].as_str());
-        self.checks.borrow_mut().crashed(NodeId(node as u64 + 1));
+        let now = self.now();
+        self.checks.borrow_mut().crashed(NodeId(node as u64 + 1), now);
         self.crashed.insert(node);
         Effect::Done
     }

@@ -42,6 +42,7 @@ use crate::proto::raftbed::lock_server::LockServer;
 use crate::raft::NodeId;
 use crate::transport::net::Net;
 pub use forward::Forwarder;
+pub use watches::NO_LEADER_TIMEOUTS;
 
 /// Request metadata: the client id of a session.
 pub const CLIENT_HEADER: &str = "x-raftbed-client";

@@ -40,7 +40,7 @@ use watcher::Watcher;
 const BATCH_REVISIONS: i64 = 1000;
 
 /// etcd's `maxNoLeaderCnt`: election timeouts without a leader before require-leader streams end.
-const NO_LEADER_TIMEOUTS: u32 = 3;
+pub const NO_LEADER_TIMEOUTS: u32 = 3;
 
 /// etcd's error for a watch id already in use on the stream.
 const DUPLICATE_ID: &str = "mvcc: duplicate watch ID provided on the WatchStream";
@@ -111,6 +111,7 @@ impl<N: Net + Send + Sync> Session<N> {
         let period = self.api.watch_progress;
         let mut progress = interval_at(Instant::now() + period, period);
         let lost = leader_lost(self.api.leader.clone(), self.api.election_timeout);
+        let require_leader = require_leader && !self.api.bugs.require_leader_ignored;
         tokio::pin!(lost);
         let end = loop {
             let behind = match self.catch_up().await {

@@ -12,14 +12,18 @@
 //! it received in order. Every stream must deliver exactly the committed events of its range
 //! from its start, in order, as a prefix: a resumed watcher's streams then cover the history
 //! with no gap and no repeat. A stream may stop anywhere (a timeout, a cut-off member, a
-//! cancellation), but what it delivered must be that prefix. A require-leader stream cancelled
-//! with `etcdserver: no leader` is counted, not judged: whether the member had a leader is the
-//! harness's knowledge.
+//! cancellation), but what it delivered must be that prefix. Why a stream was cancelled is
+//! judged in [`cancels`]: a require-leader stream against what its member believed about its
+//! leader, a compaction cancel against the compactions committed.
+
+mod cancels;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use cancels::Leaders;
 
 /// One event: a put (with the value) or a delete (`value: None`) of `key` at revision `rev`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,8 +89,14 @@ pub struct Stream {
     pub prev_kv: bool,
     /// When it was opened (simulated or real nanoseconds).
     pub time: i64,
+    /// Whether it asked for a leader (clientv3's `WithRequireLeader`).
+    #[serde(default)]
+    pub require_leader: bool,
     /// What it received, in order.
     pub responses: Vec<Response>,
+    /// When each response arrived, on the clock of `time` (empty: not recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub received: Vec<i64>,
 }
 
 /// A broken guarantee.
@@ -136,6 +146,40 @@ pub enum WatchViolation {
         /// The first committed event not yet delivered.
         missing: WatchEvent,
     },
+    /// A require-leader stream received a response at `at` although its member had had no
+    /// leader since `since`, longer than the bound allows.
+    LeaderlessNotCanceled {
+        /// The stream.
+        stream: usize,
+        /// Its member.
+        member: String,
+        /// When the member's leaderless spell began (or the stream opened, if later).
+        since: i64,
+        /// When the response arrived.
+        at: i64,
+    },
+    /// A stream cancelled with `no leader` at `at` while its member knew a leader throughout
+    /// the bound before.
+    CanceledWithLeader {
+        /// The stream.
+        stream: usize,
+        /// Its member.
+        member: String,
+        /// When the cancel arrived.
+        at: i64,
+    },
+    /// A stream cancelled as compacted at `compact_revision`, which no committed compaction
+    /// reached (`compacted` false) or which is not above `next`, the first revision it owed.
+    FalseCompaction {
+        /// The stream.
+        stream: usize,
+        /// The compaction it named.
+        compact_revision: i64,
+        /// The first revision it still owed.
+        next: i64,
+        /// Whether a committed compaction was at that revision.
+        compacted: bool,
+    },
 }
 
 impl fmt::Display for WatchViolation {
@@ -177,6 +221,30 @@ impl fmt::Display for WatchViolation {
                 "stream {stream}: claimed progress to revision {header} before delivering {}",
                 show(missing)
             ),
+            WatchViolation::LeaderlessNotCanceled { stream, member, since, at } => write!(
+                f,
+                "stream {stream}: require-leader watch on {member} still answered {} ms after its member lost its leader (at {} ms, no cancel)",
+                (at - since) / 1_000_000,
+                at / 1_000_000
+            ),
+            WatchViolation::CanceledWithLeader { stream, member, at } => write!(
+                f,
+                "stream {stream}: cancelled with \"no leader\" at {} ms while {member} had a leader",
+                at / 1_000_000
+            ),
+            WatchViolation::FalseCompaction { stream, compact_revision, next, compacted } => {
+                if *compacted {
+                    write!(
+                        f,
+                        "stream {stream}: cancelled as compacted at {compact_revision}, but it only owed revisions from {next}"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "stream {stream}: cancelled as compacted at {compact_revision}, which no committed compaction reached"
+                    )
+                }
+            }
         }
     }
 }
@@ -194,13 +262,45 @@ pub struct WatchReport {
     pub no_leader_cancels: usize,
     /// Streams cancelled because their start was compacted.
     pub compacted_cancels: usize,
+    /// Leaderless spells longer than the require-leader bound, over all members (0 when the
+    /// members' leaders were not known).
+    pub leaderless_spells: usize,
     /// The broken guarantees, the first per stream.
     pub violations: Vec<WatchViolation>,
 }
 
+impl WatchReport {
+    /// The report as JSON: the counts and each violation as text.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "watch": if self.violations.is_empty() { "held" } else { "broken" },
+            "streams": self.streams,
+            "resumed": self.resumed,
+            "events": self.events,
+            "no_leader_cancels": self.no_leader_cancels,
+            "compacted_cancels": self.compacted_cancels,
+            "leaderless_spells": self.leaderless_spells,
+            "violations": self.violations.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        })
+    }
+
+    /// One line: what was checked and how streams ended.
+    pub fn summary(&self) -> String {
+        let spells = match self.leaderless_spells {
+            0 => String::new(),
+            n => format!(" ({n} leaderless spells past the bound on members)"),
+        };
+        format!(
+            "{} streams ({} resumed on another member), {} events delivered, {} cancelled for no leader{spells}, {} for compaction",
+            self.streams, self.resumed, self.events, self.no_leader_cancels, self.compacted_cancels
+        )
+    }
+}
+
 /// A watch check's whole input, as `raftbed sim --watches` writes it: JSON lines, each one of
 /// `{"known": R}` (the committed history is known through revision R), `{"committed": {..}}`
-/// (a [`Revision`]) or `{"stream": {..}}` (a [`Stream`]), in any order.
+/// (a [`Revision`]), `{"stream": {..}}` (a [`Stream`]), `{"compacted": R}` (a committed
+/// compaction to R) or `{"leaders": {..}}` ([`Leaders`], at most one), in any order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WatchLog {
     /// The committed revisions, in revision order.
@@ -209,6 +309,10 @@ pub struct WatchLog {
     pub known: i64,
     /// The streams.
     pub streams: Vec<Stream>,
+    /// The revisions the committed history was compacted to, in order.
+    pub compactions: Vec<i64>,
+    /// What each member believed about its leader (empty: require-leader not judged).
+    pub leaders: Leaders,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -217,6 +321,8 @@ enum LogLine {
     Known(i64),
     Committed(Revision),
     Stream(Stream),
+    Compacted(i64),
+    Leaders(Leaders),
 }
 
 impl WatchLog {
@@ -224,9 +330,13 @@ impl WatchLog {
     pub fn to_jsonl(&self) -> String {
         let known = std::iter::once(LogLine::Known(self.known));
         let committed = self.committed.iter().cloned().map(LogLine::Committed);
+        let compacted = self.compactions.iter().copied().map(LogLine::Compacted);
+        let leaders = std::iter::once(LogLine::Leaders(self.leaders.clone()));
         let streams = self.streams.iter().cloned().map(LogLine::Stream);
         known
             .chain(committed)
+            .chain(compacted)
+            .chain(leaders)
             .chain(streams)
             .map(|line| serde_json::to_string(&line).expect("serialisable") + "\n")
             .collect()
@@ -256,16 +366,63 @@ impl WatchLog {
                     log.committed.push(revision);
                 }
                 LogLine::Stream(stream) => log.streams.push(stream),
+                LogLine::Compacted(rev) => log.compactions.push(rev),
+                LogLine::Leaders(leaders) => log.leaders = leaders,
             }
         }
         log.known = known.ok_or("no {\"known\": R} line: how far the committed history goes")?;
         Ok(log)
     }
 
-    /// Checks the streams against the committed history.
+    /// Checks the streams against the committed history, and their cancels against the
+    /// compactions and the members' leaders.
     pub fn check(&self) -> WatchReport {
-        check(&self.committed, self.known, &self.streams)
+        let mut report = check(&self.committed, self.known, &self.compactions, &self.streams);
+        report.leaderless_spells = cancels::long_spells(&self.leaders);
+        let judged: std::collections::BTreeSet<usize> =
+            report.violations.iter().map(WatchViolation::stream).collect();
+        for (index, stream) in self.streams.iter().enumerate() {
+            if judged.contains(&index) {
+                continue;
+            }
+            let owed = owed(stream);
+            let violation = cancels::judge_leader(index, stream, &self.leaders)
+                .or_else(|| cancels::judge_compaction(index, stream, owed, &self.compactions));
+            report.violations.extend(violation);
+        }
+        report.violations.sort_by_key(WatchViolation::stream);
+        report
     }
+}
+
+impl WatchViolation {
+    /// The stream it is about.
+    pub fn stream(&self) -> usize {
+        match self {
+            WatchViolation::Unordered { stream, .. }
+            | WatchViolation::Gap { stream, .. }
+            | WatchViolation::Phantom { stream, .. }
+            | WatchViolation::Split { stream, .. }
+            | WatchViolation::ProgressAhead { stream, .. }
+            | WatchViolation::LeaderlessNotCanceled { stream, .. }
+            | WatchViolation::CanceledWithLeader { stream, .. }
+            | WatchViolation::FalseCompaction { stream, .. } => *stream,
+        }
+    }
+}
+
+/// The first revision `stream` still owed when it ended: its start, or the one after the
+/// last it delivered whole.
+fn owed(stream: &Stream) -> i64 {
+    let mut owed = stream.start;
+    for response in &stream.responses {
+        if let Response::Events { events, fragment, .. } = response
+            && let Some(last) = events.last()
+        {
+            owed = owed.max(if *fragment { last.rev } else { last.rev + 1 });
+        }
+    }
+    owed
 }
 
 fn in_range(key: &str, range: &(String, String)) -> bool {
@@ -273,8 +430,15 @@ fn in_range(key: &str, range: &(String, String)) -> bool {
 }
 
 /// Checks `streams` against the `committed` revisions (in revision order), which are known
-/// through revision `known`: what a stream delivered beyond it is not judged.
-pub fn check(committed: &[Revision], known: i64, streams: &[Stream]) -> WatchReport {
+/// through revision `known`: what a stream delivered beyond it is not judged. `compactions`
+/// are the revisions the history was compacted to: an event at or below one may come
+/// without its previous value, as etcd reads it at the revision before, which is gone.
+pub fn check(
+    committed: &[Revision],
+    known: i64,
+    compactions: &[i64],
+    streams: &[Stream],
+) -> WatchReport {
     let mut report = WatchReport { streams: streams.len(), ..WatchReport::default() };
     let mut watchers = BTreeMap::new();
     for (index, stream) in streams.iter().enumerate() {
@@ -287,13 +451,14 @@ pub fn check(committed: &[Revision], known: i64, streams: &[Stream]) -> WatchRep
                 Response::Canceled { compact_revision, .. } if *compact_revision > 0 => {
                     report.compacted_cancels += 1;
                 }
-                Response::Canceled { reason, .. } if reason.contains("no leader") => {
+                Response::Canceled { reason, .. } if cancels::is_no_leader(reason) => {
                     report.no_leader_cancels += 1;
                 }
                 _ => {}
             }
         }
-        if let Some(violation) = check_stream(index, stream, committed, known) {
+        let compacted_to = compactions.iter().copied().max().unwrap_or(0);
+        if let Some(violation) = check_stream(index, stream, committed, known, compacted_to) {
             report.violations.push(violation);
         }
     }
@@ -306,6 +471,7 @@ fn check_stream(
     stream: &Stream,
     committed: &[Revision],
     known: i64,
+    compacted_to: i64,
 ) -> Option<WatchViolation> {
     let expected: Vec<&WatchEvent> = committed
         .iter()
@@ -340,8 +506,8 @@ fn check_stream(
                     }
                     let want = expected.get(next).copied();
                     let mut want_event = want.cloned();
-                    if !stream.prev_kv
-                        && let Some(w) = want_event.as_mut()
+                    if let Some(w) = want_event.as_mut()
+                        && (!stream.prev_kv || (event.prev.is_none() && w.rev <= compacted_to))
                     {
                         w.prev = None;
                     }
@@ -431,7 +597,9 @@ mod tests {
             range: ("k".into(), "l".into()),
             prev_kv: true,
             time: 0,
+            require_leader: false,
             responses,
+            received: Vec::new(),
         }
     }
 
@@ -446,7 +614,7 @@ mod tests {
             stream(2, vec![events(2, c[0].events.clone()), Response::Progress { header: 2 }]);
         let second =
             stream(3, vec![events(5, [c[1].events.clone(), c[3].events.clone()].concat())]);
-        let report = check(&c, 5, &[first, second]);
+        let report = check(&c, 5, &[], &[first, second]);
         assert_eq!(report.violations, vec![]);
         assert_eq!((report.streams, report.events, report.resumed), (2, 4, 1));
     }
@@ -455,7 +623,7 @@ mod tests {
     fn a_resume_that_skips_history_is_a_gap() {
         let c = committed();
         let resumed = stream(3, vec![events(5, c[3].events.clone())]);
-        let report = check(&c, 5, &[resumed]);
+        let report = check(&c, 5, &[], &[resumed]);
         assert!(
             matches!(&report.violations[..], [WatchViolation::Gap { expected, .. }] if expected.rev == 3),
             "{:?}",
@@ -476,7 +644,7 @@ mod tests {
             vec![events(3, vec![put(3, "k1", "b", Some("zzz")), c[1].events[1].clone()])],
         );
         let early = stream(2, vec![Response::Progress { header: 3 }]);
-        let report = check(&c, 5, &[twice, split, wrong_prev, early]);
+        let report = check(&c, 5, &[], &[twice, split, wrong_prev, early]);
         let kinds: Vec<&str> = report
             .violations
             .iter()
@@ -486,6 +654,7 @@ mod tests {
                 WatchViolation::Phantom { .. } => "phantom",
                 WatchViolation::ProgressAhead { .. } => "ahead",
                 WatchViolation::Gap { .. } => "gap",
+                _ => "cancel",
             })
             .collect();
         assert_eq!(kinds, ["unordered", "split", "phantom", "ahead"], "{:?}", report.violations);
@@ -495,12 +664,32 @@ mod tests {
     }
 
     #[test]
+    fn a_previous_value_below_a_compaction_may_be_missing() {
+        let c = committed();
+        let no_prev = put(3, "k1", "b", None);
+        let s = stream(3, vec![events(3, vec![no_prev, c[1].events[1].clone()])]);
+        assert_eq!(check(&c, 5, &[3], std::slice::from_ref(&s)).violations, vec![]);
+        let report = check(&c, 5, &[2], &[s]);
+        assert!(
+            matches!(&report.violations[..], [WatchViolation::Phantom { .. }]),
+            "{:?}",
+            report.violations
+        );
+    }
+
+    #[test]
     fn a_log_round_trips_and_bad_lines_are_named() {
         let c = committed();
         let log = WatchLog {
             committed: c.clone(),
             known: 5,
             streams: vec![stream(2, vec![events(2, c[0].events.clone())])],
+            compactions: vec![2],
+            leaders: Leaders {
+                bound: 3,
+                slack: 1,
+                timelines: BTreeMap::from([("n1".to_string(), vec![(0, true)])]),
+            },
         };
         let text = log.to_jsonl();
         assert_eq!(WatchLog::from_jsonl(&text), Ok(log.clone()));
@@ -528,7 +717,7 @@ mod tests {
             ],
             ..stream(3, vec![])
         };
-        let report = check(&c, 5, &[fragmented]);
+        let report = check(&c, 5, &[], &[fragmented]);
         assert_eq!(report.violations, vec![]);
         assert_eq!(report.no_leader_cancels, 1);
     }
