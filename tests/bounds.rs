@@ -207,10 +207,15 @@ fn an_undecided_history_check_is_undecided_and_exits_4() {
     assert_eq!(json["verdict"]["overall"], "undecided", "{json}");
     assert_eq!(json["verdict"]["checks"]["history"]["outcome"], "undecided", "{json}");
 
-    let (code, stdout, _) =
-        raftbed_within(&["sim", "--seed", "2", "--check-memory", "64"], Duration::from_secs(120));
+    let (code, stdout, _) = raftbed_within(
+        &["sim", "--seed", "2", "--no-swarm", "--check-memory", "64"],
+        Duration::from_secs(120),
+    );
     assert_eq!(code, Some(4), "{stdout}");
     assert!(stdout.contains("history: undecided (reached the memory bound"), "{stdout}");
     assert!(stdout.contains("verdict: UNDECIDED"), "{stdout}");
-    assert!(stdout.contains("replay: raftbed sim --seed 2 --check-memory 64"), "{stdout}");
+    assert!(
+        stdout.contains("replay: raftbed sim --seed 2 --no-swarm --check-memory 64"),
+        "{stdout}"
+    );
 }

@@ -24,11 +24,55 @@ fn a_run_prints_its_verdict_and_trace_hash() {
 
 #[test]
 fn a_caught_bug_exits_1_with_the_replay_command() {
-    let output = raftbed(&["sim", "--seed", "30", "--bug", "commit-old-term"]);
+    let output = raftbed(&["sim", "--seed", "5", "--no-swarm", "--bug", "commit-old-term"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("committed entry not safe"), "{stdout}");
-    assert!(stdout.contains("replay: raftbed sim --seed 30 --bug commit-old-term"), "{stdout}");
+    assert!(
+        stdout.contains("replay: raftbed sim --seed 5 --no-swarm --bug commit-old-term"),
+        "{stdout}"
+    );
+}
+
+/// The lines of a run's report that describe its world.
+fn world_lines(stdout: &str) -> Vec<String> {
+    let lines = stdout.lines().filter(|l| l.starts_with("seed ") || l.starts_with("swarm:"));
+    let params = stdout.lines().filter(|l| l.starts_with("params:"));
+    // The seed line names the bugs switched on; the world is what comes before.
+    lines.chain(params).map(|l| l.split(", bugs [").next().unwrap_or(l).to_string()).collect()
+}
+
+#[test]
+fn a_swarm_run_draws_its_world_from_the_seed_alone() {
+    let plain = raftbed(&["sim", "--seed", "5", "--duration", "3s"]);
+    let stdout = String::from_utf8_lossy(&plain.stdout).into_owned();
+    let world = world_lines(&stdout);
+    assert_eq!(world.len(), 3, "{stdout}");
+    assert!(world[1].starts_with("swarm: "), "{stdout}");
+    // A bug changes the code under test, never the world.
+    let buggy = raftbed(&["sim", "--seed", "5", "--duration", "3s", "--bug", "skip-fsync"]);
+    assert_eq!(world_lines(&String::from_utf8_lossy(&buggy.stdout)), world);
+    // What the command line fixes stays fixed.
+    let pinned = raftbed(&["sim", "--seed", "5", "--duration", "3s", "--nodes", "3"]);
+    let pinned = String::from_utf8_lossy(&pinned.stdout).into_owned();
+    assert!(pinned.starts_with("seed 5: 3 nodes,"), "{pinned}");
+    // Seeds draw different worlds; the fixed world has no swarm line.
+    let others: Vec<Vec<String>> = (6..12)
+        .map(|s| {
+            let out = raftbed(&["sim", "--seed", &s.to_string(), "--duration", "1s"]);
+            world_lines(&String::from_utf8_lossy(&out.stdout))[..2].to_vec()
+        })
+        .collect();
+    assert!(others.iter().any(|w| w[0] != others[0][0]), "{others:?}");
+    let fixed = raftbed(&["sim", "--seed", "5", "--duration", "1s", "--no-swarm"]);
+    let fixed = String::from_utf8_lossy(&fixed.stdout).into_owned();
+    assert!(
+        fixed.starts_with(
+            "seed 5: 5 nodes, 8 clients, 1s, faults [partition,crash,pause,clock,loss]"
+        ),
+        "{fixed}"
+    );
+    assert!(!fixed.contains("swarm:"), "{fixed}");
 }
 
 #[test]
@@ -81,7 +125,8 @@ fn a_watch_log_checks_offline_as_the_run_did() {
     {
         let log = dir.path().join("watches.jsonl");
         let log_arg = log.to_str().unwrap();
-        let mut args = vec!["sim", "--seed", "0", "--duration", "20s", "--watches", log_arg];
+        let mut args =
+            vec!["sim", "--seed", "0", "--no-swarm", "--duration", "20s", "--watches", log_arg];
         args.extend(bug.iter().flat_map(|b| ["--bug", *b]));
         let output = raftbed(&args);
         let stdout = String::from_utf8_lossy(&output.stdout);

@@ -101,7 +101,7 @@ fn skip_fsync_is_caught() {
 #[test]
 fn forget_vote_is_caught() {
     let bugs = SimBugs { forget_vote: true, ..SimBugs::default() };
-    let (seed, violations) = first_caught(18..19, bugs).expect("forget-vote caught on seed 18");
+    let (seed, violations) = first_caught(5..6, bugs).expect("forget-vote caught on seed 5");
     let caught = violations
         .iter()
         .any(|v| matches!(v, Violation::ElectionSafety { .. } | Violation::LogMatching { .. }));
@@ -111,7 +111,7 @@ fn forget_vote_is_caught() {
 #[test]
 fn commit_old_term_is_caught() {
     let bugs = SimBugs { commit_old_term: true, ..SimBugs::default() };
-    let (seed, violations) = first_caught(30..31, bugs).expect("commit-old-term caught on seed 30");
+    let (seed, violations) = first_caught(5..6, bugs).expect("commit-old-term caught on seed 5");
     let caught = violations.iter().any(|v| {
         matches!(v, Violation::CommittedNotSafe { .. } | Violation::LeaderCompleteness { .. })
     });
@@ -175,6 +175,20 @@ fn fencing_refuses_a_holder_that_paused_past_its_lease() {
 }
 
 #[test]
+fn a_swarm_run_replays_from_its_seed_and_pins() {
+    use raftbed::sim::swarm::Pins;
+    let pins = Pins { nodes: Some(3), ..Pins::default() };
+    let swarm = SimOptions { swarm: Some(pins), duration: Duration::from_secs(10), ..options(5) };
+    assert_eq!(swarm.replay_command(), "raftbed sim --seed 5 --nodes 3 --duration 10000ms");
+    let (first, second) = (run(&swarm), run(&swarm));
+    assert_eq!(first.trace_hash, second.trace_hash, "{}", explain(&first));
+    assert_eq!(first.options.nodes, 3, "the pin holds");
+    assert!(first.options.swarm.is_some(), "the report keeps what replays it");
+    let fixed = SimOptions { duration: Duration::from_secs(10), ..options(5) };
+    assert_eq!(fixed.replay_command(), "raftbed sim --seed 5 --no-swarm --duration 10000ms");
+}
+
+#[test]
 fn watch_resume_skip_is_caught_by_the_watch_checker() {
     let bugs = SimBugs { watch_resume_skip: true, ..SimBugs::default() };
     let report = run(&SimOptions { bugs, ..options(0) });
@@ -212,4 +226,28 @@ fn cancels_for_no_leader_and_for_compaction_happen_and_are_justified() {
     assert!(watch.compacted_cancels > 0, "{}", explain(&report));
     let log = report.watch_log.as_ref().expect("kept");
     assert!(!log.compactions.is_empty() && !log.leaders.timelines.is_empty());
+}
+
+/// etcd-io/etcd#7331: a new leader that confirms ReadIndex reads before committing an entry
+/// of its term answers from a commit index its predecessor had passed.
+#[test]
+fn read_index_before_term_commit_is_caught_by_the_history_checker() {
+    let bugs = SimBugs { read_index_before_term_commit: true, ..SimBugs::default() };
+    let report = run(&SimOptions { bugs, ..options(0) });
+    assert!(report.violations.is_empty(), "the invariants cannot see it:\n{}", explain(&report));
+    assert!(
+        matches!(report.linearizability, Some(jepsen_lite::CheckResult::NotLinearizable(_))),
+        "{}",
+        explain(&report)
+    );
+}
+
+/// Quorums that stay connected and cut off during the faults are judged, and a correct
+/// cluster elects a leader in each.
+#[test]
+fn connected_quorums_during_faults_get_a_leader() {
+    // Seed 5 has pre-vote on, which the check needs.
+    let report = run(&options(5));
+    assert!(report.ok(), "{}", explain(&report));
+    assert!(report.connected_windows > 0, "a window was judged: {}", explain(&report));
 }

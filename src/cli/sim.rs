@@ -25,29 +25,35 @@ pub struct SimArgs {
     /// Sweep seeds A..B (B excluded), on every core.
     #[arg(long, value_parser = parse_seeds)]
     seeds: Option<std::ops::Range<u64>>,
-    /// Raft nodes (1 to 9).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=9))]
-    nodes: u64,
-    /// Workload clients (0 to 64; 0 is an idle cluster: no readers and no lock clients).
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(0..=64))]
-    clients: u64,
+    /// The fixed world (5 nodes, 8 clients, 2 lock clients, 2 watchers, every fault kind,
+    /// 100 revisions kept) instead of the one each seed draws (swarm testing).
+    #[arg(long)]
+    no_swarm: bool,
+    /// Raft nodes (1 to 9; drawn from 3, 5, 7 with swarm, 5 without).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=9))]
+    nodes: Option<u64>,
+    /// Workload clients (0 to 64; 0 is an idle cluster: no readers and no lock clients;
+    /// drawn from 2-16 with swarm, 8 without).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=64))]
+    clients: Option<u64>,
     /// Watchers of the workload's keys (0 to 16), resuming across members; what they are sent
-    /// is checked against the committed history.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(0..=16))]
-    watchers: u64,
+    /// is checked against the committed history (drawn from 0-3 with swarm, 2 without).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=16))]
+    watchers: Option<u64>,
     /// Revisions the leader's auto-compaction keeps, checked every second (etcd's
-    /// `--auto-compaction-mode revision`); 0 never compacts.
-    #[arg(long, default_value_t = crate::sim::DEFAULT_HISTORY_KEPT,
-          value_parser = clap::value_parser!(i64).range(0..))]
-    auto_compaction_retention: i64,
+    /// `--auto-compaction-mode revision`); 0 never compacts (drawn with swarm, 100 without).
+    #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
+    auto_compaction_retention: Option<i64>,
     /// Simulated length of the fault phase: 60s, 500ms, 2m (at most 1h).
     #[arg(long, default_value = "60s", value_parser = parse_run_duration)]
     duration: Duration,
-    /// Fault kinds, comma-separated: partition,crash,pause,clock,loss; or all, or none.
-    #[arg(long, default_value = "all", value_parser = parse_faults)]
-    faults: Faults,
+    /// Fault kinds, comma-separated: partition,crash,pause,clock,loss; or all, or none (drawn
+    /// with swarm, all without).
+    #[arg(long, value_parser = parse_faults)]
+    faults: Option<Faults>,
     /// A bug to switch on (repeatable): skip-fsync, forget-vote, commit-old-term,
-    /// lease-no-drift-margin, stale-follower-read, watch-resume-skip, require-leader-ignored.
+    /// lease-no-drift-margin, stale-follower-read, watch-resume-skip, require-leader-ignored,
+    /// read-index-before-term-commit.
     #[arg(long = "bug", value_parser = crate::sim::BUG_NAMES)]
     bugs: Vec<String>,
     /// Run the whole schedule even after an invariant breaks, so the history shows what
@@ -146,13 +152,22 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
     for bug in &args.bugs {
         bugs.enable(bug).expect("clap checked the names");
     }
-    let base = SimOptions {
-        nodes: args.nodes as usize,
-        clients: args.clients as usize,
-        watchers: args.watchers as usize,
+    let pins = crate::sim::swarm::Pins {
+        nodes: args.nodes.map(|n| n as usize),
+        clients: args.clients.map(|n| n as usize),
+        watchers: args.watchers.map(|n| n as usize),
+        faults: args.faults.as_ref().map(|f| f.0.clone()),
         history_kept: args.auto_compaction_retention,
+    };
+    let fixed = SimOptions::new(0);
+    let base = SimOptions {
+        nodes: pins.nodes.unwrap_or(fixed.nodes),
+        clients: pins.clients.unwrap_or(fixed.clients),
+        watchers: pins.watchers.unwrap_or(fixed.watchers),
+        history_kept: pins.history_kept.unwrap_or(fixed.history_kept),
+        faults: pins.faults.clone().unwrap_or(fixed.faults),
+        swarm: (!args.no_swarm).then_some(pins),
         duration: args.duration,
-        faults: args.faults.0.clone(),
         bugs,
         keep_trace: args.trace.is_some(),
         keep_going: args.keep_going,

@@ -69,6 +69,10 @@ pub struct Bugs {
     /// Commit an entry from an older term by counting replicas, which §3.6.2 (Figure 3.7, the
     /// "Figure 8" case of the paper) forbids.
     pub commit_old_term: bool,
+    /// Confirm ReadIndex requests before this leader has committed an entry of its term
+    /// (etcd-io/etcd#7331, fixed in etcd 3.1.1): a new leader's commit index may still be
+    /// below entries its predecessor committed and acknowledged, so a read at it is stale.
+    pub read_index_before_term_commit: bool,
 }
 
 /// A configuration that cannot work.

@@ -161,7 +161,9 @@ impl Node {
         let log = RaftLog::restore(meta, entries, hard_state.commit, applied.max(meta.index))
             .map_err(Error::InvalidState)?;
         let soft_state = SoftState { role: Role::Follower, leader: None };
-        let seed = config.seed ^ config.id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // One stream per node: equal draws on two nodes would time out their elections in
+        // lockstep, every round a split vote (§3.4 relies on the timeouts differing).
+        let rng = SplitMix64::stream(config.seed, config.id.0);
         let mut node = Node {
             term: hard_state.term,
             vote: hard_state.vote,
@@ -178,7 +180,7 @@ impl Node {
             heartbeat_elapsed: 0,
             randomized_election_timeout: 0,
             lead_transferee: None,
-            rng: SplitMix64::new(seed),
+            rng,
             messages: Vec::new(),
             prev_soft_state: soft_state,
             outstanding: None,

@@ -71,7 +71,7 @@ impl Node {
         if self.role != Role::Leader {
             return Err(super::Error::NotLeader { leader_hint: self.leader });
         }
-        if self.committed_in_current_term() {
+        if self.committed_in_current_term() || self.config.bugs.read_index_before_term_commit {
             self.read_only.queued.push(request);
         } else {
             self.read_only.deferred.push(request);

@@ -130,6 +130,19 @@ pub enum Violation {
         /// The later one: (lock client, token, when it was invoked).
         later: (u64, i64, Duration),
     },
+    /// A quorum fully connected, cut off from every other running node, and untouched by
+    /// faults for the whole liveness window had, at its end, no leader known to all of it
+    /// that had committed an entry of its term (`sim::liveness`).
+    NoLeaderWhileConnected {
+        /// The quorum.
+        quorum: Vec<NodeId>,
+        /// Since when it was connected and cut off.
+        since: Duration,
+        /// What each of its nodes knew at the end: (node, leader, term).
+        views: Vec<(NodeId, Option<NodeId>, Term)>,
+        /// When the window ended.
+        at: Duration,
+    },
     /// A node stopped with a fatal error or panicked.
     NodeFailed {
         /// The host.
@@ -208,6 +221,24 @@ impl fmt::Display for Violation {
                 t(&later.2),
                 later.1
             ),
+            Violation::NoLeaderWhileConnected { quorum, since, views, at } => {
+                let names: Vec<String> = quorum.iter().map(ToString::to_string).collect();
+                let views: Vec<String> = views
+                    .iter()
+                    .map(|(node, leader, term)| match leader {
+                        Some(l) => format!("{node} follows {l} in term {term}"),
+                        None => format!("{node} knows no leader in term {term}"),
+                    })
+                    .collect();
+                write!(
+                    f,
+                    "no leader while connected: {} fully connected and cut off from the rest since {}, yet no leader known to all of them committed in its term by {}: {}",
+                    names.join(","),
+                    t(since),
+                    t(at),
+                    views.join(", ")
+                )
+            }
             Violation::NodeFailed { host, error, at } => {
                 write!(f, "{host} failed: {error} ({})", t(at))
             }
@@ -337,6 +368,32 @@ impl Checks {
             .filter(|(_, v)| v.role == Some(Role::Leader))
             .map(|(id, v)| (*id, v.term))
             .collect()
+    }
+
+    /// The leader all of `nodes` know, if one of them leads and has committed an entry of its
+    /// term; else what each knows: (node, leader, term).
+    pub fn leader_of(
+        &self,
+        nodes: &[NodeId],
+    ) -> Result<NodeId, Vec<(NodeId, Option<NodeId>, Term)>> {
+        let view = |n: &NodeId| self.nodes.get(n);
+        let leader = nodes.iter().find(|n| view(n).is_some_and(|v| v.role == Some(Role::Leader)));
+        let agreed = leader.filter(|l| {
+            let term = view(l).map(|v| v.term);
+            let known = nodes.iter().all(|n| view(n).is_some_and(|v| v.leader == Some(**l)));
+            // Commits are recorded with the term in which each index was first known
+            // committed, in index order.
+            let committed = term.is_some_and(|term| {
+                self.committed.iter().rev().take_while(|(_, t)| *t >= term).any(|(_, t)| *t == term)
+            });
+            known && committed
+        });
+        agreed.copied().ok_or_else(|| {
+            nodes
+                .iter()
+                .map(|n| (*n, view(n).and_then(|v| v.leader), view(n).map_or(Term(0), |v| v.term)))
+                .collect()
+        })
     }
 
     /// Per node, when it came to know a leader (true) and when it stopped (false).

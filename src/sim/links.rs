@@ -60,6 +60,11 @@ impl Links {
         }
     }
 
+    /// Whether messages from `from` to `to` are cut.
+    pub(crate) fn is_cut(&self, from: &str, to: &str) -> bool {
+        self.cuts.contains_key(&(from.to_string(), to.to_string()))
+    }
+
     fn desired(&self, from: &str, to: &str) -> LinkState {
         if self.cuts.contains_key(&(from.to_string(), to.to_string())) {
             LinkState::Cut

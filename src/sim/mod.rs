@@ -19,9 +19,11 @@
 pub mod checks;
 pub mod fencing;
 mod links;
+pub mod liveness;
 pub mod nemesis;
 mod probe;
 mod report;
+pub mod swarm;
 pub mod sweep;
 pub mod trace;
 pub mod watchers;
@@ -43,7 +45,9 @@ use std::time::{Duration, Instant};
 use jepsen_lite::{
     CheckOptions, CheckResult, History, ModelKind, RegisterModel, Resolved, ResolvedCounts,
 };
-use nemesis::{FaultKind, Nemesis};
+use liveness::LiveQuorum;
+use nemesis::{Density, FaultKind, Nemesis};
+use swarm::{Pins, Swarm};
 use workload::{ClientParams, Role};
 
 use crate::faults::Faults;
@@ -69,10 +73,13 @@ pub struct SimBugs {
     pub watch_resume_skip: bool,
     /// A member without a leader keeps require-leader watch streams open.
     pub require_leader_ignored: bool,
+    /// A new leader confirms ReadIndex reads before committing an entry of its term
+    /// (etcd-io/etcd#7331).
+    pub read_index_before_term_commit: bool,
 }
 
 /// Every bug's command-line name.
-pub const BUG_NAMES: [&str; 7] = [
+pub const BUG_NAMES: [&str; 8] = [
     "skip-fsync",
     "forget-vote",
     "commit-old-term",
@@ -80,6 +87,7 @@ pub const BUG_NAMES: [&str; 7] = [
     "stale-follower-read",
     "watch-resume-skip",
     "require-leader-ignored",
+    "read-index-before-term-commit",
 ];
 
 impl SimBugs {
@@ -107,6 +115,9 @@ impl SimBugs {
         if self.require_leader_ignored {
             names.push("require-leader-ignored");
         }
+        if self.read_index_before_term_commit {
+            names.push("read-index-before-term-commit");
+        }
         names
     }
 
@@ -120,6 +131,7 @@ impl SimBugs {
             "stale-follower-read" => self.stale_follower_read = true,
             "watch-resume-skip" => self.watch_resume_skip = true,
             "require-leader-ignored" => self.require_leader_ignored = true,
+            "read-index-before-term-commit" => self.read_index_before_term_commit = true,
             other => return Err(format!("unknown bug {other} ({})", BUG_NAMES.join(", "))),
         }
         Ok(())
@@ -161,6 +173,11 @@ pub struct SimOptions {
     pub check: CheckBudget,
     /// How gRPC travels: as datagrams (fast) or over HTTP/2 and TCP (`wire`).
     pub transport: SimTransport,
+    /// Swarm testing: the seed draws the world, but for what these pin (`swarm`); `None`
+    /// is the fixed world these options spell out (`--no-swarm`).
+    pub swarm: Option<Pins>,
+    /// How close together and how long fault episodes are.
+    pub density: Density,
 }
 
 /// How the simulated hosts' gRPC calls travel.
@@ -202,6 +219,23 @@ impl SimOptions {
             peer_transport: None,
             check: CheckBudget::default(),
             transport: SimTransport::default(),
+            swarm: None,
+            density: Density::default(),
+        }
+    }
+
+    /// A swarm run's world (`swarm`): what the seed draws, with what `pins` fix kept.
+    fn drawn(&self, pins: &Pins) -> SimOptions {
+        let drawn = Swarm::draw(self.seed);
+        SimOptions {
+            nodes: pins.nodes.unwrap_or(drawn.nodes),
+            clients: pins.clients.unwrap_or(drawn.clients),
+            lock_clients: drawn.lock_clients,
+            watchers: pins.watchers.unwrap_or(drawn.watchers),
+            faults: pins.faults.clone().unwrap_or(drawn.faults),
+            history_kept: pins.history_kept.unwrap_or(drawn.history_kept),
+            density: drawn.density,
+            ..self.clone()
         }
     }
 
@@ -209,27 +243,23 @@ impl SimOptions {
     pub fn replay_command(&self) -> String {
         let mut command = format!("raftbed sim --seed {}", self.seed);
         let defaults = SimOptions::new(self.seed);
-        if self.nodes != defaults.nodes {
-            command += &format!(" --nodes {}", self.nodes);
-        }
-        if self.clients != defaults.clients {
-            command += &format!(" --clients {}", self.clients);
-        }
-        if self.watchers != defaults.watchers {
-            command += &format!(" --watchers {}", self.watchers);
-        }
-        if self.history_kept != defaults.history_kept {
-            command += &format!(" --auto-compaction-retention {}", self.history_kept);
+        match &self.swarm {
+            Some(pins) => command += &pins.flags(),
+            None => {
+                command += " --no-swarm";
+                let fixed = Pins {
+                    nodes: (self.nodes != defaults.nodes).then_some(self.nodes),
+                    clients: (self.clients != defaults.clients).then_some(self.clients),
+                    watchers: (self.watchers != defaults.watchers).then_some(self.watchers),
+                    faults: (self.faults != defaults.faults).then(|| self.faults.clone()),
+                    history_kept: (self.history_kept != defaults.history_kept)
+                        .then_some(self.history_kept),
+                };
+                command += &fixed.flags();
+            }
         }
         if self.duration != defaults.duration {
             command += &format!(" --duration {}ms", self.duration.as_millis());
-        }
-        if self.faults != defaults.faults {
-            let names: Vec<&str> = self.faults.iter().map(|f| f.name()).collect();
-            command += &format!(
-                " --faults {}",
-                if names.is_empty() { "none".into() } else { names.join(",") }
-            );
         }
         for bug in self.bugs.names() {
             command += &format!(" --bug {bug}");
@@ -406,7 +436,10 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
         seed: options.seed,
         node: NodeSpec {
             timing: params.timing,
-            lease_reads: params.lease_reads,
+            // The fixed world turns leases on for the lease bug to have something to break; a
+            // swarm run never lets a bug change the world.
+            lease_reads: params.lease_reads
+                || (options.swarm.is_none() && options.bugs.lease_no_drift_margin),
             pre_vote: params.pre_vote,
             check_quorum: params.check_quorum,
             max_entries_per_message: params.max_entries_per_message,
@@ -450,15 +483,34 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
 /// Runs one simulation.
 pub fn run(options: &SimOptions) -> SimReport {
     let wall = Instant::now();
+    let drawn;
+    let options = match &options.swarm {
+        Some(pins) => {
+            drawn = options.drawn(pins);
+            &drawn
+        }
+        None => options,
+    };
     let mut rng = SplitMix64::new(options.seed);
     let params = SimParams::derive(&mut rng);
-    let schedule =
-        nemesis::schedule(&mut rng.fork(), &options.faults, options.nodes, options.duration);
+    let schedule = nemesis::schedule(
+        &mut rng.fork(),
+        &options.faults,
+        options.nodes,
+        options.duration,
+        options.density,
+    );
     let spec = world_spec(options, &params);
     let mut world = World::build(&spec, Rc::new(RaftProgram), &mut rng);
     let mut nemesis = Nemesis::new(schedule, rng.fork());
 
-    let safe = safety_phase(&mut world, &mut nemesis, options.duration, options.keep_going);
+    let mut live = if params.pre_vote {
+        LiveQuorum::new(LiveQuorum::window_for(params.timing.election_timeout))
+    } else {
+        LiveQuorum::off()
+    };
+    let safe =
+        safety_phase(&mut world, &mut nemesis, &mut live, options.duration, options.keep_going);
     world.stop_clients();
     let liveness = if safe {
         let endpoints = (1..=options.nodes).map(|n| format!("n{n}:{CLIENT_PORT}")).collect();
@@ -489,6 +541,7 @@ pub fn run(options: &SimOptions) -> SimReport {
         (options.watchers > 0 && options.clients > 0).then(|| watch_log(&world, &params));
     let mut report =
         report::build(options, params, &world, liveness, checked, history, sim_wall, wall);
+    report.connected_windows = live.judged();
     report.watch = watch_log.as_ref().map(jepsen_lite::watch::WatchLog::check);
     report.watch_log = watch_log;
     report
@@ -524,17 +577,30 @@ fn watch_log(world: &World<'_>, params: &SimParams) -> jepsen_lite::watch::Watch
     jepsen_lite::watch::WatchLog { committed, known, streams, compactions, leaders }
 }
 
-/// Runs the workload under the fault schedule until `duration`; false if a check failed.
+/// Runs the workload under the fault schedule until `duration`, judging liveness during the
+/// faults as it goes (`live`); false if a check failed.
 fn safety_phase(
     w: &mut World<'_>,
     nemesis: &mut Nemesis,
+    live: &mut LiveQuorum,
     duration: Duration,
     keep_going: bool,
 ) -> bool {
+    let mut connectivity = (u64::MAX, w.connectivity());
     while w.now() < duration {
         nemesis.advance(w);
         if (!w.step() && !keep_going) || w.broken() {
             return false;
+        }
+        if connectivity.0 != w.generation() {
+            connectivity = (w.generation(), w.connectivity());
+        }
+        let stuck = live.observe(&connectivity.1, &w.checks().borrow(), w.now());
+        if let Some(violation) = stuck {
+            w.checks().borrow_mut().violate(violation);
+            if !keep_going {
+                return false;
+            }
         }
         let events = w.take_events();
         nemesis.react(w, events);

@@ -47,6 +47,9 @@ pub struct SimReport {
     pub violations: Vec<Violation>,
     /// Liveness: how long recovery took, or why it failed.
     pub liveness: Result<Duration, String>,
+    /// Windows in which a quorum stayed connected and cut off from the rest during the
+    /// faults, each judged for a leader (`sim::liveness`).
+    pub connected_windows: usize,
     /// The history's verdict, when the run got that far.
     pub linearizability: Option<CheckResult>,
     /// The fates of the history's writes, from the committed log (`raftbed sim --resolved`).
@@ -78,12 +81,16 @@ impl SimReport {
     /// history.
     pub fn verdict(&self) -> Verdict {
         let fencing = |v: &&Violation| matches!(v, Violation::FencingTokenOrder { .. });
+        let stuck = |v: &&Violation| matches!(v, Violation::NoLeaderWhileConnected { .. });
         let outcome = |found: Vec<&Violation>| match found.first() {
             None => Outcome::Held,
             Some(first) if found.len() == 1 => Outcome::Violated(first.to_string()),
             Some(first) => Outcome::Violated(format!("{first} (and {} more)", found.len() - 1)),
         };
         let liveness = match &self.liveness {
+            _ if self.violations.iter().any(|v| stuck(&v)) => {
+                outcome(self.violations.iter().filter(stuck).collect())
+            }
             Ok(_) => Outcome::Held,
             Err(why) if why == LIVENESS_NOT_RUN => Outcome::Undecided(why.clone()),
             Err(why) => Outcome::Violated(why.clone()),
@@ -95,7 +102,7 @@ impl SimReport {
         let verdict = Verdict::default()
             .with(
                 Check::Invariants,
-                outcome(self.violations.iter().filter(|v| !fencing(v)).collect()),
+                outcome(self.violations.iter().filter(|v| !fencing(v) && !stuck(v)).collect()),
             )
             .with(Check::Fencing, outcome(self.violations.iter().filter(fencing).collect()))
             .with(Check::Liveness, liveness)
@@ -114,8 +121,11 @@ impl SimReport {
 
     /// A one-word verdict.
     pub fn headline(&self) -> &'static str {
-        if !self.violations.is_empty() {
+        let stuck = |v: &Violation| matches!(v, Violation::NoLeaderWhileConnected { .. });
+        if self.violations.iter().any(|v| !stuck(v)) {
             "SAFETY VIOLATION"
+        } else if !self.violations.is_empty() {
+            "LIVENESS FAILURE"
         } else if matches!(self.linearizability, Some(CheckResult::NotLinearizable(_))) {
             "NOT LINEARIZABLE"
         } else if self.watch.as_ref().is_some_and(|w| !w.violations.is_empty()) {
@@ -179,6 +189,7 @@ pub(crate) fn build(
         faults: world.notes().to_vec(),
         violations: checks.violations().to_vec(),
         liveness,
+        connected_windows: 0,
         linearizability: Some(linearizability),
         resolved,
         resolved_counts,
@@ -212,6 +223,9 @@ impl fmt::Display for SimReport {
                 format!(", bugs [{}]", o.bugs.names().join(","))
             }
         )?;
+        if o.swarm.is_some() {
+            writeln!(f, "{}", super::swarm::describe(o))?;
+        }
         writeln!(
             f,
             "params: tick {}ms, election {}-{} ticks, heartbeat {} ticks, latency <= {}ms, {} entries per append, snapshot every {} entries, {} keys, pre-vote {}, check-quorum {}, lease reads {}, {} attempts per request",
@@ -256,8 +270,9 @@ impl fmt::Display for SimReport {
         match &self.liveness {
             Ok(took) => writeln!(
                 f,
-                "liveness: one leader and a fresh write committed {:.3}s after the heal",
-                took.as_secs_f64()
+                "liveness: one leader and a fresh write committed {:.3}s after the heal; {} connected quorums during the faults had a leader in time",
+                took.as_secs_f64(),
+                self.connected_windows
             )?,
             Err(why) => writeln!(f, "liveness: FAILED: {why}")?,
         }

@@ -88,7 +88,7 @@ impl NodeSpec {
         raft.max_entries_per_message = self.max_entries_per_message;
         raft.pre_vote = self.pre_vote;
         raft.check_quorum = self.check_quorum;
-        if self.lease_reads || bugs.lease_no_drift_margin {
+        if self.lease_reads {
             raft = raft.with_lease_reads();
         }
         self.timing.lower(&mut raft);
@@ -96,6 +96,7 @@ impl NodeSpec {
             raft.lease_drift_margin_ticks = 0;
         }
         raft.bugs.commit_old_term = bugs.commit_old_term;
+        raft.bugs.read_index_before_term_commit = bugs.read_index_before_term_commit;
         // The whole-state check after every input of every node (§ "The validator" in the
         // README measures what it costs).
         raft.validate_every = 1;
@@ -275,6 +276,11 @@ pub struct World<'a> {
     /// The latency of a link built with none of its own.
     default_latency: Latency,
     changed_links: BTreeSet<(String, String)>,
+    /// Links losing messages now, and links whose latency a fault changed (until the heal).
+    lossy_links: BTreeSet<(String, String)>,
+    slowed_links: BTreeSet<(String, String)>,
+    /// Bumped by every fault and heal: whether connectivity may have changed.
+    generation: u64,
     workload: Rc<Shared>,
     watch_streams: Rc<RefCell<Vec<jepsen_lite::watch::Stream>>>,
     fencing: Rc<RefCell<FencingLog>>,
@@ -383,6 +389,9 @@ impl<'a> World<'a> {
             built_links: BTreeMap::new(),
             default_latency: Latency { min: Duration::from_millis(1), max: spec.net.max_latency },
             changed_links: BTreeSet::new(),
+            lossy_links: BTreeSet::new(),
+            slowed_links: BTreeSet::new(),
+            generation: 0,
             workload,
             watch_streams,
             fencing,
@@ -430,6 +439,25 @@ impl<'a> World<'a> {
             .borrow_mut()
             .check_leases(now, |node| clocks[node.0 as usize - 1].local_at(now));
         self.checks.borrow().violations().is_empty()
+    }
+
+    /// Counts faults and heals: connectivity changes only when it does.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The nodes running now, and for each pair of them whether their link is whole (neither
+    /// way cut, latency and loss as built) and whether it is severed (both ways cut).
+    pub fn connectivity(&self) -> super::liveness::Connectivity {
+        let up: Vec<bool> = (0..self.nodes.len()).map(|n| self.state(n) == NodeState::Up).collect();
+        let pair = |a: usize, b: usize| {
+            let (x, y) = (&self.nodes[a], &self.nodes[b]);
+            let cut = (self.links.is_cut(x, y), self.links.is_cut(y, x));
+            let key = link_key(x, y);
+            let changed = self.lossy_links.contains(&key) || self.slowed_links.contains(&key);
+            (!cut.0 && !cut.1 && !changed, cut.0 && cut.1)
+        };
+        super::liveness::Connectivity::new(up, pair)
     }
 
     /// Whether a host failed: the run ends there, as a finding.
@@ -544,12 +572,14 @@ impl Faults for World<'_> {
     }
 
     fn cut(&mut self, cut: &Cut) -> Effect {
+        self.generation += 1;
         self.links.cut(cut.pairs());
         self.links.apply(&self.sim, &self.hosts);
         Effect::Done
     }
 
     fn heal(&mut self, cut: &Cut) -> Effect {
+        self.generation += 1;
         self.links.uncut(cut.pairs());
         self.links.apply(&self.sim, &self.hosts);
         Effect::Done
@@ -567,6 +597,7 @@ impl Faults for World<'_> {
     }
 
     fn crash(&mut self, node: usize) -> Effect {
+        self.generation += 1;
         match self.state(node) {
             _ if !self.index_ok(node) => return NO_SUCH_NODE,
             NodeState::Crashed => return Effect::Nothing("already down"),
@@ -581,6 +612,7 @@ impl Faults for World<'_> {
     }
 
     fn restart(&mut self, node: usize) -> Effect {
+        self.generation += 1;
         if !self.crashed.remove(&node) {
             return Effect::Nothing("not down");
         }
@@ -589,6 +621,7 @@ impl Faults for World<'_> {
     }
 
     fn pause(&mut self, node: usize) -> Effect {
+        self.generation += 1;
         match self.state(node) {
             _ if !self.index_ok(node) => return NO_SUCH_NODE,
             NodeState::Crashed => return Effect::Nothing("down"),
@@ -603,6 +636,7 @@ impl Faults for World<'_> {
     }
 
     fn resume(&mut self, node: usize) -> Effect {
+        self.generation += 1;
         if !self.paused.remove(&node) {
             return Effect::Nothing("not paused");
         }
@@ -629,18 +663,27 @@ impl Faults for World<'_> {
     }
 
     fn link_loss(&mut self, a: &str, b: &str, rate: f64) -> Effect {
+        self.generation += 1;
         self.sim.set_link_fail_rate(a, b, rate);
         self.changed_links.insert(link_key(a, b));
+        if rate > 0.0 {
+            self.lossy_links.insert(link_key(a, b));
+        } else {
+            self.lossy_links.remove(&link_key(a, b));
+        }
         Effect::Done
     }
 
     fn link_latency(&mut self, a: &str, b: &str, latency: Latency) -> Effect {
+        self.generation += 1;
         self.set_latency(a, b, latency);
         self.changed_links.insert(link_key(a, b));
+        self.slowed_links.insert(link_key(a, b));
         Effect::Done
     }
 
     fn heal_all(&mut self) -> Healed {
+        self.generation += 1;
         let mut healed = Healed { cuts: self.links.has_cuts(), ..Healed::default() };
         if healed.cuts {
             self.links.clear_cuts();
@@ -660,6 +703,8 @@ impl Faults for World<'_> {
         for clock in &self.clocks {
             clock.set_rate(now, 1.0);
         }
+        self.lossy_links.clear();
+        self.slowed_links.clear();
         for (a, b) in std::mem::take(&mut self.changed_links) {
             let (latency, loss) = self
                 .built_links

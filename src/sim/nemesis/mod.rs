@@ -114,8 +114,24 @@ pub struct Fault {
     pub action: Action,
 }
 
+/// How close together and how long fault episodes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Density {
+    /// Episodes start 0.5 s to this far apart.
+    pub gap_max: Duration,
+    /// Each lasts 0.5 s to this long.
+    pub length_max: Duration,
+}
+
+impl Default for Density {
+    /// The fixed world's: 0.5-3 s apart, 0.5-6 s long.
+    fn default() -> Density {
+        Density { gap_max: Duration::from_secs(3), length_max: Duration::from_secs(6) }
+    }
+}
+
 /// Builds a fault schedule: episodes of random kinds from `kinds`, starting after a warm-up,
-/// a random 0.5-3 s apart, each lasting 0.5-6 s, all over by `until`. Half the crash episodes
+/// as far apart and as long as `density` says, all over by `until`. Half the crash episodes
 /// are storms: several nodes crashed in quick succession and restarted within 20-300 ms, which
 /// is what catches state lost in the middle of an election; and some partition episodes are
 /// leader flapping, the current leader cut off briefly several times in a row.
@@ -124,6 +140,7 @@ pub fn schedule(
     kinds: &[FaultKind],
     nodes: usize,
     until: Duration,
+    density: Density,
 ) -> Vec<Fault> {
     let mut faults = Vec::new();
     if kinds.is_empty() || nodes < 2 {
@@ -131,8 +148,8 @@ pub fn schedule(
     }
     let mut at = Duration::from_secs(2);
     loop {
-        at += rng.duration(Duration::from_millis(500), Duration::from_secs(3));
-        let length = rng.duration(Duration::from_millis(500), Duration::from_secs(6));
+        at += rng.duration(Duration::from_millis(500), density.gap_max);
+        let length = rng.duration(Duration::from_millis(500), density.length_max);
         if at + length >= until {
             return faults;
         }
@@ -298,8 +315,20 @@ mod tests {
 
     #[test]
     fn schedules_are_a_function_of_the_seed() {
-        let a = schedule(&mut SplitMix64::new(9), &FaultKind::ALL, 5, Duration::from_secs(60));
-        let b = schedule(&mut SplitMix64::new(9), &FaultKind::ALL, 5, Duration::from_secs(60));
+        let a = schedule(
+            &mut SplitMix64::new(9),
+            &FaultKind::ALL,
+            5,
+            Duration::from_secs(60),
+            Density::default(),
+        );
+        let b = schedule(
+            &mut SplitMix64::new(9),
+            &FaultKind::ALL,
+            5,
+            Duration::from_secs(60),
+            Density::default(),
+        );
         assert_eq!(a, b);
         assert!(a.len() > 5);
         assert!(a.iter().all(|f| f.end < Duration::from_secs(60)));
