@@ -65,11 +65,7 @@ pub async fn leaders(dir: &std::path::Path, endpoints: &[String], started_unix: 
             timelines.insert(endpoint.clone(), timeline);
         }
     }
-    Leaders {
-        bound: (election * crate::server::api::NO_LEADER_TIMEOUTS).as_nanos() as i64,
-        slack: (election + REAL_SLACK).as_nanos() as i64,
-        timelines,
-    }
+    watchers::leaders(election, REAL_SLACK, timelines)
 }
 
 /// `ok UNIX_NANOS:0|1 ...`, shifted to the run's clock; `None` if it is anything else.

@@ -113,18 +113,18 @@ impl LiveQuorum {
         self.judged.len()
     }
 
-    /// Looks at the cluster at `now`; a violation when a quorum held for the whole window
-    /// without a leader all of it knows.
+    /// Looks at the cluster at `now`, whose isolated quorum is `quorum`
+    /// ([`Connectivity::isolated_quorum`]); a violation when a quorum held for the whole
+    /// window without a leader all of it knows.
     pub fn observe(
         &mut self,
-        connectivity: &Connectivity,
+        quorum: Option<&[usize]>,
         checks: &Checks,
         now: Duration,
     ) -> Option<Violation> {
-        let quorum = connectivity.isolated_quorum();
         match (&self.current, quorum) {
-            (Some((held, _)), Some(q)) if *held == q => {}
-            (_, q) => self.current = q.map(|q| (q, now)),
+            (Some((held, _)), Some(q)) if held == q => {}
+            (_, q) => self.current = q.map(|q| (q.to_vec(), now)),
         }
         let (nodes, since) = self.current.as_ref()?;
         if now.saturating_sub(*since) < self.window || self.judged.contains_key(since) {
@@ -176,21 +176,22 @@ mod tests {
     fn a_quorum_that_stays_leaderless_for_the_window_is_reported_once() {
         let mut live = LiveQuorum::new(Duration::from_secs(3));
         let checks = Checks::default();
-        let all = five([true; 5], &[], &[]);
+        let all = five([true; 5], &[], &[]).isolated_quorum();
         let at = Duration::from_secs;
-        assert_eq!(live.observe(&all, &checks, at(1)), None);
-        assert_eq!(live.observe(&all, &checks, at(3)), None);
-        let violation = live.observe(&all, &checks, at(4));
+        assert_eq!(live.observe(all.as_deref(), &checks, at(1)), None);
+        assert_eq!(live.observe(all.as_deref(), &checks, at(3)), None);
+        let violation = live.observe(all.as_deref(), &checks, at(4));
         assert!(
             matches!(&violation, Some(Violation::NoLeaderWhileConnected { since, quorum, .. })
                 if *since == at(1) && quorum.len() == 5),
             "{violation:?}"
         );
-        assert_eq!(live.observe(&all, &checks, at(5)), None, "one verdict per window");
+        assert_eq!(live.observe(all.as_deref(), &checks, at(5)), None, "one verdict per window");
         // A change of the quorum starts a new window.
-        let split = five([true; 5], &[(0, 2), (0, 3), (0, 4), (1, 2), (1, 3), (1, 4)], &[]);
-        assert_eq!(live.observe(&split, &checks, at(6)), None);
-        assert!(live.observe(&split, &checks, at(9)).is_some());
+        let split = five([true; 5], &[(0, 2), (0, 3), (0, 4), (1, 2), (1, 3), (1, 4)], &[])
+            .isolated_quorum();
+        assert_eq!(live.observe(split.as_deref(), &checks, at(6)), None);
+        assert!(live.observe(split.as_deref(), &checks, at(9)).is_some());
         assert_eq!(live.judged(), 2);
     }
 }

@@ -566,13 +566,8 @@ fn watch_log(world: &World<'_>, params: &SimParams) -> jepsen_lite::watch::Watch
             (format!("n{}:{CLIENT_PORT}", node.0), timeline)
         })
         .collect();
-    let leaders = jepsen_lite::watch::Leaders {
-        // The API cancels after three checks an election timeout apart (`api::watches`).
-        bound: nanos(election * crate::server::api::NO_LEADER_TIMEOUTS),
-        // A request, its answer and one scheduling round, over the slowest links.
-        slack: nanos(election + params.latency_max * 4),
-        timelines,
-    };
+    // A request and its answer over the slowest links, twice.
+    let leaders = watchers::leaders(election, params.latency_max * 4, timelines);
     let streams = world.watch_streams().borrow().clone();
     jepsen_lite::watch::WatchLog { committed, known, streams, compactions, leaders }
 }
@@ -586,16 +581,17 @@ fn safety_phase(
     duration: Duration,
     keep_going: bool,
 ) -> bool {
-    let mut connectivity = (u64::MAX, w.connectivity());
+    // The isolated quorum changes only with a fault or a heal: worked out then, not per step.
+    let mut quorum = (u64::MAX, None);
     while w.now() < duration {
         nemesis.advance(w);
         if (!w.step() && !keep_going) || w.broken() {
             return false;
         }
-        if connectivity.0 != w.generation() {
-            connectivity = (w.generation(), w.connectivity());
+        if quorum.0 != w.generation() {
+            quorum = (w.generation(), w.connectivity().isolated_quorum());
         }
-        let stuck = live.observe(&connectivity.1, &w.checks().borrow(), w.now());
+        let stuck = live.observe(quorum.1.as_deref(), &w.checks().borrow(), w.now());
         if let Some(violation) = stuck {
             w.checks().borrow_mut().violate(violation);
             if !keep_going {

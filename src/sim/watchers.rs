@@ -103,6 +103,22 @@ pub fn replay_keeping_history<'a>(
     (kv, compactions)
 }
 
+/// What the watch checker judges require-leader streams by, for members with `election`
+/// timeouts: the API cancels them after three checks an election timeout apart
+/// (`api::watches`), and `delivery` more is allowed for a request, its answer and scheduling;
+/// `timelines` hold when each member knew a leader, in nanoseconds on the streams' clock.
+pub fn leaders(
+    election: Duration,
+    delivery: Duration,
+    timelines: std::collections::BTreeMap<String, Vec<(i64, bool)>>,
+) -> jepsen_lite::watch::Leaders {
+    jepsen_lite::watch::Leaders {
+        bound: (election * crate::server::api::NO_LEADER_TIMEOUTS).as_nanos() as i64,
+        slack: (election + delivery).as_nanos() as i64,
+        timelines,
+    }
+}
+
 /// Runs watcher `id` in the simulation until the workload stops, recording its streams.
 pub async fn run(
     net: crate::transport::net::SimNet,

@@ -442,6 +442,7 @@ pub fn check(
     streams: &[Stream],
 ) -> WatchReport {
     let mut report = WatchReport { streams: streams.len(), ..WatchReport::default() };
+    let compacted_to = compactions.iter().copied().max().unwrap_or(0);
     let mut watchers = BTreeMap::new();
     for (index, stream) in streams.iter().enumerate() {
         if *watchers.entry(stream.watcher).and_modify(|n| *n += 1).or_insert(1) > 1 {
@@ -459,7 +460,6 @@ pub fn check(
                 _ => {}
             }
         }
-        let compacted_to = compactions.iter().copied().max().unwrap_or(0);
         if let Some(violation) = check_stream(index, stream, committed, known, compacted_to) {
             report.violations.push(violation);
         }
