@@ -92,6 +92,8 @@ pub enum Check {
     Liveness,
     /// Watches delivered the committed history as etcd guarantees (`jepsen_lite::watch`).
     Watch,
+    /// The run reached the situations it was required to (`--require`, `[expect]`).
+    Coverage,
 }
 
 impl Check {
@@ -104,6 +106,19 @@ impl Check {
             Check::Fencing => "fencing",
             Check::Liveness => "liveness",
             Check::Watch => "watch",
+            Check::Coverage => "coverage",
+        }
+    }
+}
+
+impl Outcome {
+    /// Held when the run reached every one of `required` (`coverage`), undecided when it
+    /// never reached some: a check that never met its situation proved nothing.
+    pub fn of_coverage(missing: &[&str]) -> Outcome {
+        if missing.is_empty() {
+            Outcome::Held
+        } else {
+            Outcome::Undecided(format!("never reached {}", missing.join(", ")))
         }
     }
 }

@@ -143,3 +143,55 @@ fn a_watch_log_checks_offline_as_the_run_did() {
     assert_eq!(bad.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("line 2"));
 }
+
+#[test]
+fn a_run_that_never_reached_a_required_situation_is_undecided() {
+    // An idle cluster with no faults never truncates a suffix, and reads nothing.
+    let args = ["sim", "--seed", "2", "--duration", "3s", "--faults", "none", "--clients", "0"];
+    let reached = raftbed(&[&args[..], &["--require", "leader-elected"]].concat());
+    let stdout = String::from_utf8_lossy(&reached.stdout);
+    assert_eq!(reached.status.code(), Some(0), "{stdout}");
+    let missed = raftbed(&[&args[..], &["--require", "leader-elected,suffix-truncated"]].concat());
+    let stdout = String::from_utf8_lossy(&missed.stdout);
+    assert_eq!(missed.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("coverage undecided (never reached suffix-truncated)"), "{stdout}");
+    assert!(stdout.contains("--require leader-elected,suffix-truncated"), "{stdout}");
+    let typo = raftbed(&[&args[..], &["--require", "leader-elcted"]].concat());
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("unknown situation \"leader-elcted\""));
+}
+
+#[test]
+fn shards_of_a_sweep_merge_into_the_whole_sweeps_table() {
+    let dir = std::env::temp_dir().join(format!("raftbed-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sweep = ["sim", "--seeds", "0..5", "--duration", "3s", "--jobs", "1"];
+    let whole = raftbed(&sweep);
+    let mut files = Vec::new();
+    for shard in ["0/2", "1/2"] {
+        let file = dir.join(format!("shard-{}.jsonl", &shard[..1]));
+        let path = file.to_str().unwrap().to_string();
+        let out = raftbed(&[&sweep[..], &["--shard", shard, "--jsonl", &path]].concat());
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+        files.push(path);
+    }
+    let shard0 = std::fs::read_to_string(&files[0]).unwrap();
+    assert_eq!(shard0.lines().count(), 3, "seeds 0, 2, 4: {shard0}");
+    let merged = raftbed(&["merge", &files[0], &files[1]]);
+    assert_eq!(merged.status.code(), Some(0));
+    let table = |o: &Output| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        // Speeds differ from run to run; everything else is the seeds' own.
+        text.lines()
+            .map(|l| {
+                l.split_whitespace().filter(|w| !w.ends_with('x')).collect::<Vec<_>>().join(" ")
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(table(&merged), table(&whole));
+    std::fs::write(dir.join("broken.jsonl"), "{\"seed\": 1}\n").unwrap();
+    let broken = raftbed(&["merge", dir.join("broken.jsonl").to_str().unwrap()]);
+    assert_eq!(broken.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("broken.jsonl:1: no"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,6 +13,7 @@ pub mod node;
 mod real;
 mod replay;
 pub mod sim;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -38,7 +39,7 @@ enum Command {
     /// Check a history for linearizability (exit 0 yes, 1 no, 2 unknown, 3 bad input).
     Check(check::CheckArgs),
     /// Run a deterministic simulation of a cluster under faults (or sweep seeds).
-    Sim(sim::SimArgs),
+    Sim(Box<sim::SimArgs>),
     /// Talk to a running cluster: put, get, del, cas, lock.
     Kv(kv::KvArgs),
     /// Load a cluster (raftbed or etcd) through the etcd API: put, get-l, get-lease, get-s,
@@ -54,6 +55,9 @@ enum Command {
     /// A Jepsen-style run against real node processes: workload, faults, history, checker,
     /// detector, report.
     Test(jepsen::TestArgs),
+    /// Join the JSON lines of a sweep's shards (`sim --shard I/N --jsonl F`) into one table,
+    /// the failing seeds first.
+    Merge(sweep::MergeArgs),
     /// Replay a scenario file against Raft and naive failover, side by side, and report what
     /// the split-brain detector found.
     Replay(replay::ReplayArgs),
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
         }
         Command::Check(args) => check::run(&args),
         Command::Sim(args) => sim::run_sim(&args),
+        Command::Merge(args) => sweep::merge(&args),
         Command::Kv(args) => kv::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Node(args) => node::run(&args),

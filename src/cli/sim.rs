@@ -3,17 +3,13 @@
 //! 2 a bad command line, 4 nothing violated but a check undecided (the history checker's
 //! budget ran out).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::sim::nemesis::FaultKind;
-use crate::sim::sweep::{SeedResult, sweep};
 use crate::sim::{SimBugs, SimOptions, SimTransport, run};
 
 /// Arguments of `raftbed sim`.
@@ -56,6 +52,11 @@ pub struct SimArgs {
     /// read-index-before-term-commit.
     #[arg(long = "bug", value_parser = crate::sim::BUG_NAMES)]
     bugs: Vec<String>,
+    /// Situations the run must reach, comma-separated (leader-elected, lease-lapsed,
+    /// suffix-truncated, snapshot-installed, ...: `coverage` in the report names them); a run
+    /// that never reached one is undecided (exit 4).
+    #[arg(long, value_parser = parse_required)]
+    require: Option<Required>,
     /// Run the whole schedule even after an invariant breaks, so the history shows what
     /// clients would have seen of it.
     #[arg(long)]
@@ -74,6 +75,19 @@ pub struct SimArgs {
     /// jsonl (for `raftbed check --format watches`).
     #[arg(long)]
     watches: Option<PathBuf>,
+    /// Run one shard of the sweep: I/N runs the seeds s with (s - A) mod N = I; N alone takes
+    /// I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job: deploy/sweep-job.yaml).
+    #[arg(long, requires = "seeds")]
+    shard: Option<String>,
+    /// Write one JSON line per seed here as it finishes (- for standard output, which then
+    /// carries nothing else): seed, configuration, verdict, coverage, margins, trace hash,
+    /// replay command. `raftbed merge` joins the lines of many shards into one table.
+    #[arg(long, requires = "seeds")]
+    jsonl: Option<PathBuf>,
+    /// Sweep the seeds once per bug switch and print, per switch, the first seed that caught
+    /// it, the catch rate, the checks that fired and the replay command.
+    #[arg(long, requires = "seeds", conflicts_with_all = ["bugs", "jsonl"])]
+    bug_zoo: bool,
     /// Threads for a sweep (default: one per core).
     #[arg(long)]
     jobs: Option<usize>,
@@ -111,6 +125,14 @@ fn parse_faults(text: &str) -> Result<Faults, String> {
     }
     kinds.sort();
     Ok(Faults(kinds))
+}
+
+/// A parsed `--require` list.
+#[derive(Clone, Debug)]
+pub struct Required(Vec<String>);
+
+fn parse_required(text: &str) -> Result<Required, String> {
+    crate::sim::coverage::parse_names(text).map(Required)
 }
 
 fn parse_seeds(text: &str) -> Result<std::ops::Range<u64>, String> {
@@ -177,6 +199,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
             _ => crate::transport::PeerTransport::Framed,
         }),
         check: args.check.budget(),
+        required: args.require.clone().map(|r| r.0).unwrap_or_default(),
         transport: if args.transport == "wire" {
             SimTransport::Wire
         } else {
@@ -185,10 +208,37 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         ..SimOptions::new(args.seed.unwrap_or(0))
     };
     super::quiet_panics();
-    match &args.seeds {
-        Some(seeds) => run_sweep(&base, seeds.clone(), args.jobs),
-        None => run_one(&base, [&args.trace, &args.history, &args.resolved, &args.watches]),
+    let Some(range) = &args.seeds else {
+        return run_one(&base, [&args.trace, &args.history, &args.resolved, &args.watches]);
+    };
+    let seeds = match &args.shard {
+        Some(text) => {
+            let index = std::env::var(crate::sim::shard::INDEX_VARIABLE).ok();
+            match crate::sim::shard::Shard::parse(text, index.as_deref()) {
+                Ok(shard) => shard.seeds(range.clone()),
+                Err(e) => {
+                    eprintln!("raftbed sim: --shard: {e}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        None => range.clone().collect(),
+    };
+    if args.bug_zoo {
+        return super::sweep::bug_zoo(&base, &seeds, args.jobs);
     }
+    let lines = match args.jsonl.as_deref().map(super::sweep::Lines::open).transpose() {
+        Ok(lines) => lines,
+        Err(e) => {
+            eprintln!("raftbed sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = super::sweep::run_seeds(&base, &seeds, args.jobs, lines.as_ref());
+    if args.jsonl.as_deref() != Some(std::path::Path::new("-")) {
+        print!("{}", crate::sim::sweep::table(&results));
+    }
+    super::sweep::exit_code(&results)
 }
 
 /// Runs one seed and writes the trace, the history and the resolved file where asked.
@@ -219,62 +269,6 @@ fn run_one(
     }
     println!("{report}");
     ExitCode::from(report.verdict().exit_code())
-}
-
-fn run_sweep(base: &SimOptions, seeds: std::ops::Range<u64>, jobs: Option<usize>) -> ExitCode {
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let bar = ProgressBar::new(seeds.end - seeds.start);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {pos}/{len} seeds, {msg} [{elapsed_precise}, eta {eta}]",
-        )
-        .expect("valid template"),
-    );
-    let failed = Mutex::new(0u64);
-    let worst = Mutex::new(crate::verdict::EXIT_HELD);
-    let results = sweep(base, seeds, jobs, &|result: &SeedResult| {
-        let mut failed = failed.lock().expect("no panic while held");
-        if !result.ok() {
-            *failed += 1;
-            let mut worst = worst.lock().expect("no panic while held");
-            *worst = crate::verdict::worse(*worst, result.exit_code);
-            bar.println(format!(
-                "seed {}: {} - {}",
-                result.seed,
-                result.verdict,
-                result.problem.clone().unwrap_or_default()
-            ));
-        }
-        bar.set_message(format!("{} failed", *failed));
-        bar.inc(1);
-    });
-    bar.finish_and_clear();
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(
-        out,
-        "{:>6}  {:<18} {:>6} {:>6} {:>6} {:>7}  trace-hash",
-        "seed", "verdict", "ops", "faults", "terms", "speed"
-    );
-    for r in &results {
-        let _ = writeln!(
-            out,
-            "{:>6}  {:<18} {:>6} {:>6} {:>6} {:>6.0}x  {:016x}",
-            r.seed, r.verdict, r.ops, r.faults, r.terms, r.speed, r.trace_hash
-        );
-    }
-    let failing: Vec<&SeedResult> = results.iter().filter(|r| !r.ok()).collect();
-    let _ = writeln!(out, "\n{} of {} seeds passed", results.len() - failing.len(), results.len());
-    for r in &failing {
-        let _ = writeln!(
-            out,
-            "{} seed {}: {}\n  replay: {}",
-            r.verdict,
-            r.seed,
-            r.problem.clone().unwrap_or_default(),
-            r.replay
-        );
-    }
-    ExitCode::from(worst.into_inner().expect("no panic while held"))
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ use prost::Message as _;
 use tokio::sync::{mpsc, watch};
 
 use super::calls::{Call, CallError, Consistency, NodeStatus, Query, QueryAnswer, Reply, Served};
+use super::events::{self, NodeEvent};
 use super::lessor::Lessor;
 use super::{NodeConfig, NodeError, Observer};
 use crate::clock::Clock;
@@ -82,6 +83,9 @@ pub struct Driver<F: Fs, C: Clock> {
     next_tick: Duration,
     next_sync: Duration,
     published: Published,
+    /// The node as of the last `Ready`, to tell what the next one changed (the core's own
+    /// role and term have already moved by then, and a truncation lowers its durable mark).
+    seen: events::Before,
 }
 
 impl<F: Fs, C: Clock> Drop for Driver<F, C> {
@@ -163,7 +167,13 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             observer.started(&node);
         }
         let now = clock.now();
+        let seen = events::Before {
+            role: node.role(),
+            term: node.term(),
+            persisted: node.log().last_index(),
+        };
         Ok(Driver {
+            seen,
             next_tick: now + config.timing.tick,
             next_sync: now,
             config,
@@ -336,12 +346,15 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             let _ = read.reply.send(Err(self.not_leader()));
             return;
         }
-        if consistency == Consistency::Lease
-            && let Some(index) = self.node.lease_read_index()
-        {
-            self.confirmed.push((index, read));
-            return self.serve_confirmed();
+        if consistency == Consistency::Lease {
+            if let Some(index) = self.node.lease_read_index() {
+                self.emit(NodeEvent::LeaseRead);
+                self.confirmed.push((index, read));
+                return self.serve_confirmed();
+            }
+            self.emit(NodeEvent::LeaseLapsed);
         }
+        self.emit(NodeEvent::ReadIndex);
         self.next_read += 1;
         match self.node.read_index(self.next_read) {
             Ok(()) => {
@@ -443,6 +456,12 @@ impl<F: Fs, C: Clock> Driver<F, C> {
     fn process_readies(&mut self) -> Result<(), NodeError> {
         while let Some(ready) = self.node.ready() {
             self.wal.persist(&ready)?;
+            let before = self.seen;
+            self.seen = events::Before {
+                role: self.node.role(),
+                term: self.node.term(),
+                persisted: events::persisted_after(before.persisted, &ready),
+            };
             for message in &ready.messages {
                 if !self.config.live.is_blocked(message.to) {
                     self.peers.send(message);
@@ -509,12 +528,21 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             }
             self.serve_confirmed();
             if let Some(observer) = &self.observer {
+                for event in events::of_ready(before, self.node.term(), &ready) {
+                    observer.event(self.node.id(), event);
+                }
                 observer.ready(&self.node, &ready);
             }
         }
         self.report_lease();
         self.save_state(false)?;
         self.maybe_compact()
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        if let Some(observer) = &self.observer {
+            observer.event(self.node.id(), event);
+        }
     }
 
     /// Writes what the state machine changed to sled, at most every `SAVE_INTERVAL` and not

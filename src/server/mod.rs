@@ -7,6 +7,7 @@
 pub mod api;
 pub mod calls;
 mod driver;
+pub mod events;
 mod lessor;
 pub mod local;
 pub mod timing;
@@ -205,6 +206,8 @@ pub trait Observer {
     /// Until when, on the node's own clock, its leader lease holds (`None`: no lease), as of
     /// the end of a round of `Ready`s.
     fn lease(&self, _node: NodeId, _term: Term, _until: Option<Duration>) {}
+    /// The node passed through a situation that coverage counts.
+    fn event(&self, _node: NodeId, _event: events::NodeEvent) {}
 }
 
 /// Listens on `addr`, or says which address could not be bound.

@@ -322,10 +322,8 @@ pub struct Checks {
     /// The command of every applied entry, as first applied (what the watch check replays).
     commands: Vec<Option<bytes::Bytes>>,
     violations: Vec<Violation>,
-    /// Per node, its term and until when (its own clock) its lease holds, as last reported.
-    leases: BTreeMap<NodeId, (Term, Duration)>,
-    /// Lease overlaps already reported (a run that keeps going would report one every step).
-    overlaps: std::collections::BTreeSet<(NodeId, Term)>,
+    /// The leases the nodes report, checked after every step.
+    leases: super::leases::Leases,
     /// Per node, when it came to know a leader and when it stopped (a crash and a restart
     /// included), as its own API saw it: what require-leader watches are judged by.
     leader_known: BTreeMap<NodeId, Vec<(Duration, bool)>>,
@@ -396,6 +394,11 @@ impl Checks {
         })
     }
 
+    /// The last index `node` reported stored before it last went down.
+    pub fn stored_last(&self, node: NodeId) -> Option<LogIndex> {
+        self.nodes.get(&node).map(|view| view.last().1)
+    }
+
     /// Per node, when it came to know a leader (true) and when it stopped (false).
     pub fn leader_known(&self) -> &BTreeMap<NodeId, Vec<(Duration, bool)>> {
         &self.leader_known
@@ -414,35 +417,27 @@ impl Checks {
         if let Some(view) = self.nodes.get_mut(&node) {
             view.role = None;
         }
-        self.leases.remove(&node);
+        self.leases.crashed(node);
     }
 
     /// A node's lease as it reported it: until `until` on its own clock, or none.
     pub fn lease(&mut self, node: NodeId, term: Term, until: Option<Duration>) {
-        match until {
-            Some(until) => self.leases.insert(node, (term, until)),
-            None => self.leases.remove(&node),
-        };
+        self.leases.report(node, term, until);
+    }
+
+    /// The leases the nodes hold, and their safety margin.
+    pub fn leases(&self) -> &super::leases::Leases {
+        &self.leases
     }
 
     /// Checks that no node holds a valid lease (by its clock, which `local` reads) while
     /// another leads a later term. (Two valid leases at once are a special case.)
     pub fn check_leases(&mut self, at: Duration, local: impl Fn(NodeId) -> Duration) {
         let newest = self.current_leader();
-        for (node, (term, until)) in &self.leases {
-            if let Some((leader, leader_term)) = newest
-                && leader_term > *term
-                && local(*node) < *until
-                && self.overlaps.insert((*node, *term))
-            {
-                self.violations.push(Violation::LeaseOverlap {
-                    holder: (*node, *term),
-                    leader: (leader, leader_term),
-                    left: *until - local(*node),
-                    at,
-                });
-                return;
-            }
+        if let Some(overlap) = self.leases.check(at, newest, local) {
+            let leader = newest.expect("an overlap needs a newer leader");
+            let super::leases::Overlap { holder, left } = overlap;
+            self.violations.push(Violation::LeaseOverlap { holder, leader, left, at });
         }
     }
 
@@ -662,9 +657,13 @@ impl Checks {
                 return;
             }
         }
+        let newest_term = self.committed.last().map(|(_, t)| *t);
         for index in known + 1..=commit.0 {
             let Some(chain) = view.chain.get(index as usize) else { break };
             self.committed.push((*chain, term));
+        }
+        if self.committed.len() as u64 > known && newest_term.is_none_or(|t| t < term) {
+            self.leases.first_commit(term, at);
         }
         if self.committed.len() as u64 > known {
             self.check_committed_safe(at);

@@ -71,6 +71,22 @@ impl FencingLog {
         self.writes.iter().filter(|w| !w.accepted).count()
     }
 
+    /// The smallest gap between a refused token and the highest token the resource had
+    /// accepted when it refused it: how close a stale holder came to being let through.
+    pub fn closest_refusal(&self) -> Option<i64> {
+        let mut highest = i64::MIN;
+        let mut closest: Option<i64> = None;
+        for write in &self.writes {
+            if write.accepted {
+                highest = highest.max(write.token);
+            } else if highest > i64::MIN {
+                let gap = highest - write.token;
+                closest = Some(closest.map_or(gap, |c| c.min(gap)));
+            }
+        }
+        closest
+    }
+
     /// The first pair of grants out of token order: `(earlier, later)` where `earlier`
     /// completed before `later` was invoked yet carries a token at least as large.
     pub fn token_order_violation(&self) -> Option<(Grant, Grant)> {
@@ -222,5 +238,15 @@ mod tests {
         assert_eq!(log.token_order_violation(), None);
         log.grants.push(grant(40, 50, 9));
         assert!(log.token_order_violation().is_some());
+    }
+
+    #[test]
+    fn the_closest_refusal_is_measured_against_the_highest_token_accepted_then() {
+        let write =
+            |token, accepted| ResourceWrite { at: Duration::ZERO, client: 0, token, accepted };
+        let mut log = FencingLog::default();
+        assert_eq!(log.closest_refusal(), None);
+        log.writes = vec![write(3, true), write(9, true), write(2, false), write(7, false)];
+        assert_eq!(log.closest_refusal(), Some(2));
     }
 }

@@ -16,13 +16,17 @@
 //! program; faults reach it only through the primitives of `crate::faults`, which the
 //! nemesis (`nemesis/`) lowers its schedule to.
 
+pub mod bugs;
 pub mod checks;
+pub mod coverage;
 pub mod fencing;
+pub mod leases;
 mod links;
 pub mod liveness;
 pub mod nemesis;
 mod probe;
 mod report;
+pub mod shard;
 pub mod swarm;
 pub mod sweep;
 pub mod trace;
@@ -30,6 +34,7 @@ pub mod watchers;
 pub mod workload;
 pub mod world;
 
+pub use bugs::{BUG_NAMES, SimBugs};
 pub use probe::note_panic;
 pub(crate) use probe::sim_now;
 pub use report::SimReport;
@@ -55,88 +60,6 @@ use crate::rng::SplitMix64;
 use crate::server::api::compactor::AutoCompaction;
 use crate::server::timing::Timing;
 use crate::transport::net::SimNet;
-
-/// Deliberately broken modes the checks must catch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SimBugs {
-    /// Acknowledge before the WAL sync (never sync).
-    pub skip_fsync: bool,
-    /// Do not persist the vote.
-    pub forget_vote: bool,
-    /// Commit an older term's entry by counting replicas.
-    pub commit_old_term: bool,
-    /// A leader lease as long as the minimum election timeout (no clock-drift margin).
-    pub lease_no_drift_margin: bool,
-    /// Followers answer linearizable reads from their own state.
-    pub stale_follower_read: bool,
-    /// A resumed watch starts at its new member's next revision, skipping what it missed.
-    pub watch_resume_skip: bool,
-    /// A member without a leader keeps require-leader watch streams open.
-    pub require_leader_ignored: bool,
-    /// A new leader confirms ReadIndex reads before committing an entry of its term
-    /// (etcd-io/etcd#7331).
-    pub read_index_before_term_commit: bool,
-}
-
-/// Every bug's command-line name.
-pub const BUG_NAMES: [&str; 8] = [
-    "skip-fsync",
-    "forget-vote",
-    "commit-old-term",
-    "lease-no-drift-margin",
-    "stale-follower-read",
-    "watch-resume-skip",
-    "require-leader-ignored",
-    "read-index-before-term-commit",
-];
-
-impl SimBugs {
-    /// The command-line names of the bugs switched on.
-    pub fn names(&self) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.skip_fsync {
-            names.push("skip-fsync");
-        }
-        if self.forget_vote {
-            names.push("forget-vote");
-        }
-        if self.commit_old_term {
-            names.push("commit-old-term");
-        }
-        if self.lease_no_drift_margin {
-            names.push("lease-no-drift-margin");
-        }
-        if self.stale_follower_read {
-            names.push("stale-follower-read");
-        }
-        if self.watch_resume_skip {
-            names.push("watch-resume-skip");
-        }
-        if self.require_leader_ignored {
-            names.push("require-leader-ignored");
-        }
-        if self.read_index_before_term_commit {
-            names.push("read-index-before-term-commit");
-        }
-        names
-    }
-
-    /// Switches on a bug by its command-line name.
-    pub fn enable(&mut self, name: &str) -> Result<(), String> {
-        match name {
-            "skip-fsync" => self.skip_fsync = true,
-            "forget-vote" => self.forget_vote = true,
-            "commit-old-term" => self.commit_old_term = true,
-            "lease-no-drift-margin" => self.lease_no_drift_margin = true,
-            "stale-follower-read" => self.stale_follower_read = true,
-            "watch-resume-skip" => self.watch_resume_skip = true,
-            "require-leader-ignored" => self.require_leader_ignored = true,
-            "read-index-before-term-commit" => self.read_index_before_term_commit = true,
-            other => return Err(format!("unknown bug {other} ({})", BUG_NAMES.join(", "))),
-        }
-        Ok(())
-    }
-}
 
 /// What to simulate.
 #[derive(Clone, Debug)]
@@ -178,6 +101,8 @@ pub struct SimOptions {
     pub swarm: Option<Pins>,
     /// How close together and how long fault episodes are.
     pub density: Density,
+    /// Situations the run must reach (`coverage::names`), or it is undecided.
+    pub required: Vec<String>,
 }
 
 /// How the simulated hosts' gRPC calls travel.
@@ -221,6 +146,7 @@ impl SimOptions {
             transport: SimTransport::default(),
             swarm: None,
             density: Density::default(),
+            required: Vec::new(),
         }
     }
 
@@ -272,6 +198,9 @@ impl SimOptions {
         }
         if self.transport == SimTransport::Wire {
             command += " --transport wire";
+        }
+        if !self.required.is_empty() {
+            command += &format!(" --require {}", self.required.join(","));
         }
         command + &self.check.flags()
     }

@@ -6,9 +6,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::checks::{Checks, Event};
+use super::coverage::{Coverage, WorldEvent};
 use super::trace::Trace;
 use crate::raft::{Entry, Node, NodeId, Ready};
 use crate::server::Observer;
+use crate::server::events::NodeEvent;
 
 /// The simulator's view of one node, called by its driver.
 pub(crate) struct Probe {
@@ -16,6 +18,8 @@ pub(crate) struct Probe {
     pub(crate) trace: Rc<RefCell<Trace>>,
     /// Election events for the nemesis to react to.
     pub(crate) events: Rc<RefCell<Vec<Event>>>,
+    /// What the run reached.
+    pub(crate) coverage: Rc<RefCell<Coverage>>,
 }
 
 pub(crate) fn sim_now() -> Duration {
@@ -36,6 +40,10 @@ impl Observer for Probe {
                 log.last_index()
             ),
         );
+        let stored = self.checks.borrow().stored_last(node.id());
+        if stored.is_some_and(|stored| log.last_index() < stored) {
+            self.coverage.borrow_mut().world(WorldEvent::UnsyncedLost, 1);
+        }
         self.checks.borrow_mut().started(node, now);
     }
 
@@ -68,6 +76,10 @@ impl Observer for Probe {
 
     fn lease(&self, node: NodeId, term: crate::raft::Term, until: Option<Duration>) {
         self.checks.borrow_mut().lease(node, term, until);
+    }
+
+    fn event(&self, _node: NodeId, event: NodeEvent) {
+        self.coverage.borrow_mut().node(event);
     }
 }
 

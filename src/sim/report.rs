@@ -7,6 +7,7 @@ use std::time::Duration;
 use jepsen_lite::CheckResult;
 
 use super::checks::Violation;
+use super::coverage::{Coverage, Margins, WorldEvent};
 use super::world::World;
 use super::{SimOptions, SimParams};
 use crate::faults::Faults;
@@ -74,6 +75,10 @@ pub struct SimReport {
     pub watch: Option<jepsen_lite::watch::WatchReport>,
     /// What it checked (`raftbed sim --watches`).
     pub watch_log: Option<jepsen_lite::watch::WatchLog>,
+    /// How often the run reached each situation that matters.
+    pub coverage: Coverage,
+    /// How close it came to a violation.
+    pub margins: Margins,
 }
 
 impl SimReport {
@@ -99,7 +104,7 @@ impl SimReport {
             Some(result) => Outcome::of_history(result),
             None => Outcome::Undecided("not checked".into()),
         };
-        let verdict = Verdict::default()
+        let mut verdict = Verdict::default()
             .with(
                 Check::Invariants,
                 outcome(self.violations.iter().filter(|v| !fencing(v) && !stuck(v)).collect()),
@@ -107,10 +112,14 @@ impl SimReport {
             .with(Check::Fencing, outcome(self.violations.iter().filter(fencing).collect()))
             .with(Check::Liveness, liveness)
             .with(Check::History, history);
-        match &self.watch {
-            Some(watch) => verdict.with(Check::Watch, Outcome::of_watches(watch)),
-            None => verdict,
+        if let Some(watch) = &self.watch {
+            verdict.add(Check::Watch, Outcome::of_watches(watch));
         }
+        if !self.options.required.is_empty() {
+            let missing = self.coverage.missing(&self.options.required);
+            verdict.add(Check::Coverage, Outcome::of_coverage(&missing));
+        }
+        verdict
     }
 
     /// Whether every safety check held, the cluster recovered, and the history is
@@ -163,15 +172,16 @@ pub(crate) fn build(
     wall: std::time::Instant,
 ) -> SimReport {
     let (linearizability, resolved_counts, resolved) = checked;
-    let fencing = {
-        let log = world.fencing().borrow();
-        FencingStats {
-            grants: log.grants.len(),
-            writes: log.writes.len(),
-            refused: log.refused(),
-            pauses: log.pauses,
-        }
+    let log = world.fencing().borrow();
+    let fencing = FencingStats {
+        grants: log.grants.len(),
+        writes: log.writes.len(),
+        refused: log.refused(),
+        pauses: log.pauses,
     };
+    let mut coverage = world.coverage();
+    coverage.world(WorldEvent::LockHolderPaused, log.pauses as u64);
+    coverage.world(WorldEvent::FencedRejection, log.refused() as u64);
     let ops = history.ops().unwrap_or_default();
     let count = |o: jepsen_lite::Outcome| ops.iter().filter(|op| op.outcome == o).count();
     let checks = world.checks().borrow();
@@ -202,6 +212,11 @@ pub(crate) fn build(
         history,
         watch: None,
         watch_log: None,
+        coverage,
+        margins: Margins {
+            lease_slack_us: checks.leases().slack_us(),
+            fence_gap: log.closest_refusal(),
+        },
     }
 }
 
@@ -308,6 +323,12 @@ impl fmt::Display for SimReport {
                 r.contradicted
             )?;
         }
+        writeln!(f, "coverage: {}", self.coverage)?;
+        let missing = self.coverage.missing(&self.options.required);
+        if !missing.is_empty() {
+            writeln!(f, "coverage: NEVER REACHED (required): {}", missing.join(", "))?;
+        }
+        writeln!(f, "margins: {}", self.margins)?;
         if let Some(watch) = &self.watch {
             writeln!(f, "watch: {}", watch.summary())?;
             for violation in watch.violations.iter().take(5) {

@@ -14,6 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use super::checks::{Checks, Event, Violation};
+use super::coverage::{Coverage, WorldEvent};
 use super::fencing::{self, FencingLog, LockParams};
 use super::links::Links;
 use super::probe::{Probe, panic_message};
@@ -266,6 +267,7 @@ pub struct World<'a> {
     checks: Rc<RefCell<Checks>>,
     trace: Rc<RefCell<Trace>>,
     events: Rc<RefCell<Vec<Event>>>,
+    coverage: Rc<RefCell<Coverage>>,
     links: Links,
     crashed: BTreeSet<usize>,
     paused: BTreeSet<usize>,
@@ -309,6 +311,7 @@ impl<'a> World<'a> {
         let checks = Rc::new(RefCell::new(Checks::default()));
         let trace = Rc::new(RefCell::new(Trace::new(spec.keep_trace)));
         let events = Rc::new(RefCell::new(Vec::new()));
+        let coverage = Rc::new(RefCell::new(Coverage::default()));
         let clocks: Vec<SimClock> = (0..spec.nodes.len())
             .map(|_| SimClock::new(Duration::ZERO, Duration::ZERO, 1.0))
             .collect();
@@ -317,6 +320,7 @@ impl<'a> World<'a> {
                 checks: checks.clone(),
                 trace: trace.clone(),
                 events: events.clone(),
+                coverage: coverage.clone(),
             });
             let config = spec.node.config(index, &spec.nodes, spec.seed);
             let clock = clocks[index].clone();
@@ -382,6 +386,7 @@ impl<'a> World<'a> {
             checks,
             trace,
             events,
+            coverage,
             links: Links::default(),
             crashed: BTreeSet::new(),
             paused: BTreeSet::new(),
@@ -397,6 +402,20 @@ impl<'a> World<'a> {
             fencing,
             lock_stop,
             broken: false,
+        }
+    }
+
+    /// What the run reached so far: the nodes' events, and what the world saw of crashes and
+    /// clock faults. (The lock clients' and the resource's part is in `fencing`.)
+    pub fn coverage(&self) -> Coverage {
+        self.coverage.borrow().clone()
+    }
+
+    /// A clock fault on `node`: coverage notes whether it held a valid lease then.
+    fn note_clock_fault(&self, node: usize) {
+        let local = self.clocks[node].local_at(self.now());
+        if self.checks.borrow().leases().holds(NodeId(node as u64 + 1), local) {
+            self.coverage.borrow_mut().world(WorldEvent::ClockFaultUnderLease, 1);
         }
     }
 
@@ -650,6 +669,7 @@ impl Faults for World<'_> {
         if !self.index_ok(node) {
             return NO_SUCH_NODE;
         }
+        self.note_clock_fault(node);
         self.clocks[node].set_rate(self.now(), rate);
         Effect::Done
     }
@@ -658,6 +678,7 @@ impl Faults for World<'_> {
         if !self.index_ok(node) {
             return NO_SUCH_NODE;
         }
+        self.note_clock_fault(node);
         self.clocks[node].jump(self.now(), by);
         Effect::Done
     }

@@ -1,0 +1,118 @@
+//! The bug switches: deliberately broken modes each check must catch (a detector that never
+//! fires proves nothing). The zoo's switches are modelled on bugs real Raft implementations
+//! shipped; each cites its source, which the README's zoo table repeats.
+
+/// Deliberately broken modes the checks must catch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimBugs {
+    /// Acknowledge before the WAL sync (never sync).
+    pub skip_fsync: bool,
+    /// Do not persist the vote.
+    pub forget_vote: bool,
+    /// Commit an older term's entry by counting replicas.
+    pub commit_old_term: bool,
+    /// A leader lease as long as the minimum election timeout (no clock-drift margin).
+    pub lease_no_drift_margin: bool,
+    /// Followers answer linearizable reads from their own state.
+    pub stale_follower_read: bool,
+    /// A resumed watch starts at its new member's next revision, skipping what it missed.
+    pub watch_resume_skip: bool,
+    /// A member without a leader keeps require-leader watch streams open.
+    pub require_leader_ignored: bool,
+    /// A new leader confirms ReadIndex reads before committing an entry of its term
+    /// (etcd-io/etcd#7331).
+    pub read_index_before_term_commit: bool,
+}
+
+/// One switch: its command-line name, where the bug comes from, and its field.
+pub struct Bug {
+    /// The command-line name.
+    pub name: &'static str,
+    /// The documented bug it is modelled on, or "invented" for the testbed's own.
+    pub source: &'static str,
+    field: fn(&mut SimBugs) -> &mut bool,
+}
+
+/// Every switch, in the order reports list them.
+pub const BUGS: [Bug; 8] = [
+    Bug { name: "skip-fsync", source: "invented", field: |b| &mut b.skip_fsync },
+    Bug { name: "forget-vote", source: "invented", field: |b| &mut b.forget_vote },
+    Bug {
+        name: "commit-old-term",
+        source: "invented (Raft dissertation, Figure 3.7)",
+        field: |b| &mut b.commit_old_term,
+    },
+    Bug {
+        name: "lease-no-drift-margin",
+        source: "invented",
+        field: |b| &mut b.lease_no_drift_margin,
+    },
+    Bug { name: "stale-follower-read", source: "invented", field: |b| &mut b.stale_follower_read },
+    Bug { name: "watch-resume-skip", source: "invented", field: |b| &mut b.watch_resume_skip },
+    Bug {
+        name: "require-leader-ignored",
+        source: "invented",
+        field: |b| &mut b.require_leader_ignored,
+    },
+    Bug {
+        name: "read-index-before-term-commit",
+        source: "etcd-io/etcd#7331",
+        field: |b| &mut b.read_index_before_term_commit,
+    },
+];
+
+/// Every bug's command-line name.
+pub const BUG_NAMES: [&str; BUGS.len()] = {
+    let mut names = [""; BUGS.len()];
+    let mut i = 0;
+    while i < BUGS.len() {
+        names[i] = BUGS[i].name;
+        i += 1;
+    }
+    names
+};
+
+impl SimBugs {
+    /// The command-line names of the bugs switched on.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut copy = *self;
+        BUGS.iter().filter(|bug| *(bug.field)(&mut copy)).map(|bug| bug.name).collect()
+    }
+
+    /// Switches on a bug by its command-line name.
+    ///
+    /// # Errors
+    /// An unknown name, with the known ones.
+    pub fn enable(&mut self, name: &str) -> Result<(), String> {
+        let Some(bug) = BUGS.iter().find(|bug| bug.name == name) else {
+            return Err(format!("unknown bug {name} ({})", BUG_NAMES.join(", ")));
+        };
+        *(bug.field)(self) = true;
+        Ok(())
+    }
+
+    /// Only the bug named `name`.
+    ///
+    /// # Errors
+    /// An unknown name.
+    pub fn only(name: &str) -> Result<SimBugs, String> {
+        let mut bugs = SimBugs::default();
+        bugs.enable(name)?;
+        Ok(bugs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_name_switches_on_its_own_field_alone() {
+        for name in BUG_NAMES {
+            let bugs = SimBugs::only(name).unwrap();
+            assert_eq!(bugs.names(), vec![name]);
+        }
+        assert!(SimBugs::default().names().is_empty());
+        assert!(SimBugs::only("nope").unwrap_err().contains("skip-fsync"));
+    }
+}
