@@ -73,6 +73,20 @@ pub struct Bugs {
     /// (etcd-io/etcd#7331, fixed in etcd 3.1.1): a new leader's commit index may still be
     /// below entries its predecessor committed and acknowledged, so a read at it is stale.
     pub read_index_before_term_commit: bool,
+    /// A follower commits up to the leader's commit index even past the entries the leader's
+    /// message proved to match, and heartbeats carry the leader's own commit index rather
+    /// than what the follower is known to hold, so a stale suffix of an older term becomes
+    /// committed (atomix/copycat#265: an empty AppendRequest with a matching previous entry
+    /// and a higher commit index; the same class as scylladb/scylladb#9965).
+    pub commit_beyond_match: bool,
+    /// A follower that truncated a conflicting suffix acknowledges the last index it held
+    /// before the truncation, so the leader counts it as holding entries it does not
+    /// (rabbitmq/ra#637: a stale `last_written` index after truncation).
+    pub stale_ack_after_truncation: bool,
+    /// A candidate counts granted pre-votes as votes: a pre-vote asks about the term the
+    /// candidate then campaigns in, so its late answers look like votes for that term, but
+    /// they bind no one (canonical/raft#196, fixed in canonical/raft#248).
+    pub pre_vote_counted_as_vote: bool,
 }
 
 /// A configuration that cannot work.

@@ -129,7 +129,7 @@ impl Node {
     pub(super) fn handle_vote_response(&mut self, from: NodeId, pre_vote: bool, granted: bool) {
         let expected = match self.role {
             Role::PreCandidate => pre_vote,
-            Role::Candidate => !pre_vote,
+            Role::Candidate => !pre_vote || self.config.bugs.pre_vote_counted_as_vote,
             Role::Follower | Role::Leader => return,
         };
         if !expected {

@@ -38,7 +38,11 @@ impl Node {
             // A follower may not have the leader's commit index in its log yet; it is only
             // told what it is known to hold (etcd-io/raft).
             let progress = self.progress.get_mut(&peer).expect("leader tracks every voter");
-            let leader_commit = progress.match_index.min(self.log.commit());
+            let leader_commit = if self.config.bugs.commit_beyond_match {
+                self.log.commit()
+            } else {
+                progress.match_index.min(self.log.commit())
+            };
             progress.sent_commit = progress.sent_commit.max(leader_commit);
             self.send(peer, Body::Heartbeat { leader_commit, context });
         }
@@ -130,11 +134,23 @@ impl Node {
             self.send_append_ok(from, commit);
             return;
         }
+        let last_before = self.log.last_index();
         match self.log.maybe_append(prev_log_index, prev_log_term, entries) {
             Some(last_new) => {
                 // Only what is known to match the leader's log may be committed here.
-                self.log.commit_to(leader_commit.min(last_new));
-                self.send_append_ok(from, last_new);
+                let matched = if self.config.bugs.commit_beyond_match {
+                    self.log.last_index()
+                } else {
+                    last_new
+                };
+                self.log.commit_to(leader_commit.min(matched));
+                let truncated = self.log.last_index() < last_before;
+                let ack = if truncated && self.config.bugs.stale_ack_after_truncation {
+                    last_before
+                } else {
+                    last_new
+                };
+                self.send_append_ok(from, ack);
             }
             None => {
                 let hint = prev_log_index.min(self.log.last_index());
@@ -162,7 +178,11 @@ impl Node {
     }
 
     pub(super) fn handle_heartbeat(&mut self, from: NodeId, leader_commit: LogIndex, context: u64) {
-        self.log.commit_to(leader_commit);
+        if self.config.bugs.commit_beyond_match {
+            self.log.commit_to(leader_commit.min(self.log.last_index()));
+        } else {
+            self.log.commit_to(leader_commit);
+        }
         self.send(from, Body::HeartbeatResponse { context });
     }
 
@@ -200,6 +220,10 @@ impl Node {
             self.handle_append_reject(from, index, reject_hint_index, reject_hint_term);
             return;
         }
+        // A correct follower never acknowledges past what this leader sent it; one that does
+        // is counted as holding this leader's whole log, not past it (the leader's bookkeeping
+        // must not point beyond its own log).
+        let index = index.min(self.log.last_index());
         let progress = self.progress.get_mut(&from).expect("leader tracks every voter");
         if !progress.maybe_update(index) {
             return;

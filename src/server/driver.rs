@@ -346,6 +346,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             let _ = read.reply.send(Err(self.not_leader()));
             return;
         }
+        if self.config.bugs.leader_local_read && matches!(read.query, Query::Range(_)) {
+            return self.answer(read);
+        }
         if consistency == Consistency::Lease {
             if let Some(index) = self.node.lease_read_index() {
                 self.emit(NodeEvent::LeaseRead);

@@ -39,6 +39,11 @@ pub const DEFAULT_WATCH_PROGRESS: Duration = Duration::from_secs(600);
 pub struct ServerBugs {
     /// A follower answers linearizable reads from its own, possibly stale, state.
     pub stale_follower_read: bool,
+    /// The leader answers linearizable reads from its own state without confirming that it
+    /// still leads, so a deposed leader serves stale reads until it learns of its successor
+    /// (Jepsen, "etcd and Consul", 2014: etcd 0.4.1's reads; etcd later added quorum reads
+    /// and ReadIndex).
+    pub leader_local_read: bool,
     /// A watch created with a start revision this member has passed starts at the member's
     /// next revision instead, skipping the history between (a resumed watch loses events).
     pub watch_resume_skips: bool,

@@ -22,6 +22,16 @@ pub struct SimBugs {
     /// A new leader confirms ReadIndex reads before committing an entry of its term
     /// (etcd-io/etcd#7331).
     pub read_index_before_term_commit: bool,
+    /// The leader answers reads from its own state without confirming it still leads
+    /// (Jepsen, "etcd and Consul", 2014).
+    pub leader_local_read: bool,
+    /// A follower commits past what the leader's message proved to match (atomix/copycat#265).
+    pub commit_beyond_match: bool,
+    /// A follower acknowledges the index it held before truncating a conflicting suffix
+    /// (rabbitmq/ra#637).
+    pub stale_ack_after_truncation: bool,
+    /// A candidate counts granted pre-votes as votes (canonical/raft#196).
+    pub pre_vote_counted_as_vote: bool,
 }
 
 /// One switch: its command-line name, where the bug comes from, and its field.
@@ -34,7 +44,7 @@ pub struct Bug {
 }
 
 /// Every switch, in the order reports list them.
-pub const BUGS: [Bug; 8] = [
+pub const BUGS: [Bug; 12] = [
     Bug { name: "skip-fsync", source: "invented", field: |b| &mut b.skip_fsync },
     Bug { name: "forget-vote", source: "invented", field: |b| &mut b.forget_vote },
     Bug {
@@ -58,6 +68,26 @@ pub const BUGS: [Bug; 8] = [
         name: "read-index-before-term-commit",
         source: "etcd-io/etcd#7331",
         field: |b| &mut b.read_index_before_term_commit,
+    },
+    Bug {
+        name: "leader-local-read",
+        source: "Jepsen, etcd and Consul (2014): etcd 0.4.1",
+        field: |b| &mut b.leader_local_read,
+    },
+    Bug {
+        name: "commit-beyond-match",
+        source: "atomix/copycat#265",
+        field: |b| &mut b.commit_beyond_match,
+    },
+    Bug {
+        name: "stale-ack-after-truncation",
+        source: "rabbitmq/ra#637",
+        field: |b| &mut b.stale_ack_after_truncation,
+    },
+    Bug {
+        name: "pre-vote-counted-as-vote",
+        source: "canonical/raft#196",
+        field: |b| &mut b.pre_vote_counted_as_vote,
     },
 ];
 

@@ -98,6 +98,9 @@ impl NodeSpec {
         }
         raft.bugs.commit_old_term = bugs.commit_old_term;
         raft.bugs.read_index_before_term_commit = bugs.read_index_before_term_commit;
+        raft.bugs.commit_beyond_match = bugs.commit_beyond_match;
+        raft.bugs.stale_ack_after_truncation = bugs.stale_ack_after_truncation;
+        raft.bugs.pre_vote_counted_as_vote = bugs.pre_vote_counted_as_vote;
         // The whole-state check after every input of every node (§ "The validator" in the
         // README measures what it costs).
         raft.validate_every = 1;
@@ -126,6 +129,7 @@ impl NodeSpec {
             max_batch: 256,
             bugs: ServerBugs {
                 stale_follower_read: bugs.stale_follower_read,
+                leader_local_read: bugs.leader_local_read,
                 watch_resume_skips: bugs.watch_resume_skip,
                 require_leader_ignored: bugs.require_leader_ignored,
             },
