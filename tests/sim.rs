@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use raftbed::sim::checks::Violation;
+use raftbed::sim::nemesis::{Density, FaultKind};
 use raftbed::sim::{SimBugs, SimOptions, SimReport, SimTransport, run};
 
 fn options(seed: u64) -> SimOptions {
@@ -119,6 +120,21 @@ fn commit_old_term_is_caught() {
 }
 
 #[test]
+fn the_figure_8_sequence_catches_commit_old_term_under_partitions_alone() {
+    // The targeted nemesis makes the shape random partitions rarely do (§3.6.2, Figure 8).
+    let density = Density { figure8: 1.0, ..Density::default() };
+    let bugs = SimBugs { commit_old_term: true, ..SimBugs::default() };
+    let caught = (0..4).find(|&seed| {
+        let faults = vec![FaultKind::Partition];
+        let report = run(&SimOptions { bugs, faults, density, ..options(seed) });
+        let ran = report.faults.iter().any(|(_, note)| note.contains("(figure 8: the new leader)"));
+        assert!(ran, "seed {seed} ran the sequence:\n{}", explain(&report));
+        report.violations.iter().any(|v| matches!(v, Violation::CommittedNotSafe { .. }))
+    });
+    assert!(caught.is_some(), "commit-old-term caught on a seed in 0..4 by the sequence");
+}
+
+#[test]
 fn lease_no_drift_margin_is_caught() {
     let bugs = SimBugs { lease_no_drift_margin: true, ..SimBugs::default() };
     let (seed, violations) =
@@ -135,7 +151,7 @@ fn lease_no_drift_margin_shows_as_stale_reads_in_the_history() {
     let options = SimOptions {
         bugs,
         keep_going: true,
-        faults: vec![raftbed::sim::nemesis::FaultKind::Clock],
+        faults: vec![FaultKind::Clock],
         // Seeds 0..12 with clock faults alone: 11 is the one whose stale read reaches a client.
         ..options(11)
     };
@@ -162,6 +178,46 @@ fn assert_caught_by_the_history_checker_alone(bugs: SimBugs, seed: u64) {
 fn stale_follower_read_is_caught_by_the_history_checker() {
     let bugs = SimBugs { stale_follower_read: true, ..SimBugs::default() };
     assert_caught_by_the_history_checker_alone(bugs, 0);
+}
+
+#[test]
+fn leader_local_read_is_caught_by_the_history_checker() {
+    // etcd 0.4.1's reads (Jepsen, 2014): a deposed leader answers from its own state.
+    let bugs = SimBugs { leader_local_read: true, ..SimBugs::default() };
+    assert_caught_by_the_history_checker_alone(bugs, 0);
+}
+
+#[test]
+fn commit_beyond_match_is_caught() {
+    // atomix/copycat#265: a follower commits past what the leader proved matches.
+    let bugs = SimBugs { commit_beyond_match: true, ..SimBugs::default() };
+    let (seed, violations) = first_caught(0..1, bugs).expect("commit-beyond-match caught on 0");
+    let caught = violations.iter().any(|v| matches!(v, Violation::StateMachineSafety { .. }));
+    assert!(caught, "seed {seed}: {violations:?}");
+}
+
+#[test]
+fn stale_ack_after_truncation_is_caught() {
+    // rabbitmq/ra#637: the leader counts an entry the follower truncated as replicated.
+    let bugs = SimBugs { stale_ack_after_truncation: true, ..SimBugs::default() };
+    let (seed, violations) =
+        first_caught(0..2, bugs).expect("stale-ack-after-truncation caught on a seed in 0..2");
+    let caught = violations.iter().any(|v| match v {
+        Violation::CommittedNotSafe { .. } => true,
+        Violation::NodeFailed { error, .. } => error.contains("past last_index"),
+        _ => false,
+    });
+    assert!(caught, "seed {seed}: {violations:?}");
+}
+
+#[test]
+fn pre_vote_counted_as_vote_is_caught() {
+    // canonical/raft#196: late pre-vote grants elect a second leader in the same term.
+    let bugs = SimBugs { pre_vote_counted_as_vote: true, ..SimBugs::default() };
+    let (seed, violations) =
+        first_caught(21..22, bugs).expect("pre-vote-counted-as-vote caught on seed 21");
+    let caught = violations.iter().any(|v| matches!(v, Violation::ElectionSafety { .. }));
+    assert!(caught, "seed {seed}: {violations:?}");
 }
 
 #[test]

@@ -101,6 +101,12 @@ pub enum Action {
         /// Chance of crashing a new leader right after it wins.
         after_win: f64,
     },
+    /// The Figure 8 sequence (§3.6.2), driven by the elections it causes: the leader and
+    /// `(n - 1) / 2 - 1` others are cut off from the rest; the rest's new leader is cut off the
+    /// moment it wins, before it replicates, and the split healed; when a node of the old
+    /// minority wins and replicates the old-term tail, the cut-off leader comes back 100-400 ms
+    /// later, and half the time the winner is crashed first. Undone at the end.
+    Figure8,
 }
 
 /// One scheduled fault.
@@ -115,18 +121,25 @@ pub struct Fault {
 }
 
 /// How close together and how long fault episodes are.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Density {
     /// Episodes start 0.5 s to this far apart.
     pub gap_max: Duration,
     /// Each lasts 0.5 s to this long.
     pub length_max: Duration,
+    /// The share of partition episodes that run the Figure 8 sequence (0 in the fixed world,
+    /// whose schedules predate it).
+    pub figure8: f64,
 }
 
 impl Default for Density {
     /// The fixed world's: 0.5-3 s apart, 0.5-6 s long.
     fn default() -> Density {
-        Density { gap_max: Duration::from_secs(3), length_max: Duration::from_secs(6) }
+        Density {
+            gap_max: Duration::from_secs(3),
+            length_max: Duration::from_secs(6),
+            figure8: 0.0,
+        }
     }
 }
 
@@ -167,6 +180,13 @@ pub fn schedule(
                     action: Action::Partition(Shape::IsolateLeader),
                 });
                 t += cut + rng.duration(Duration::from_millis(50), Duration::from_millis(600));
+            }
+            continue;
+        }
+        if kind == FaultKind::Partition && density.figure8 > 0.0 && rng.chance(density.figure8) {
+            let length = length.max(Duration::from_secs(3));
+            if at + length < until {
+                faults.push(Fault { start: at, end: at + length, action: Action::Figure8 });
             }
             continue;
         }
@@ -291,6 +311,7 @@ impl fmt::Display for Action {
                     "election chaos (crash voters {after_vote:.2}, new leaders {after_win:.2})"
                 )
             }
+            Action::Figure8 => write!(f, "the Figure 8 sequence"),
         }
     }
 }
@@ -311,6 +332,24 @@ mod tests {
         assert_eq!(one_way.len(), 6, "2 -> 3 only");
         let bridge = cuts(Shape::Bridge, 5, None, &mut rng);
         assert_eq!(bridge.len(), 2 * 2 * 2, "2 | 2, the bridge cut from no one");
+    }
+
+    #[test]
+    fn the_figure_8_share_draws_the_sequence_and_zero_never_does() {
+        let draw = |figure8: f64| {
+            let density = Density { figure8, ..Density::default() };
+            let kinds = [FaultKind::Partition];
+            schedule(&mut SplitMix64::new(4), &kinds, 5, Duration::from_secs(60), density)
+        };
+        // Leader flapping is drawn first; every other partition episode is the sequence.
+        let all = draw(1.0);
+        let figure8: Vec<&Fault> = all.iter().filter(|f| f.action == Action::Figure8).collect();
+        assert!(!figure8.is_empty(), "{all:?}");
+        let flapping = Action::Partition(Shape::IsolateLeader);
+        assert!(all.iter().all(|f| f.action == Action::Figure8 || f.action == flapping));
+        assert!(figure8.iter().all(|f| f.end - f.start >= Duration::from_secs(3)), "{all:?}");
+        let none = draw(0.0);
+        assert!(none.iter().all(|f| f.action != Action::Figure8), "{none:?}");
     }
 
     #[test]

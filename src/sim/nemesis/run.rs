@@ -2,6 +2,8 @@
 //! due and undone when it ends, and election chaos, which reacts to the votes and wins the
 //! nodes report by crashing or cutting off the node involved.
 
+mod figure8;
+
 use std::time::Duration;
 
 use super::{Action, Fault, cuts};
@@ -18,6 +20,7 @@ enum Undo {
     Rates,
     Unloss(Vec<(usize, usize)>),
     EndChaos,
+    EndFigure8,
     Nothing,
 }
 
@@ -44,13 +47,15 @@ pub struct Nemesis {
     chaos: Option<(f64, f64)>,
     /// Crashes, restarts and cuts due at a time.
     timed: Vec<(Duration, Timed)>,
+    /// A Figure 8 episode in progress.
+    figure8: Option<figure8::Figure8>,
 }
 
 impl Nemesis {
     /// A nemesis that will run `schedule`, drawing partitions and reactions from `rng`.
     pub fn new(mut schedule: Vec<Fault>, rng: SplitMix64) -> Nemesis {
         schedule.reverse();
-        Nemesis { schedule, rng, active: Vec::new(), chaos: None, timed: Vec::new() }
+        Nemesis { schedule, rng, active: Vec::new(), chaos: None, timed: Vec::new(), figure8: None }
     }
 
     /// Before a step: starts the faults that are due, undoes those that ended, and runs the
@@ -159,6 +164,7 @@ impl Nemesis {
                 }
                 Undo::EndChaos
             }
+            Action::Figure8 => self.start_figure8(f),
             Action::Loss(pairs, rate) => {
                 let names = f.nodes().to_vec();
                 let links: Vec<String> =
@@ -209,12 +215,16 @@ impl Nemesis {
                 f.note("end election chaos");
                 self.chaos = None;
             }
+            Undo::EndFigure8 => self.end_figure8(f),
             Undo::Nothing => {}
         }
     }
 
-    /// Election chaos: reacts to the votes and wins of the last step.
+    /// Election chaos and the Figure 8 sequence: react to the votes and wins of the last step.
     pub fn react(&mut self, f: &mut impl Faults, events: Vec<Event>) {
+        if self.figure8.is_some() {
+            self.react_figure8(f, &events);
+        }
         let Some((after_vote, after_win)) = self.chaos else { return };
         let now = f.now();
         let ms = Duration::from_millis;
