@@ -54,6 +54,7 @@ impl SeedResult {
             "faults": o.faults.iter().map(|k| k.name()).collect::<Vec<_>>(),
             "fault_gap_max_ms": o.density.gap_max.as_millis() as u64,
             "fault_length_max_ms": o.density.length_max.as_millis() as u64,
+            "figure8_share": o.density.figure8,
             "history_kept": o.history_kept,
             "duration_ms": o.duration.as_millis() as u64,
             "bugs": o.bugs.names(),

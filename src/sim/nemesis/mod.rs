@@ -249,19 +249,7 @@ pub fn cuts(
     rng: &mut SplitMix64,
 ) -> Vec<(usize, usize)> {
     let mut order: Vec<usize> = (0..nodes).collect();
-    for i in (1..nodes).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
-    let both = |a: &[usize], b: &[usize]| {
-        let mut cuts = Vec::new();
-        for &x in a {
-            for &y in b {
-                cuts.push((x, y));
-                cuts.push((y, x));
-            }
-        }
-        cuts
-    };
+    shuffle(&mut order, rng);
     match shape {
         Shape::Halves | Shape::MajorityMinority => {
             let minority = if shape == Shape::Halves {
@@ -270,24 +258,43 @@ pub fn cuts(
                 1 + rng.below(((nodes - 1) / 2) as u64) as usize
             };
             let (a, b) = order.split_at(minority.max(1));
-            both(a, b)
+            both_ways(a, b)
         }
         Shape::IsolateLeader => {
             let alone = leader.unwrap_or(order[0]);
             let rest: Vec<usize> = (0..nodes).filter(|n| *n != alone).collect();
-            both(&[alone], &rest)
+            both_ways(&[alone], &rest)
         }
         Shape::Bridge if nodes >= 3 => {
             // order[0] is the bridge: cut from no one.
             let (a, b) = order[1..].split_at((nodes - 1) / 2);
-            both(a, b)
+            both_ways(a, b)
         }
-        Shape::Bridge => both(&order[..1], &order[1..]),
+        Shape::Bridge => both_ways(&order[..1], &order[1..]),
         Shape::OneWay => {
             let (a, b) = order.split_at(nodes / 2);
             a.iter().flat_map(|x| b.iter().map(move |y| (*x, *y))).collect()
         }
     }
+}
+
+/// `items` in an order drawn from `rng` (Fisher-Yates).
+fn shuffle(items: &mut [usize], rng: &mut SplitMix64) {
+    for i in (1..items.len()).rev() {
+        items.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+}
+
+/// The directed cuts between every node of `a` and every node of `b`, both ways.
+fn both_ways(a: &[usize], b: &[usize]) -> Vec<(usize, usize)> {
+    let mut cuts = Vec::new();
+    for &x in a {
+        for &y in b {
+            cuts.push((x, y));
+            cuts.push((y, x));
+        }
+    }
+    cuts
 }
 
 impl fmt::Display for Action {

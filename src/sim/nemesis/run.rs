@@ -6,7 +6,7 @@ mod figure8;
 
 use std::time::Duration;
 
-use super::{Action, Fault, cuts};
+use super::{Action, Fault, both_ways, cuts, shuffle};
 use crate::faults::{Cut, Faults};
 use crate::rng::SplitMix64;
 use crate::sim::checks::Event;
@@ -94,6 +94,12 @@ impl Nemesis {
         node.or_else(|| f.leader()).unwrap_or(0)
     }
 
+    /// The cut of these directed links, by node index.
+    fn cut_of(f: &impl Faults, links: &[(usize, usize)]) -> Cut {
+        let names = f.nodes();
+        Cut::from_pairs(links.iter().map(|(a, b)| (names[*a].clone(), names[*b].clone())).collect())
+    }
+
     fn crash(f: &mut impl Faults, node: usize, why: &str) -> bool {
         let done = f.crash(node).done();
         if done {
@@ -109,9 +115,7 @@ impl Nemesis {
                 let leader = f.leader();
                 let n = f.nodes().len();
                 let cuts = cuts(*shape, n, leader, &mut self.rng);
-                let names = f.nodes();
-                let pairs = cuts.iter().map(|(a, b)| (names[*a].clone(), names[*b].clone()));
-                let cut = Cut::from_pairs(pairs.collect());
+                let cut = Self::cut_of(f, &cuts);
                 f.note(&format!("start partition {shape:?}: {}", describe_cuts(&cuts, n)));
                 let _ = f.cut(&cut);
                 Undo::Heal(cut)

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use super::{Nemesis, Timed, Undo};
+use super::{Nemesis, Timed, Undo, both_ways, shuffle};
 use crate::faults::{Cut, Faults};
 use crate::raft::Role;
 use crate::sim::checks::Event;
@@ -39,21 +39,12 @@ impl Nemesis {
         };
         let n = f.nodes().len();
         let mut others: Vec<usize> = (0..n).filter(|x| *x != leader).collect();
-        for i in (1..others.len()).rev() {
-            others.swap(i, self.rng.below(i as u64 + 1) as usize);
-        }
+        shuffle(&mut others, &mut self.rng);
         let size = ((n - 1) / 2).max(1);
         let mut minority = vec![leader];
         minority.extend(others.drain(..size - 1));
-        let names = f.nodes().to_vec();
-        let mut pairs = Vec::new();
-        for &a in &minority {
-            for &b in &others {
-                pairs.push((names[a].clone(), names[b].clone()));
-                pairs.push((names[b].clone(), names[a].clone()));
-            }
-        }
-        let cut = Cut::from_pairs(pairs);
+        let cut = Self::cut_of(f, &both_ways(&minority, &others));
+        let names = f.nodes();
         let side: Vec<&str> = minority.iter().map(|x| names[*x].as_str()).collect();
         f.note(&format!("start figure 8: cut off {{{}}} with the leader", side.join(",")));
         let _ = f.cut(&cut);
