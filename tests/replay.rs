@@ -77,14 +77,36 @@ fn every_shipped_scenario_keeps_raft_safe() {
         assert_eq!(raft["linearizable"], true, "{replay}: {raft}");
         assert_eq!(raft["split_brain"], false, "{replay}: {raft}");
         assert_eq!(raft["invariant_violations"].as_array().map(Vec::len), Some(0), "{replay}");
+        // Each states what it is for, and the run got there.
+        assert!(raft["expected"].as_array().is_some_and(|e| !e.is_empty()), "{replay}");
+        assert_eq!(raft["verdict"]["checks"]["coverage"]["outcome"], "held", "{replay}: {raft}");
         if name == "lock-holder-paused.toml" {
             let fenced = raft["fenced_rejections"].as_u64().unwrap();
             assert!(fenced > 0, "a paused holder's late write was refused: {replay}");
         }
     }
-    // The comparison systems split on the flapping link.
+    // The comparison systems split on the flapping link, after a failover.
     let naive = replay_json(&scenario("flapping-link.toml"), "naive-failover");
     assert_eq!(naive["split_brain"], true, "{naive}");
+    assert_eq!(naive["verdict"]["checks"]["coverage"]["outcome"], "held", "{naive}");
+    assert!(naive["coverage"]["leader-elected"].as_u64().unwrap() > 0, "{naive}");
+}
+
+#[test]
+fn a_scenario_that_never_reached_what_it_expects_is_undecided() {
+    let path = temp("expects.toml");
+    let text = format!("{GOOD}\n[expect]\nraft = [\"snapshot-installed\", \"leader-elected\"]\n");
+    std::fs::write(&path, text).unwrap();
+    let output = raftbed(&["replay", path.to_str().unwrap(), "--system", "raft"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("reached: NEVER (expected): snapshot-installed"), "{stdout}");
+    assert!(stdout.contains("coverage undecided (never reached snapshot-installed)"), "{stdout}");
+    // Without faults, the configured primary is never replaced: nothing was elected.
+    let text = format!("{GOOD}\n[expect]\n\"naive-failover\" = [\"leader-elected\"]\n");
+    std::fs::write(&path, text).unwrap();
+    let output = raftbed(&["replay", path.to_str().unwrap(), "--system", "naive-failover"]);
+    assert_eq!(output.status.code(), Some(4), "{}", String::from_utf8_lossy(&output.stdout));
 }
 
 #[test]
@@ -162,6 +184,24 @@ fn a_malformed_scenario_names_its_line_and_field() {
         ("name = \"app\"", "name = \"app\"\ncolour = \"red\"", 11, "unknown field `colour`"),
         ("site = \"a\"", "site = \"b\"", 11, "clients[0].site: unknown site \"b\""),
         ("heal = true", "heal = true\ncrash = \"n1\"", 13, "one action per event"),
+        (
+            "heal = true",
+            "heal = true\n[expect]\nraft = [\"split-brian\"]",
+            17,
+            "expect.raft: unknown situation \"split-brian\"",
+        ),
+        (
+            "heal = true",
+            "heal = true\n[expect]\n\"naive-failover\" = [\"lease-read\"]",
+            17,
+            "expect.naive-failover: \"lease-read\" is a Raft situation",
+        ),
+        (
+            "heal = true",
+            "heal = true\n[expect]\nraft = [\"read-index\", \"read-index\"]",
+            17,
+            "\"read-index\" is listed twice",
+        ),
     ];
     for (from, to, line, message) in cases {
         let (code, stderr) = malformed(from, to);

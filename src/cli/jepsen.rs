@@ -526,6 +526,8 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
         check: budget,
         watch,
         watch_log,
+        coverage: None,
+        expected: Vec::new(),
     }
 }
 

@@ -292,6 +292,13 @@ pub fn summary(report: &ReplayReport, path: &str) -> String {
             out += &format!("watch: BROKEN: {violation}\n");
         }
     }
+    if let Some(coverage) = &report.coverage {
+        out += &format!("reached: {coverage}\n");
+        let missing = coverage.missing(&report.expected);
+        if !missing.is_empty() {
+            out += &format!("reached: NEVER (expected): {}\n", missing.join(", "));
+        }
+    }
     let verdict = report.verdict();
     out += &format!("{verdict}\nverdict: {}\n", verdict.overall().word().to_uppercase());
     let ran = if report.rerun.is_some() { "ran" } else { "simulated" };
@@ -373,5 +380,7 @@ pub fn json(report: &ReplayReport, path: &str) -> serde_json::Value {
         "replay": report.replay_command(path),
         "verdict": report.verdict().to_json(),
         "watch": report.watch.as_ref().map(jepsen_lite::watch::WatchReport::to_json),
+        "coverage": report.coverage.as_ref().map(crate::sim::coverage::Coverage::to_json),
+        "expected": report.expected,
     })
 }

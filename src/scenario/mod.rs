@@ -53,6 +53,31 @@ pub struct Scenario {
     pub locks: Vec<LockGroup>,
     /// The timeline, sorted by time.
     pub events: Vec<Event>,
+    /// The situations each system's run must reach (`[expect]`).
+    pub expect: Expect,
+}
+
+/// The situations each system's run must reach, or its verdict is undecided: that the
+/// failure the scenario is about really happened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// Raft's (any of `sim::coverage::names`).
+    pub raft: Vec<String>,
+    /// naive-failover's (of `NAIVE_SITUATIONS`).
+    pub naive_failover: Vec<String>,
+    /// naive-failover-fenced's (of `NAIVE_SITUATIONS`).
+    pub naive_failover_fenced: Vec<String>,
+}
+
+impl Expect {
+    /// What `system`'s run must reach.
+    pub fn of(&self, system: System) -> &[String] {
+        match system {
+            System::Raft => &self.raft,
+            System::NaiveFailover => &self.naive_failover,
+            System::NaiveFailoverFenced => &self.naive_failover_fenced,
+        }
+    }
 }
 
 /// Timing of both systems.

@@ -88,6 +88,13 @@ impl NaiveObserver for NaiveProbe {
         let index = node.0 as usize - 1;
         let name = if role == NaiveRole::Primary { "primary" } else { "replica" };
         let mut roles = self.roles.borrow_mut();
+        // Epoch 1's primary is configured, not elected: promotions start at epoch 2.
+        if role == NaiveRole::Primary
+            && epoch > 1
+            && roles.naive.get(&index) != Some(&(role, epoch))
+        {
+            roles.promotions += 1;
+        }
         roles.naive.insert(index, (role, epoch));
         roles.set(index, name, now);
         let following = match role {

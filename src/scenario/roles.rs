@@ -33,6 +33,9 @@ pub(crate) struct Roles {
     pub(crate) naive: BTreeMap<usize, (NaiveRole, u64)>,
     /// naive-failover-fenced: writes refused or left unstored for a stale epoch.
     pub(crate) refused: u64,
+    /// naive: times the monitor's promotion made a node primary (the configured first primary
+    /// is not counted: nothing elected it).
+    pub(crate) promotions: u64,
 }
 
 impl Roles {

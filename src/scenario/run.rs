@@ -22,6 +22,7 @@ use super::{MONITOR_HOST, RESOURCE_HOST, Scenario, group_host, lock_host};
 use crate::faults::Faults;
 use crate::rng::SplitMix64;
 use crate::sim::checks::Violation;
+use crate::sim::coverage::{Coverage, WorldEvent};
 use crate::sim::fencing::LockParams;
 use crate::sim::workload::{ClientParams, Role};
 use crate::sim::{
@@ -59,6 +60,12 @@ impl System {
         System::ALL.into_iter().find(|s| s.name() == name)
     }
 }
+
+/// The situations a naive system's run can reach (`[expect]`): a replica promoted (its
+/// `leader-elected`; the configured first primary is not counted), a write refused for a stale
+/// epoch or token, a lock holder paused.
+pub const NAIVE_SITUATIONS: [&str; 3] =
+    ["leader-elected", "fenced-rejection", "lock-holder-paused"];
 
 /// What ran: a scenario, or a real test.
 #[derive(Clone, Debug, PartialEq)]
@@ -128,6 +135,10 @@ pub struct ReplayReport {
     pub watch: Option<jepsen_lite::watch::WatchReport>,
     /// The watch check's input (`watches.jsonl` in the report directory).
     pub watch_log: Option<jepsen_lite::watch::WatchLog>,
+    /// The situations the run reached (simulation only).
+    pub coverage: Option<Coverage>,
+    /// The situations it had to reach (`[expect]`), or its coverage check is undecided.
+    pub expected: Vec<String>,
 }
 
 impl ReplayReport {
@@ -159,10 +170,15 @@ impl ReplayReport {
             .with(Check::Invariants, invariants)
             .with(Check::Detector, detector)
             .with(Check::Fencing, fencing);
-        match &self.watch {
+        let verdict = match &self.watch {
             Some(watch) => verdict.with(Check::Watch, Outcome::of_watches(watch)),
             None => verdict,
+        };
+        if self.expected.is_empty() {
+            return verdict;
         }
+        let coverage = self.coverage.clone().unwrap_or_default();
+        verdict.with(Check::Coverage, Outcome::of_coverage(&coverage.missing(&self.expected)))
     }
 
     /// Whether the design held: every check held.
@@ -351,6 +367,12 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudge
     let (linearizability, counts) = check_history(&history, budget, resolved.as_ref());
     let resolved = resolved.map(|r| (r, counts));
     let findings = findings(&w, &history, &lost_events, &roles.borrow(), end);
+    let mut coverage = w.coverage();
+    if system != System::Raft {
+        let roles = roles.borrow();
+        coverage.world(WorldEvent::FencedRejection, roles.refused);
+        coverage.naive_promotions(roles.promotions);
+    }
     let trace = w.trace().borrow();
     ReplayReport {
         run: RunInfo::of(scenario),
@@ -372,6 +394,8 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudge
         check: budget,
         watch: None,
         watch_log: None,
+        coverage: Some(coverage),
+        expected: scenario.expect.of(system).to_vec(),
     }
 }
 

@@ -88,6 +88,11 @@ impl Coverage {
         self.add(event.name(), times);
     }
 
+    /// A naive system's node became primary, `times` times: its `leader-elected`.
+    pub fn naive_promotions(&mut self, times: u64) {
+        self.add(NodeEvent::BecameLeader.name(), times);
+    }
+
     fn add(&mut self, name: &'static str, times: u64) {
         if times > 0 {
             *self.counts.entry(name).or_default() += times;

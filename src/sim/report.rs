@@ -7,7 +7,7 @@ use std::time::Duration;
 use jepsen_lite::CheckResult;
 
 use super::checks::Violation;
-use super::coverage::{Coverage, Margins, WorldEvent};
+use super::coverage::{Coverage, Margins};
 use super::world::World;
 use super::{SimOptions, SimParams};
 use crate::faults::Faults;
@@ -179,9 +179,7 @@ pub(crate) fn build(
         refused: log.refused(),
         pauses: log.pauses,
     };
-    let mut coverage = world.coverage();
-    coverage.world(WorldEvent::LockHolderPaused, log.pauses as u64);
-    coverage.world(WorldEvent::FencedRejection, log.refused() as u64);
+    let coverage = world.coverage();
     let ops = history.ops().unwrap_or_default();
     let count = |o: jepsen_lite::Outcome| ops.iter().filter(|op| op.outcome == o).count();
     let checks = world.checks().borrow();

@@ -409,10 +409,14 @@ impl<'a> World<'a> {
         }
     }
 
-    /// What the run reached so far: the nodes' events, and what the world saw of crashes and
-    /// clock faults. (The lock clients' and the resource's part is in `fencing`.)
+    /// What the run reached so far: the nodes' events, what the world saw of crashes and clock
+    /// faults, the lock holders' pauses and the fenced resource's refusals.
     pub fn coverage(&self) -> Coverage {
-        self.coverage.borrow().clone()
+        let mut coverage = self.coverage.borrow().clone();
+        let log = self.fencing.borrow();
+        coverage.world(WorldEvent::LockHolderPaused, log.pauses as u64);
+        coverage.world(WorldEvent::FencedRejection, log.refused() as u64);
+        coverage
     }
 
     /// A clock fault on `node`: coverage notes whether it held a valid lease then.

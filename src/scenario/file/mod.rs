@@ -3,7 +3,8 @@
 //! (`writer.rs`) writes a scenario back (for shrinking).
 //!
 //! One file per section of the format: `sites.rs` (sites, nodes, the first leader),
-//! `timing.rs`, `links.rs`, `clients.rs` (client and lock groups), `events.rs`; `names.rs` is
+//! `timing.rs`, `links.rs`, `clients.rs` (client and lock groups), `events.rs`, `expect.rs`;
+//! `names.rs` is
 //! the one resolver of site and node names; `raw.rs` holds the file as TOML spells it.
 //!
 //! To add a key: add it to its struct in `raw.rs` (as `Spanned<_>` so errors name its line),
@@ -13,6 +14,7 @@
 
 mod clients;
 mod events;
+mod expect;
 mod links;
 mod names;
 mod raw;
@@ -233,6 +235,7 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
     let clients = clients::parse_clients(&cx, &names, &raw.clients, timing.request_timeout)?;
     let locks = clients::parse_locks(&cx, &names, &raw.locks)?;
     let events = events::parse(&cx, &names, &raw.events, duration)?;
+    let expect = expect::parse(&cx, raw.expect.as_ref())?;
     Ok(Scenario {
         name,
         description: raw.description.trim().to_string(),
@@ -244,6 +247,7 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         clients,
         locks,
         events,
+        expect,
         nodes,
         sites,
     })

@@ -28,6 +28,19 @@ pub(super) struct FileScenario {
     pub(super) locks: Vec<Spanned<FileLocks>>,
     #[serde(default, rename = "event")]
     pub(super) events: Vec<Spanned<FileEvent>>,
+    #[serde(default)]
+    pub(super) expect: Option<FileExpect>,
+}
+
+/// `[expect]`: the situations each system's run must reach.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileExpect {
+    pub(super) raft: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(rename = "naive-failover")]
+    pub(super) naive_failover: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(rename = "naive-failover-fenced")]
+    pub(super) naive_failover_fenced: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]

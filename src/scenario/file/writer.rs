@@ -95,6 +95,17 @@ pub fn to_toml(s: &Scenario) -> String {
             list(g.talk_to.iter().map(|n| s.nodes[*n].as_str()).collect())
         );
     }
+    let expect = [
+        ("raft", &s.expect.raft),
+        ("\"naive-failover\"", &s.expect.naive_failover),
+        ("\"naive-failover-fenced\"", &s.expect.naive_failover_fenced),
+    ];
+    if expect.iter().any(|(_, names)| !names.is_empty()) {
+        let _ = writeln!(out, "\n[expect]");
+        for (key, names) in expect.iter().filter(|(_, names)| !names.is_empty()) {
+            let _ = writeln!(out, "{key} = {}", list(names.iter().map(String::as_str).collect()));
+        }
+    }
     for e in &s.events {
         let _ = writeln!(out, "\n[[event]]\nat = {}", q(&show(e.at)));
         let node = |n: &usize| q(&s.nodes[*n]);
