@@ -90,6 +90,18 @@ impl Cut {
         self.pairs.extend(other.pairs);
     }
 
+    /// Takes `other`'s links out of this cut, one of each, and returns those it held (links
+    /// this cut does not hold are left out: healing them would undo someone else's cut).
+    pub fn take(&mut self, other: &Cut) -> Cut {
+        let mut taken = Vec::new();
+        for pair in &other.pairs {
+            if let Some(i) = self.pairs.iter().position(|p| p == pair) {
+                taken.push(self.pairs.remove(i));
+            }
+        }
+        Cut { pairs: taken }
+    }
+
     /// The directed links.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
@@ -99,6 +111,34 @@ impl Cut {
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
+}
+
+/// A fault primitive that took effect, as a backend applied it (the simulated world keeps
+/// them: `raftbed sim --emit-scenario` writes them back as a scenario's timeline).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// These directed links were cut.
+    Cut(Cut),
+    /// These were healed.
+    Heal(Cut),
+    /// A node crashed.
+    Crash(usize),
+    /// A crashed node restarted.
+    Restart(usize),
+    /// A node paused.
+    Pause(usize),
+    /// A paused node resumed.
+    Resume(usize),
+    /// A node's clock rate set.
+    ClockRate(usize, f64),
+    /// A node's clock jumped forward.
+    ClockJump(usize, Duration),
+    /// A link's loss rate set.
+    LinkLoss(String, String, f64),
+    /// A link's latency set.
+    LinkLatency(String, String, Latency),
+    /// A line the driver wrote into the trace, saying what it was doing.
+    Note(String),
 }
 
 /// What a node is, as far as the fault backend knows.

@@ -524,6 +524,7 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
             args.seed
         )),
         check: budget,
+        bugs: crate::sim::SimBugs::default(),
         watch,
         watch_log,
         coverage: None,

@@ -12,6 +12,7 @@ mod nemesis;
 pub mod node;
 mod real;
 mod replay;
+mod replay_drawn;
 pub mod sim;
 mod sweep;
 

@@ -8,7 +8,7 @@ use clap::Args;
 use jepsen_lite::{CheckResult, Outcome};
 
 use crate::scenario::{self, ReplayReport, System};
-use crate::sim::CheckBudget;
+use crate::sim::{CheckBudget, SimBugs};
 use crate::verdict::{EXIT_BAD_INPUT, EXIT_VIOLATED, Verdict};
 
 /// `raftbed replay` arguments.
@@ -38,8 +38,22 @@ pub struct ReplayArgs {
     /// At most this many replays while shrinking (1 or more).
     #[arg(long, default_value_t = 40)]
     pub budget: usize,
+    /// A bug to switch on in Raft's code (repeatable; the names of `raftbed sim --bug`): it
+    /// changes nothing else, and nothing in the naive systems.
+    #[arg(long = "bug", value_parser = crate::sim::BUG_NAMES)]
+    pub bugs: Vec<String>,
     #[command(flatten)]
     pub check: CheckArgs,
+}
+
+impl ReplayArgs {
+    pub(super) fn bugs(&self) -> SimBugs {
+        let mut bugs = SimBugs::default();
+        for bug in &self.bugs {
+            bugs.enable(bug).expect("clap checked the names");
+        }
+        bugs
+    }
 }
 
 /// The history checker's budget on the command line.
@@ -82,7 +96,7 @@ pub fn parse_bytes(text: &str) -> Result<usize, String> {
 
 /// Which systems to run.
 #[derive(Clone, Debug)]
-pub struct SystemChoice(Vec<System>);
+pub struct SystemChoice(pub(super) Vec<System>);
 
 fn parse_system(text: &str) -> Result<SystemChoice, String> {
     if text == "all" {
@@ -108,6 +122,9 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
     let seed = args.seed.unwrap_or(scenario.seed);
     let path = args.scenario.display().to_string();
     super::quiet_panics();
+    if scenario.sim.is_some() {
+        return super::replay_drawn::run(args, &scenario, seed, &path);
+    }
     if args.shrink {
         if args.budget == 0 {
             eprintln!("raftbed replay: --budget 0: shrinking needs at least one replay");
@@ -120,7 +137,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
         .system
         .0
         .iter()
-        .map(|system| scenario::replay(&scenario, *system, seed, budget))
+        .map(|system| scenario::replay(&scenario, *system, seed, budget, args.bugs()))
         .collect();
     if args.json {
         let objects: Vec<serde_json::Value> = reports.iter().map(|r| json(r, &path)).collect();
@@ -169,9 +186,15 @@ fn shrink(args: &ReplayArgs, scenario: &scenario::Scenario, seed: u64, path: &st
             args.budget
         );
         let progress = |step: &str| eprintln!("  {step}");
-        let Some((small, report)) =
-            scenario::shrink(scenario, system, seed, args.budget, args.check.budget(), progress)
-        else {
+        let Some((small, report)) = scenario::shrink(
+            scenario,
+            system,
+            seed,
+            args.budget,
+            args.check.budget(),
+            args.bugs(),
+            progress,
+        ) else {
             eprintln!("  {} was not violated: nothing to shrink", system.name());
             continue;
         };

@@ -75,6 +75,11 @@ pub struct SimArgs {
     /// jsonl (for `raftbed check --format watches`).
     #[arg(long)]
     watches: Option<PathBuf>,
+    /// Write the run as a scenario file here: the world the seed drew and every fault its
+    /// nemesis applied, when. `raftbed replay FILE` runs it again (the same trace hash), and
+    /// `--shrink` takes away what the outcome does not need.
+    #[arg(long, conflicts_with = "seeds")]
+    emit_scenario: Option<PathBuf>,
     /// Run one shard of the sweep: I/N runs the seeds s with (s - A) mod N = I; N alone takes
     /// I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job: deploy/sweep-job.yaml).
     #[arg(long, requires = "seeds")]
@@ -209,7 +214,8 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
     };
     super::quiet_panics();
     let Some(range) = &args.seeds else {
-        return run_one(&base, [&args.trace, &args.history, &args.resolved, &args.watches]);
+        let outputs = [&args.trace, &args.history, &args.resolved, &args.watches];
+        return run_one(&base, outputs, args.emit_scenario.as_deref());
     };
     let seeds = match &args.shard {
         Some(text) => {
@@ -241,33 +247,50 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
     super::sweep::exit_code(&results)
 }
 
-/// Runs one seed and writes the trace, the history and the resolved file where asked.
+/// Runs one seed, prints its report, and writes the trace, the history, the resolved file,
+/// the watch log and the scenario where asked.
 fn run_one(
     options: &SimOptions,
     [trace, history, resolved, watches]: [&Option<PathBuf>; 4],
+    scenario: Option<&std::path::Path>,
 ) -> ExitCode {
     let report = run(options);
+    println!("{report}");
     let mut outputs = Vec::new();
     if let Some(path) = trace {
-        outputs.push((path, report.trace.join("\n") + "\n"));
+        outputs.push((path.clone(), report.trace.join("\n") + "\n"));
     }
     if let Some(path) = history {
-        outputs.push((path, jepsen_lite::formats::write_jsonl(&report.history)));
+        outputs.push((path.clone(), jepsen_lite::formats::write_jsonl(&report.history)));
     }
     if let Some(path) = resolved {
-        outputs.push((path, report.resolved.to_jsonl()));
+        outputs.push((path.clone(), report.resolved.to_jsonl()));
     }
     if let Some(path) = watches {
         let log = report.watch_log.as_ref().map(|log| log.to_jsonl()).unwrap_or_default();
-        outputs.push((path, log));
+        outputs.push((path.clone(), log));
+    }
+    if let Some(path) = scenario {
+        let shown = path.display().to_string();
+        match crate::scenario::from_run(&report) {
+            Ok(s) => outputs
+                .push((path.to_path_buf(), crate::scenario::emitted_text(&s, &report, &shown))),
+            Err(e) => {
+                eprintln!("raftbed sim: cannot write the run as a scenario: {e}");
+                return ExitCode::from(2);
+            }
+        }
     }
     for (path, text) in outputs {
-        if let Err(e) = std::fs::write(path, text) {
+        if let Err(e) = std::fs::write(&path, text) {
             eprintln!("raftbed sim: cannot write {}: {e}", path.display());
             return ExitCode::from(2);
         }
     }
-    println!("{report}");
+    if let Some(path) = scenario {
+        let bugs: String = options.bugs.names().iter().map(|b| format!(" --bug {b}")).collect();
+        println!("scenario: {} (raftbed replay {}{bugs})", path.display(), path.display());
+    }
     ExitCode::from(report.verdict().exit_code())
 }
 

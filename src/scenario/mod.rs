@@ -4,6 +4,7 @@
 //! (`shrink.rs`). The file format is `file.rs`; this module holds the validated form.
 
 mod detect;
+mod drawn;
 mod file;
 mod naive_program;
 mod report;
@@ -19,12 +20,13 @@ use std::time::Duration;
 pub use crate::faults::Latency;
 pub use crate::sim::world::RESOURCE_HOST;
 pub use detect::{Evidence, Finding, Findings, detect};
+pub use drawn::{emitted_text, from_run, replay_drawn};
 pub use file::{MAX_FILE_BYTES, ScenarioError, load, parse, parse_duration, to_toml};
 pub use naive_program::MONITOR_HOST;
 pub use report::write_report;
 pub use roles::RoleSpan;
 pub use run::{ReplayReport, RunInfo, System, replay};
-pub use shrink::shrink;
+pub use shrink::{shrink, shrink_drawn};
 
 /// A validated scenario. Nodes are indexes into `nodes`; node `i` has Raft id `i + 1`.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,6 +45,8 @@ pub struct Scenario {
     pub seed: u64,
     /// Timing.
     pub timing: Timing,
+    /// Raft's options beyond its timers.
+    pub raft: RaftOptions,
     /// Sites.
     pub sites: Vec<Site>,
     /// Links between sites (pairs not listed: `timing.default_latency`).
@@ -55,6 +59,32 @@ pub struct Scenario {
     pub events: Vec<Event>,
     /// The situations each system's run must reach (`[expect]`).
     pub expect: Expect,
+    /// A world drawn by `raftbed sim` (`[sim]`), which replaces the sites, links, clients,
+    /// timing and Raft options: the simulator's own world, workload and checks, built from
+    /// these values, under the timeline.
+    pub sim: Option<SimWorld>,
+}
+
+/// The world of a `raftbed sim` run, as `--emit-scenario` writes it (`[sim]`): what the
+/// seed drew, so that a replay builds the same world whatever the seed draws today.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SimWorld {
+    /// Raft nodes (`n1`..).
+    pub nodes: usize,
+    /// Workload clients (one reader per node besides them).
+    pub clients: usize,
+    /// Lock clients writing to the fenced resource.
+    pub lock_clients: usize,
+    /// Watchers of the workload's keys.
+    pub watchers: usize,
+    /// Revisions the leader's auto-compaction keeps (0: never compacted).
+    pub history_kept: i64,
+    /// Timers, latency, workload and Raft options.
+    pub params: crate::sim::SimParams,
+    /// How gRPC travels between the simulated hosts.
+    pub transport: crate::sim::SimTransport,
+    /// The peer transport.
+    pub peer_transport: crate::transport::PeerTransport,
 }
 
 /// The situations each system's run must reach, or its verdict is undecided: that the
@@ -97,6 +127,31 @@ pub struct Timing {
     pub monitor_site: usize,
     /// Latency between sites with no `[[link]]`.
     pub default_latency: Latency,
+}
+
+/// Raft's options beyond its timers (`[raft]`): what `raftbed sim`'s swarm draws, so that a
+/// seed's world can be written as a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaftOptions {
+    /// Pre-vote (§9.6).
+    pub pre_vote: bool,
+    /// Check-quorum and leader stickiness (§6.2); leases need it.
+    pub check_quorum: bool,
+    /// At most this many entries per AppendEntries.
+    pub max_entries_per_message: usize,
+    /// Entries between snapshots.
+    pub snapshot_every: u64,
+}
+
+impl Default for RaftOptions {
+    fn default() -> RaftOptions {
+        RaftOptions {
+            pre_vote: true,
+            check_quorum: true,
+            max_entries_per_message: 64,
+            snapshot_every: 1000,
+        }
+    }
 }
 
 /// A site and its nodes.
@@ -208,6 +263,11 @@ pub enum Action {
         /// Only the first side's outgoing messages are lost.
         one_way: bool,
     },
+    /// Cut these directed links between nodes (from, to): what `raftbed sim` applied, written
+    /// back by `--emit-scenario`. Cuts count: a link cut twice stays cut until uncut twice.
+    Cut(Vec<(usize, usize)>),
+    /// Heal these directed links, cut by an earlier `Cut` (links not cut are left alone).
+    Uncut(Vec<(usize, usize)>),
     /// Undo every partition and isolation.
     Heal,
     /// Cut whoever leads at that moment off from every other node and the monitor (its own
@@ -225,13 +285,80 @@ pub enum Action {
     Drift(usize, f64),
     /// Jump a node's clock forward.
     Jump(usize, Duration),
-    /// Set the loss rate between two sites.
-    Loss(usize, usize, f64),
-    /// Set the latency between two sites.
-    SetLatency(usize, usize, Latency),
+    /// Set the loss rate between two sites or nodes.
+    Loss(Target, Target, f64),
+    /// Set the latency between two sites or nodes.
+    SetLatency(Target, Target, Latency),
+    /// Write a line into the trace and the report (`raftbed sim`'s nemesis says what it is
+    /// doing this way, and `--emit-scenario` keeps its words).
+    Note(String),
+}
+
+impl SimWorld {
+    /// The names of a drawn world's nodes: `n1`, `n2`, ...
+    pub fn node_names(nodes: usize) -> Vec<String> {
+        (1..=nodes).map(|n| format!("n{n}")).collect()
+    }
 }
 
 impl Scenario {
+    /// A scenario of a world `raftbed sim` drew: its nodes in one site, the site-world
+    /// sections filled from `world` for what reads them (the timeline, the writer).
+    pub fn drawn(
+        name: String,
+        description: String,
+        duration: Duration,
+        seed: u64,
+        world: SimWorld,
+        events: Vec<Event>,
+        expect: Expect,
+    ) -> Scenario {
+        let p = &world.params;
+        let latency = Latency { min: Duration::from_millis(1), max: p.latency_max };
+        Scenario {
+            name,
+            description,
+            duration,
+            nodes: SimWorld::node_names(world.nodes),
+            leader: 0,
+            seed,
+            timing: Timing {
+                raft: p.timing,
+                lease: p.lease_reads,
+                request_timeout: Duration::from_secs(1),
+                failover_after: Duration::from_secs(3),
+                monitor_interval: Duration::from_secs(1),
+                monitor_site: 0,
+                default_latency: latency,
+            },
+            raft: RaftOptions {
+                pre_vote: p.pre_vote,
+                check_quorum: p.check_quorum,
+                max_entries_per_message: p.max_entries_per_message,
+                snapshot_every: p.compact_every,
+            },
+            sites: vec![Site {
+                name: DRAWN_SITE.into(),
+                nodes: (0..world.nodes).collect(),
+                latency,
+            }],
+            links: Vec::new(),
+            clients: Vec::new(),
+            locks: Vec::new(),
+            events,
+            expect,
+            sim: Some(world),
+        }
+    }
+
+    /// The name of a site or node.
+    pub fn target_name(&self, target: &Target) -> &str {
+        match target {
+            Target::Site(s) => &self.sites[*s].name,
+            Target::Node(n) => &self.nodes[*n],
+        }
+    }
+
     /// The hosts of site `s`: its nodes, and its client groups.
     pub fn site_hosts(&self, s: usize, with_monitor: bool) -> Vec<String> {
         let mut hosts: Vec<String> =
@@ -273,6 +400,9 @@ impl Scenario {
     }
 }
 
+/// The one site of a drawn world's nodes (events name the nodes, never it).
+pub const DRAWN_SITE: &str = "sim";
+
 /// The simulated host of a client group.
 pub fn group_host(name: &str) -> String {
     format!("clients-{name}")
@@ -283,14 +413,17 @@ pub fn lock_host(name: &str) -> String {
     format!("locks-{name}")
 }
 
-/// A duration the way scenario files write it: `1.5s`, `250ms`.
+/// A duration the way scenario files write it, exactly (`parse_duration` reads it back to the
+/// nanosecond): `2s`, `250ms`, `1500ms`, `12.345678ms`.
 pub fn show(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms >= 1000.0 && (ms / 1000.0).fract() == 0.0 {
-        format!("{}s", ms / 1000.0)
-    } else if ms.fract() == 0.0 {
+    let nanos = d.as_nanos();
+    let ms = nanos / 1_000_000;
+    if nanos.is_multiple_of(1_000_000_000) && nanos > 0 {
+        format!("{}s", nanos / 1_000_000_000)
+    } else if nanos.is_multiple_of(1_000_000) {
         format!("{ms}ms")
     } else {
-        format!("{:.3}s", d.as_secs_f64())
+        let fraction = format!("{:06}", nanos % 1_000_000);
+        format!("{ms}.{}ms", fraction.trim_end_matches('0'))
     }
 }

@@ -21,6 +21,7 @@ use super::timeline::Timeline;
 use super::{MONITOR_HOST, RESOURCE_HOST, Scenario, group_host, lock_host};
 use crate::faults::Faults;
 use crate::rng::SplitMix64;
+use crate::sim::SimBugs;
 use crate::sim::checks::Violation;
 use crate::sim::coverage::{Coverage, WorldEvent};
 use crate::sim::fencing::LockParams;
@@ -131,6 +132,8 @@ pub struct ReplayReport {
     pub rerun: Option<String>,
     /// The history checker's budget, when not the default (part of the replay command).
     pub check: CheckBudget,
+    /// The bugs switched on (part of the replay command).
+    pub bugs: SimBugs,
     /// What the watch checker found, when watchers ran (`raftbed test`).
     pub watch: Option<jepsen_lite::watch::WatchReport>,
     /// The watch check's input (`watches.jsonl` in the report directory).
@@ -200,8 +203,9 @@ impl ReplayReport {
         if let Some(rerun) = &self.rerun {
             return rerun.clone();
         }
+        let bugs: String = self.bugs.names().iter().map(|b| format!(" --bug {b}")).collect();
         format!(
-            "raftbed replay {path} --system {} --seed {}{}",
+            "raftbed replay {path} --system {} --seed {}{bugs}{}",
             self.system.name(),
             self.seed,
             self.check.flags()
@@ -269,16 +273,16 @@ fn world_spec(scenario: &Scenario, seed: u64) -> (WorldSpec, Vec<String>) {
         node: NodeSpec {
             timing: timing.raft,
             lease_reads: timing.lease,
-            pre_vote: true,
-            check_quorum: true,
-            max_entries_per_message: 64,
-            compact_every: 1000,
+            pre_vote: scenario.raft.pre_vote,
+            check_quorum: scenario.raft.check_quorum,
+            max_entries_per_message: scenario.raft.max_entries_per_message,
+            compact_every: scenario.raft.snapshot_every,
             request_timeout: timing.request_timeout,
             rpc_timeout: (timing.default_latency.max * 8).max(Duration::from_millis(200)),
             first_leader: Some(scenario.leader),
             auto_compaction: None,
             peer_transport: crate::transport::PeerTransport::Framed,
-            bugs: crate::sim::SimBugs::default(),
+            bugs: SimBugs::default(),
         },
         net: NetSpec {
             run_for: scenario.duration + settle_time(scenario) + Duration::from_secs(60),
@@ -314,8 +318,16 @@ fn site_of_host(scenario: &Scenario, host: &str) -> usize {
     group.site
 }
 
-/// Replays `scenario` against `system` from `seed`, the history checked within `budget`.
-pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudget) -> ReplayReport {
+/// Replays `scenario` against `system` from `seed`, the history checked within `budget`, with
+/// `bugs` switched on in Raft's code (they change nothing else, and nothing in the naive
+/// systems).
+pub fn replay(
+    scenario: &Scenario,
+    system: System,
+    seed: u64,
+    budget: CheckBudget,
+    bugs: SimBugs,
+) -> ReplayReport {
     let wall = Instant::now();
     let mut rng = SplitMix64::new(seed);
     let roles = Rc::new(RefCell::new(Roles::default()));
@@ -328,7 +340,8 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudge
     });
     let program: Rc<dyn NodeProgram> =
         if system == System::Raft { Rc::new(RaftProgram) } else { naive.clone() };
-    let (spec, groups) = world_spec(scenario, seed);
+    let (mut spec, groups) = world_spec(scenario, seed);
+    spec.node.bugs = bugs;
     let mut w = World::build(&spec, program, &mut rng);
     let hosts = w.hosts().to_vec();
     for (i, a) in hosts.iter().enumerate() {
@@ -392,6 +405,7 @@ pub fn replay(scenario: &Scenario, system: System, seed: u64, budget: CheckBudge
         wall: wall.elapsed(),
         rerun: None,
         check: budget,
+        bugs,
         watch: None,
         watch_log: None,
         coverage: Some(coverage),

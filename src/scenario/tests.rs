@@ -98,3 +98,37 @@ fn a_write_that_failed_never_overwrites() {
     ];
     assert!(findings(events).stale_reads.is_empty());
 }
+
+#[test]
+fn raft_options_directed_cuts_node_links_and_notes_round_trip() {
+    let text = "name = \"t\"\nduration = \"10s\"\n\n[raft]\npre_vote = false\ncheck_quorum = true\n\
+        max_entries_per_message = 1\nsnapshot_every = 50\n\n[[site]]\nname = \"a\"\nnodes = [\"n1\", \"n2\"]\n\n\
+        [[site]]\nname = \"b\"\nnodes = [\"n3\"]\n\n[[clients]]\nname = \"c\"\nsite = \"a\"\n\n\
+        [[event]]\nat = \"1s\"\nnote = \"the bridge goes\"\n\n[[event]]\nat = \"1s\"\ncut = [[\"n1\", \"n3\"], [\"n3\", \"n1\"]]\n\n\
+        [[event]]\nat = \"2s\"\nbetween = [\"n2\", \"b\"]\nloss = 0.5\n\n[[event]]\nat = \"3s\"\nuncut = [[\"n3\", \"n1\"]]\n";
+    let s = parse(text, "t").unwrap_or_else(|e| panic!("{e}"));
+    assert!(!s.raft.pre_vote && s.raft.max_entries_per_message == 1 && s.raft.snapshot_every == 50);
+    assert_eq!(s.events[0].action, super::Action::Note("the bridge goes".into()));
+    assert_eq!(s.events[1].action, super::Action::Cut(vec![(0, 2), (2, 0)]));
+    let loss = super::Action::Loss(super::Target::Node(1), super::Target::Site(1), 0.5);
+    assert_eq!(s.events[2].action, loss);
+    assert_eq!(s.events[3].action, super::Action::Uncut(vec![(2, 0)]));
+    let mut again = parse(&to_toml(&s), "written").unwrap_or_else(|e| panic!("{e}"));
+    for (a, b) in again.events.iter_mut().zip(&s.events) {
+        a.line = b.line;
+    }
+    assert_eq!(again, s, "{}", to_toml(&s));
+    for (bad, says) in [
+        ("cut = [[\"n1\", \"n3\"]", "cut = [[\"n1\", \"n1\"]"),
+        ("cut = [[\"n1\", \"n3\"]", "cut = [[\"n1\"]"),
+        ("cut = [[\"n1\", \"n3\"]", "cut = [[\"n1\", \"n9\"]"),
+        ("max_entries_per_message = 1", "max_entries_per_message = 0"),
+    ] {
+        let broken = text.replacen(bad, says, 1);
+        assert_ne!(broken, text, "{bad} is in the text");
+        assert!(parse(&broken, "t").is_err(), "{says} was accepted");
+    }
+    let leases = text.replace("check_quorum = true", "check_quorum = false");
+    let e = parse(&leases, "t").expect_err("leases without check-quorum");
+    assert!(e.message.contains("check-quorum"), "{e}");
+}

@@ -31,6 +31,9 @@ enum Closes {
 pub(crate) struct Timeline<'s> {
     scenario: &'s Scenario,
     system: System,
+    /// Whether it notes what each event does in the trace; a drawn scenario's timeline notes
+    /// only its `note` events, which carry the nemesis's own words.
+    says: bool,
     /// Still to come, the next last.
     events: Vec<Event>,
     /// The partitions and isolations since the last heal.
@@ -43,7 +46,15 @@ impl<'s> Timeline<'s> {
     pub(crate) fn new(scenario: &'s Scenario, system: System) -> Timeline<'s> {
         let mut events = scenario.events.clone();
         events.reverse();
-        Timeline { scenario, system, events, cut: Cut::default(), windows: Vec::new() }
+        let says = scenario.sim.is_none();
+        Timeline { scenario, system, events, says, cut: Cut::default(), windows: Vec::new() }
+    }
+
+    /// Notes `text` in the trace, unless this timeline keeps quiet.
+    fn say(&self, f: &mut impl Faults, text: &str) {
+        if self.says {
+            f.note(text);
+        }
     }
 
     /// Applies every event that is due.
@@ -76,11 +87,9 @@ impl<'s> Timeline<'s> {
         }
     }
 
-    /// Every host of site `a` with every host of site `b`.
-    fn site_pairs(&self, a: usize, b: usize) -> Vec<(String, String)> {
-        let with_monitor = self.system != System::Raft;
-        let (ha, hb) =
-            (self.scenario.site_hosts(a, with_monitor), self.scenario.site_hosts(b, with_monitor));
+    /// Every host of `a` with every host of `b`.
+    fn host_pairs(&self, a: &Target, b: &Target) -> Vec<(String, String)> {
+        let (ha, hb) = (self.hosts_of(a), self.hosts_of(b));
         ha.iter().flat_map(|x| hb.iter().map(move |y| (x.clone(), y.clone()))).collect()
     }
 
@@ -96,22 +105,37 @@ impl<'s> Timeline<'s> {
                     .collect();
                 let cut = Cut::between(&sides_hosts, *one_way);
                 let label = format!("partition {}", describe_sides(s, sides, *one_way));
-                f.note(&label);
+                self.say(f, &label);
                 let _ = f.cut(&cut);
                 self.cut.join(cut);
                 Some((label, Closes::Heal))
             }
+            Action::Cut(links) => {
+                let cut = Cut::from_pairs(links.iter().map(|(a, b)| (name(a), name(b))).collect());
+                let label = format!("cut {}", describe_links(s, links));
+                self.say(f, &label);
+                let _ = f.cut(&cut);
+                self.cut.join(cut);
+                Some((label, Closes::Heal))
+            }
+            Action::Uncut(links) => {
+                let pairs = links.iter().map(|(a, b)| (name(a), name(b))).collect();
+                let healed = self.cut.take(&Cut::from_pairs(pairs));
+                self.say(f, &format!("uncut {}", describe_links(s, links)));
+                let _ = f.heal(&healed);
+                None
+            }
             Action::Heal => {
-                f.note("heal");
+                self.say(f, "heal");
                 let _ = f.heal(&std::mem::take(&mut self.cut));
                 None
             }
             Action::IsolateLeader => {
                 let Some(leader) = f.leader() else {
-                    f.note("isolate the leader: there is none");
+                    self.say(f, "isolate the leader: there is none");
                     return None;
                 };
-                f.note(&format!("isolate the leader {}", name(&leader)));
+                self.say(f, &format!("isolate the leader {}", name(&leader)));
                 let (cut, _) = f.isolate(leader);
                 self.cut.join(cut);
                 Some((format!("{} isolated", name(&leader)), Closes::Heal))
@@ -120,53 +144,57 @@ impl<'s> Timeline<'s> {
                 if f.crash(*n).done() {
                     // Raft's trace has always said why; the comparison systems' never did.
                     let why = if self.system == System::Raft { " (scenario)" } else { "" };
-                    f.note(&format!("crash {}{why}", name(n)));
+                    self.say(f, &format!("crash {}{why}", name(n)));
                 }
                 Some((format!("{} down", name(n)), Closes::Restart(*n)))
             }
             Action::Restart(n) => {
                 if f.restart(*n).done() {
-                    f.note(&format!("restart {}", name(n)));
+                    self.say(f, &format!("restart {}", name(n)));
                 }
                 None
             }
             Action::Pause(n) => {
                 if f.pause(*n).done() {
-                    f.note(&format!("pause {}", name(n)));
+                    self.say(f, &format!("pause {}", name(n)));
                 }
                 Some((format!("{} paused", name(n)), Closes::Resume(*n)))
             }
             Action::Resume(n) => {
                 if f.resume(*n).done() {
-                    f.note(&format!("resume {}", name(n)));
+                    self.say(f, &format!("resume {}", name(n)));
                 }
                 None
             }
             Action::Drift(n, rate) => {
-                f.note(&format!("clock {} runs at x{rate}", name(n)));
+                self.say(f, &format!("clock {} runs at x{rate}", name(n)));
                 let _ = f.clock_rate(*n, *rate);
                 (*rate != 1.0).then(|| (format!("{} clock x{rate}", name(n)), Closes::Clock(*n)))
             }
             Action::Jump(n, by) => {
-                f.note(&format!("clock {} jumps {}", name(n), show(*by)));
+                self.say(f, &format!("clock {} jumps {}", name(n), show(*by)));
                 let _ = f.clock_jump(*n, *by);
                 None
             }
             Action::Loss(a, b, rate) => {
-                let (sa, sb) = (&s.sites[*a].name, &s.sites[*b].name);
-                f.note(&format!("loss {rate} between {sa} and {sb}"));
-                for (x, y) in self.site_pairs(*a, *b) {
+                let (sa, sb) = (s.target_name(a), s.target_name(b));
+                self.say(f, &format!("loss {rate} between {sa} and {sb}"));
+                for (x, y) in self.host_pairs(a, b) {
                     let _ = f.link_loss(&x, &y, *rate);
                 }
                 (*rate > 0.0).then(|| (format!("loss {rate} {sa}-{sb}"), Closes::Link))
             }
             Action::SetLatency(a, b, latency) => {
-                let (sa, sb) = (&s.sites[*a].name, &s.sites[*b].name);
-                f.note(&format!("latency {latency} between {sa} and {sb}"));
-                for (x, y) in self.site_pairs(*a, *b) {
+                let (sa, sb) = (s.target_name(a), s.target_name(b));
+                self.say(f, &format!("latency {latency} between {sa} and {sb}"));
+                for (x, y) in self.host_pairs(a, b) {
                     let _ = f.link_latency(&x, &y, *latency);
                 }
                 Some((format!("latency {latency} {sa}-{sb}"), Closes::Link))
+            }
+            Action::Note(text) => {
+                f.note(text);
+                None
             }
         }
     }
@@ -174,7 +202,7 @@ impl<'s> Timeline<'s> {
 
 fn closes(action: &Action, on: &Closes) -> bool {
     match (action, on) {
-        (Action::Heal, Closes::Heal) => true,
+        (Action::Heal | Action::Uncut(_), Closes::Heal) => true,
         (Action::Restart(a), Closes::Restart(b)) | (Action::Resume(a), Closes::Resume(b)) => a == b,
         (Action::Drift(a, _) | Action::Jump(a, _), Closes::Clock(b)) => a == b,
         (Action::Loss(..) | Action::SetLatency(..), Closes::Link) => true,
@@ -197,4 +225,20 @@ fn describe_sides(s: &Scenario, sides: &[Vec<Target>], one_way: bool) -> String 
         })
         .collect();
     names.join(if one_way { " -/-> " } else { " | " })
+}
+
+fn describe_links(s: &Scenario, links: &[(usize, usize)]) -> String {
+    let names: Vec<String> =
+        links.iter().map(|(a, b)| format!("{}->{}", s.nodes[*a], s.nodes[*b])).collect();
+    names.join(" ")
+}
+
+impl crate::sim::Driver for Timeline<'_> {
+    fn advance(&mut self, w: &mut crate::sim::World<'_>) {
+        Timeline::advance(self, w);
+    }
+
+    fn stop(&mut self) {
+        self.events.clear();
+    }
 }

@@ -24,6 +24,7 @@ pub mod leases;
 mod links;
 pub mod liveness;
 pub mod nemesis;
+mod phases;
 mod probe;
 mod report;
 pub mod shard;
@@ -35,6 +36,7 @@ pub mod workload;
 pub mod world;
 
 pub use bugs::{BUG_NAMES, SimBugs};
+pub use phases::{Driver, draws, run, run_world};
 pub use probe::note_panic;
 pub(crate) use probe::sim_now;
 pub use report::SimReport;
@@ -43,19 +45,15 @@ pub use world::{
     WorldSpec,
 };
 
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jepsen_lite::{
     CheckOptions, CheckResult, History, ModelKind, RegisterModel, Resolved, ResolvedCounts,
 };
-use liveness::LiveQuorum;
-use nemesis::{Density, FaultKind, Nemesis};
+use nemesis::{Density, FaultKind};
 use swarm::{Pins, Swarm};
 use workload::{ClientParams, Role};
 
-use crate::faults::Faults;
 use crate::rng::SplitMix64;
 use crate::server::api::compactor::AutoCompaction;
 use crate::server::timing::Timing;
@@ -103,6 +101,9 @@ pub struct SimOptions {
     pub density: Density,
     /// Situations the run must reach (`coverage::names`), or it is undecided.
     pub required: Vec<String>,
+    /// The scenario file whose timeline drives the faults (`raftbed replay` of a file
+    /// `--emit-scenario` wrote), instead of the seed's schedule.
+    pub scenario: Option<String>,
 }
 
 /// How the simulated hosts' gRPC calls travel.
@@ -147,11 +148,20 @@ impl SimOptions {
             swarm: None,
             density: Density::default(),
             required: Vec::new(),
+            scenario: None,
         }
     }
 
+    /// The peer transport the nodes use.
+    pub fn peers(&self) -> crate::transport::PeerTransport {
+        self.peer_transport.unwrap_or(match self.transport {
+            SimTransport::Messages => crate::transport::PeerTransport::Datagram,
+            SimTransport::Wire => crate::transport::PeerTransport::Framed,
+        })
+    }
+
     /// A swarm run's world (`swarm`): what the seed draws, with what `pins` fix kept.
-    fn drawn(&self, pins: &Pins) -> SimOptions {
+    pub(crate) fn drawn(&self, pins: &Pins) -> SimOptions {
         let drawn = Swarm::draw(self.seed);
         SimOptions {
             nodes: pins.nodes.unwrap_or(drawn.nodes),
@@ -167,6 +177,14 @@ impl SimOptions {
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
+        if let Some(path) = &self.scenario {
+            let bugs: String = self.bugs.names().iter().map(|b| format!(" --bug {b}")).collect();
+            return format!(
+                "raftbed replay {path} --seed {}{bugs}{}",
+                self.seed,
+                self.check.flags()
+            );
+        }
         let mut command = format!("raftbed sim --seed {}", self.seed);
         let defaults = SimOptions::new(self.seed);
         match &self.swarm {
@@ -207,7 +225,7 @@ impl SimOptions {
 }
 
 /// Timing derived from the seed, so a sweep explores many clusters (swarm testing).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SimParams {
     /// Raft's timers: 10 ms ticks, a minimum election timeout of 10-20 ticks (the maximum is
     /// twice it), heartbeats every 2-4 ticks.
@@ -234,7 +252,7 @@ pub struct SimParams {
 }
 
 impl SimParams {
-    fn derive(rng: &mut SplitMix64) -> SimParams {
+    pub(crate) fn derive(rng: &mut SplitMix64) -> SimParams {
         SimParams {
             // Election ticks are drawn before heartbeat ticks, as the seed's stream expects.
             timing: Timing::from_ticks(
@@ -322,7 +340,7 @@ pub fn check_history(
 }
 
 /// The world `options` describe, from the seed's parameters.
-fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
+pub(crate) fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
     let nodes: Vec<String> = (1..=options.nodes).map(|n| format!("n{n}")).collect();
     let client_params = ClientParams {
         nodes: nodes.iter().map(|n| format!("{n}:{CLIENT_PORT}")).collect(),
@@ -331,11 +349,7 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
         timeout: Duration::from_millis(1500),
         attempts: params.attempts,
         processes: (options.clients + options.nodes) as u64,
-        lease_reads: if params.lease_reads || options.bugs.lease_no_drift_margin {
-            0.5
-        } else {
-            0.0
-        },
+        lease_reads: if params.lease_reads { 0.5 } else { 0.0 },
         mix: workload::DEFAULT_MIX,
         read_consistency: None,
         spread: true,
@@ -365,10 +379,7 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
         seed: options.seed,
         node: NodeSpec {
             timing: params.timing,
-            // The fixed world turns leases on for the lease bug to have something to break; a
-            // swarm run never lets a bug change the world.
-            lease_reads: params.lease_reads
-                || (options.swarm.is_none() && options.bugs.lease_no_drift_margin),
+            lease_reads: params.lease_reads,
             pre_vote: params.pre_vote,
             check_quorum: params.check_quorum,
             max_entries_per_message: params.max_entries_per_message,
@@ -380,10 +391,7 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
                 keep: options.history_kept,
                 every: AUTO_COMPACTION_CHECK,
             }),
-            peer_transport: options.peer_transport.unwrap_or(match options.transport {
-                SimTransport::Messages => crate::transport::PeerTransport::Datagram,
-                SimTransport::Wire => crate::transport::PeerTransport::Framed,
-            }),
+            peer_transport: options.peers(),
             bugs: options.bugs,
         },
         net: NetSpec {
@@ -407,181 +415,4 @@ fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
         sim_net: options.transport.net(),
         nodes,
     }
-}
-
-/// Runs one simulation.
-pub fn run(options: &SimOptions) -> SimReport {
-    let wall = Instant::now();
-    let drawn;
-    let options = match &options.swarm {
-        Some(pins) => {
-            drawn = options.drawn(pins);
-            &drawn
-        }
-        None => options,
-    };
-    let mut rng = SplitMix64::new(options.seed);
-    let params = SimParams::derive(&mut rng);
-    let schedule = nemesis::schedule(
-        &mut rng.fork(),
-        &options.faults,
-        options.nodes,
-        options.duration,
-        options.density,
-    );
-    let spec = world_spec(options, &params);
-    let mut world = World::build(&spec, Rc::new(RaftProgram), &mut rng);
-    let mut nemesis = Nemesis::new(schedule, rng.fork());
-
-    let mut live = if params.pre_vote {
-        LiveQuorum::new(LiveQuorum::window_for(params.timing.election_timeout))
-    } else {
-        LiveQuorum::off()
-    };
-    let safe =
-        safety_phase(&mut world, &mut nemesis, &mut live, options.duration, options.keep_going);
-    world.stop_clients();
-    let liveness = if safe {
-        let endpoints = (1..=options.nodes).map(|n| format!("n{n}:{CLIENT_PORT}")).collect();
-        let (bound, net) = (options.liveness_bound, spec.sim_net);
-        liveness_phase(&mut world, &mut nemesis, bound, endpoints, net)
-    } else {
-        Err(report::LIVENESS_NOT_RUN.into())
-    };
-    if world.checks().borrow().violations().is_empty() {
-        for (client, seq, index) in world.workload().acked.borrow().iter() {
-            world.checks().borrow_mut().check_acked(*client, *seq, *index);
-        }
-    }
-    if let Some((earlier, later)) = world.fencing().borrow().token_order_violation() {
-        world.checks().borrow_mut().violate(checks::Violation::FencingTokenOrder {
-            earlier: (earlier.client, earlier.token, earlier.completed),
-            later: (later.client, later.token, later.invoked),
-        });
-    }
-    let history = world.workload().history.borrow().clone();
-    let sim_wall = wall.elapsed();
-    // The history is checked even after a safety violation: what the clients saw of it is
-    // evidence of its own.
-    let resolved = crate::resolved::resolve(&history, world.checks().borrow().committed_log());
-    let (result, counts) = check_history(&history, options.check, Some(&resolved));
-    let checked = (result, counts, resolved);
-    let watch_log =
-        (options.watchers > 0 && options.clients > 0).then(|| watch_log(&world, &params));
-    let mut report =
-        report::build(options, params, &world, liveness, checked, history, sim_wall, wall);
-    report.connected_windows = live.judged();
-    report.watch = watch_log.as_ref().map(jepsen_lite::watch::WatchLog::check);
-    report.watch_log = watch_log;
-    report
-}
-
-/// What the watchers were sent, the committed history to check it against (rebuilt by
-/// applying the committed log's commands to a fresh store, compactions aside) and what each
-/// member knew of its leader.
-fn watch_log(world: &World<'_>, params: &SimParams) -> jepsen_lite::watch::WatchLog {
-    let commands = world.checks().borrow().committed_commands();
-    let (kv, compactions) = watchers::replay_keeping_history(commands.iter().map(|c| &c[..]));
-    let (committed, known) = watchers::committed(&kv);
-    let nanos = |d: Duration| d.as_nanos() as i64;
-    let election = params.timing.election_timeout;
-    let timelines = world
-        .checks()
-        .borrow()
-        .leader_known()
-        .iter()
-        .map(|(node, timeline)| {
-            let timeline = timeline.iter().map(|(at, knows)| (nanos(*at), *knows)).collect();
-            (format!("n{}:{CLIENT_PORT}", node.0), timeline)
-        })
-        .collect();
-    // A request and its answer over the slowest links, twice.
-    let leaders = watchers::leaders(election, params.latency_max * 4, timelines);
-    let streams = world.watch_streams().borrow().clone();
-    jepsen_lite::watch::WatchLog { committed, known, streams, compactions, leaders }
-}
-
-/// Runs the workload under the fault schedule until `duration`, judging liveness during the
-/// faults as it goes (`live`); false if a check failed.
-fn safety_phase(
-    w: &mut World<'_>,
-    nemesis: &mut Nemesis,
-    live: &mut LiveQuorum,
-    duration: Duration,
-    keep_going: bool,
-) -> bool {
-    // The isolated quorum changes only with a fault or a heal: worked out then, not per step.
-    let mut quorum = (u64::MAX, None);
-    while w.now() < duration {
-        nemesis.advance(w);
-        if (!w.step() && !keep_going) || w.broken() {
-            return false;
-        }
-        if quorum.0 != w.generation() {
-            quorum = (w.generation(), w.connectivity().isolated_quorum());
-        }
-        let stuck = live.observe(quorum.1.as_deref(), &w.checks().borrow(), w.now());
-        if let Some(violation) = stuck {
-            w.checks().borrow_mut().violate(violation);
-            if !keep_going {
-                return false;
-            }
-        }
-        let events = w.take_events();
-        nemesis.react(w, events);
-    }
-    w.checks().borrow().violations().is_empty()
-}
-
-/// Heals everything, then waits (within the bound) for one leader and a fresh committed write.
-fn liveness_phase(
-    w: &mut World<'_>,
-    nemesis: &mut Nemesis,
-    bound: Duration,
-    endpoints: Vec<String>,
-    net: SimNet,
-) -> Result<Duration, String> {
-    let healed_at = w.now();
-    nemesis.heal(w);
-    let committed: Rc<Cell<Option<Duration>>> = Rc::new(Cell::new(None));
-    let done = committed.clone();
-    w.add_client("liveness", async move {
-        let mut client = crate::client::Client::new(net, endpoints, u64::MAX);
-        client.timeout = Duration::from_secs(1);
-        client.attempts = 1;
-        let mut value = 0;
-        while done.get().is_none() {
-            value += 1;
-            if workload::put_once(&mut client, value).await.is_some() {
-                done.set(Some(sim_now()));
-            }
-            client.prefer(client.current() + 1);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Ok(())
-    });
-    let deadline = healed_at + bound;
-    while w.now() < deadline {
-        if !w.step() {
-            return Err("a safety check failed during recovery".into());
-        }
-        let leaders = w.checks().borrow().leaders_now();
-        if let Some(at) = committed.get()
-            && leaders.len() == 1
-        {
-            return Ok(at.saturating_sub(healed_at));
-        }
-    }
-    let leaders = w.checks().borrow().leaders_now();
-    Err(match committed.get() {
-        None => format!(
-            "no fresh write committed within {:.0}s of the heal (leaders: {leaders:?})",
-            bound.as_secs_f64()
-        ),
-        Some(_) => format!(
-            "{} nodes still claim leadership {:.0}s after the heal: {leaders:?}",
-            leaders.len(),
-            bound.as_secs_f64()
-        ),
-    })
 }

@@ -44,6 +44,8 @@ pub struct SimReport {
     pub leaders: BTreeMap<Term, NodeId>,
     /// Faults injected, with their simulated start times.
     pub faults: Vec<(Duration, String)>,
+    /// The fault primitives that took effect during the fault phase, when.
+    pub applied: Vec<(Duration, crate::faults::Applied)>,
     /// Safety violations (the run stops at the first step that has any).
     pub violations: Vec<Violation>,
     /// Liveness: how long recovery took, or why it failed.
@@ -195,6 +197,7 @@ pub(crate) fn build(
         ),
         leaders: checks.leaders().clone(),
         faults: world.notes().to_vec(),
+        applied: world.applied().iter().filter(|(at, _)| *at < options.duration).cloned().collect(),
         violations: checks.violations().to_vec(),
         liveness,
         connected_windows: 0,
@@ -222,14 +225,20 @@ impl fmt::Display for SimReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.options;
         let p = &self.params;
+        let faults = match &o.scenario {
+            Some(path) => format!("faults: the timeline of {path}"),
+            None => {
+                let kinds: Vec<&str> = o.faults.iter().map(|k| k.name()).collect();
+                format!("faults [{}]", kinds.join(","))
+            }
+        };
         writeln!(
             f,
-            "seed {}: {} nodes, {} clients, {:.0}s, faults [{}]{}",
+            "seed {}: {} nodes, {} clients, {:.0}s, {faults}{}",
             o.seed,
             o.nodes,
             o.clients,
             o.duration.as_secs_f64(),
-            o.faults.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
             if o.bugs.names().is_empty() {
                 String::new()
             } else {

@@ -22,7 +22,7 @@ use super::trace::Trace;
 use super::workload::{self, ClientParams, Role, Shared};
 use super::{CLIENT_PORT, PEER_PORT, SIM_STEP, SimBugs};
 use crate::clock::SimClock;
-use crate::faults::{Cut, Effect, Faults, Healed, Latency, NodeState};
+use crate::faults::{Applied, Cut, Effect, Faults, Healed, Latency, NodeState};
 use crate::raft::NodeId;
 use crate::rng::SplitMix64;
 use crate::server::timing::Timing;
@@ -277,6 +277,7 @@ pub struct World<'a> {
     paused: BTreeSet<usize>,
     /// What faults did, as the callers noted it: (when, text).
     notes: Vec<(Duration, String)>,
+    applied: Vec<(Duration, Applied)>,
     /// Each link's latency and loss as built, and the links faults changed since.
     built_links: BTreeMap<(String, String), (Latency, f64)>,
     /// The latency of a link built with none of its own.
@@ -395,6 +396,7 @@ impl<'a> World<'a> {
             crashed: BTreeSet::new(),
             paused: BTreeSet::new(),
             notes: Vec::new(),
+            applied: Vec::new(),
             built_links: BTreeMap::new(),
             default_latency: Latency { min: Duration::from_millis(1), max: spec.net.max_latency },
             changed_links: BTreeSet::new(),
@@ -417,6 +419,17 @@ impl<'a> World<'a> {
         coverage.world(WorldEvent::LockHolderPaused, log.pauses as u64);
         coverage.world(WorldEvent::FencedRejection, log.refused() as u64);
         coverage
+    }
+
+    /// Every fault primitive that took effect and every note, in order, when (`heal_all`
+    /// aside).
+    pub fn applied(&self) -> &[(Duration, Applied)] {
+        &self.applied
+    }
+
+    fn record(&mut self, what: Applied) {
+        let now = self.now();
+        self.applied.push((now, what));
     }
 
     /// A clock fault on `node`: coverage notes whether it held a valid lease then.
@@ -578,6 +591,7 @@ impl Faults for World<'_> {
         let now = self.now();
         self.trace.borrow_mut().record(now, format_args!("nemesis {text}"));
         self.notes.push((now, text.to_string()));
+        self.record(Applied::Note(text.to_string()));
     }
 
     fn nodes(&self) -> &[String] {
@@ -599,6 +613,7 @@ impl Faults for World<'_> {
     }
 
     fn cut(&mut self, cut: &Cut) -> Effect {
+        self.record(Applied::Cut(cut.clone()));
         self.generation += 1;
         self.links.cut(cut.pairs());
         self.links.apply(&self.sim, &self.hosts);
@@ -606,6 +621,7 @@ impl Faults for World<'_> {
     }
 
     fn heal(&mut self, cut: &Cut) -> Effect {
+        self.record(Applied::Heal(cut.clone()));
         self.generation += 1;
         self.links.uncut(cut.pairs());
         self.links.apply(&self.sim, &self.hosts);
@@ -635,6 +651,7 @@ impl Faults for World<'_> {
         let now = self.now();
         self.checks.borrow_mut().crashed(NodeId(node as u64 + 1), now);
         self.crashed.insert(node);
+        self.record(Applied::Crash(node));
         Effect::Done
     }
 
@@ -644,6 +661,7 @@ impl Faults for World<'_> {
             return Effect::Nothing("not down");
         }
         self.sim.bounce(self.nodes[node].as_str());
+        self.record(Applied::Restart(node));
         Effect::Done
     }
 
@@ -659,6 +677,7 @@ impl Faults for World<'_> {
         self.links.set_paused(&self.nodes[node], true);
         self.links.apply(&self.sim, &self.hosts);
         self.paused.insert(node);
+        self.record(Applied::Pause(node));
         Effect::Done
     }
 
@@ -670,6 +689,7 @@ impl Faults for World<'_> {
         self.clocks[node].resume();
         self.links.set_paused(&self.nodes[node], false);
         self.links.apply(&self.sim, &self.hosts);
+        self.record(Applied::Resume(node));
         Effect::Done
     }
 
@@ -679,6 +699,7 @@ impl Faults for World<'_> {
         }
         self.note_clock_fault(node);
         self.clocks[node].set_rate(self.now(), rate);
+        self.record(Applied::ClockRate(node, rate));
         Effect::Done
     }
 
@@ -688,10 +709,12 @@ impl Faults for World<'_> {
         }
         self.note_clock_fault(node);
         self.clocks[node].jump(self.now(), by);
+        self.record(Applied::ClockJump(node, by));
         Effect::Done
     }
 
     fn link_loss(&mut self, a: &str, b: &str, rate: f64) -> Effect {
+        self.record(Applied::LinkLoss(a.into(), b.into(), rate));
         self.generation += 1;
         self.sim.set_link_fail_rate(a, b, rate);
         self.changed_links.insert(link_key(a, b));
@@ -704,6 +727,7 @@ impl Faults for World<'_> {
     }
 
     fn link_latency(&mut self, a: &str, b: &str, latency: Latency) -> Effect {
+        self.record(Applied::LinkLatency(a.into(), b.into(), latency));
         self.generation += 1;
         self.set_latency(a, b, latency);
         self.changed_links.insert(link_key(a, b));

@@ -32,6 +32,12 @@ pub(super) fn parse(
         }
         let mut actions = Vec::new();
         partition(cx, names, e, &field, event.span(), &mut actions)?;
+        if let Some(c) = &e.cut {
+            actions.push(Action::Cut(directed(cx, names, c, &format!("{field}.cut"))?));
+        }
+        if let Some(c) = &e.uncut {
+            actions.push(Action::Uncut(directed(cx, names, c, &format!("{field}.uncut"))?));
+        }
         if e.heal == Some(true) {
             actions.push(Action::Heal);
         }
@@ -50,8 +56,11 @@ pub(super) fn parse(
         }
         clock(cx, names, e, &field, event.span(), &mut actions)?;
         link(cx, names, e, &field, event.span(), &mut actions)?;
+        if let Some(text) = &e.note {
+            actions.push(Action::Note(note(cx, text, &format!("{field}.note"))?));
+        }
         match actions.len() {
-            0 => return cx.err(event.span(), &field, "an event needs one action: partition, heal, isolate_leader, crash, restart, pause, resume, drift, jump, loss or latency"),
+            0 => return cx.err(event.span(), &field, "an event needs one action: partition, cut, uncut, heal, isolate_leader, crash, restart, pause, resume, drift, jump, loss, latency or note"),
             1 => events.push(Event { at, action: actions.pop().expect("one"), line }),
             _ => return cx.err(event.span(), &field, "one action per event: split it into several [[event]]s"),
         }
@@ -103,6 +112,34 @@ fn partition(
     Ok(())
 }
 
+/// `cut` or `uncut`: directed links `[from, to]` between two different nodes.
+fn directed(
+    cx: &Ctx<'_>,
+    names: &Names<'_>,
+    value: &Spanned<Vec<Vec<String>>>,
+    field: &str,
+) -> Result<Vec<(usize, usize)>, ScenarioError> {
+    if value.get_ref().is_empty() {
+        return cx.err(value.span(), field, "names no link: list [from, to] pairs of nodes");
+    }
+    let mut links = Vec::new();
+    for pair in value.get_ref() {
+        let [from, to] = pair.as_slice() else {
+            return cx.err(value.span(), field, format!("{pair:?}: a link is [from, to]"));
+        };
+        let node = |name: &str| match names.node(name) {
+            Some(n) => Ok(n),
+            None => cx.err(value.span(), field, names.unknown_node(name)),
+        };
+        let (a, b) = (node(from)?, node(to)?);
+        if a == b {
+            return cx.err(value.span(), field, format!("{from} -> {to}: a link joins two nodes"));
+        }
+        links.push((a, b));
+    }
+    Ok(links)
+}
+
 /// `node` with `drift` (a rate from 0.1 to 10) or `jump` (forward, at most an hour).
 fn clock(
     cx: &Ctx<'_>,
@@ -146,7 +183,7 @@ fn clock(
     Ok(())
 }
 
-/// `between` two sites with `loss` or `latency`.
+/// `between` two sites or nodes with `loss` or `latency`.
 fn link(
     cx: &Ctx<'_>,
     names: &Names<'_>,
@@ -162,17 +199,31 @@ fn link(
         return Ok(());
     }
     let Some(between) = &e.between else {
-        let message = "loss and latency events name the two sites they apply between";
+        let message = "loss and latency events name the two sites or nodes they apply between";
         return cx.err(span, &format!("{field}.between"), message);
     };
-    let (a, b) = names.site_pair(cx, between, &format!("{field}.between"))?;
+    let (a, b) = names.target_pair(cx, between, &format!("{field}.between"))?;
     if let Some(l) = &e.loss {
-        actions.push(Action::Loss(a, b, links::loss(cx, l, &format!("{field}.loss"))?));
+        let rate = links::loss(cx, l, &format!("{field}.loss"))?;
+        actions.push(Action::Loss(a.clone(), b.clone(), rate));
     }
     if let Some(l) = &e.latency {
         actions.push(Action::SetLatency(a, b, cx.latency(l, &format!("{field}.latency"))?));
     }
     Ok(())
+}
+
+/// The most a note may say.
+const MAX_NOTE: usize = 1000;
+
+/// A note: one line of printable text.
+fn note(cx: &Ctx<'_>, text: &Spanned<String>, field: &str) -> Result<String, ScenarioError> {
+    let t = text.get_ref();
+    if t.trim().is_empty() || t.len() > MAX_NOTE || t.chars().any(char::is_control) {
+        let message = format!("a note is one line of 1 to {MAX_NOTE} printable characters");
+        return cx.err(text.span(), field, message);
+    }
+    Ok(t.clone())
 }
 
 /// Restarts follow crashes, resumes follow pauses.

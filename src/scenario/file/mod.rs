@@ -3,9 +3,9 @@
 //! (`writer.rs`) writes a scenario back (for shrinking).
 //!
 //! One file per section of the format: `sites.rs` (sites, nodes, the first leader),
-//! `timing.rs`, `links.rs`, `clients.rs` (client and lock groups), `events.rs`, `expect.rs`;
-//! `names.rs` is
-//! the one resolver of site and node names; `raw.rs` holds the file as TOML spells it.
+//! `timing.rs`, `raft.rs`, `links.rs`, `clients.rs` (client and lock groups), `events.rs`,
+//! `expect.rs`; `names.rs` is the one resolver of site and node names; `raw.rs` holds the file
+//! as TOML spells it.
 //!
 //! To add a key: add it to its struct in `raw.rs` (as `Spanned<_>` so errors name its line),
 //! validate it in its section's file with the `Ctx` helpers (which check ranges and name the
@@ -17,7 +17,9 @@ mod events;
 mod expect;
 mod links;
 mod names;
+mod raft;
 mod raw;
+mod sim;
 mod sites;
 mod timing;
 mod writer;
@@ -184,24 +186,35 @@ impl Ctx<'_> {
     }
 }
 
-/// Parses `60s`, `250ms`, `1.5s`, `2m`, `1h`, `0s`.
+/// Parses `60s`, `250ms`, `1.5s`, `2m`, `1h`, `0s`, `12.345678ms`: exactly, to the
+/// nanosecond (digits past it are dropped).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .ok_or_else(|| format!("{text:?} has no unit (ms, s, m, h)"))?;
     let (number, unit) = text.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
+    let unit_nanos: u128 = match unit {
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
         _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
     };
-    if !(0.0..1e6).contains(&seconds) {
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |t: &str| !t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(fraction.is_empty() || fraction.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(format!("{text:?} is not a duration"));
+    }
+    let mut nanos = whole.parse::<u128>().expect("digits") * unit_nanos;
+    let mut scale = unit_nanos;
+    for digit in fraction.bytes().take(15) {
+        scale /= 10;
+        nanos += u128::from(digit - b'0') * scale;
+    }
+    if nanos >= 1_000_000 * 1_000_000_000 {
         return Err(format!("{text:?} is out of range"));
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Ok(Duration::from_nanos(nanos as u64))
 }
 
 /// Parses and validates scenario `text` (named `file` in errors).
@@ -224,6 +237,9 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         return cx.err(raw.name.span(), "name", "must not be empty");
     }
     let duration = cx.duration(&raw.duration, "duration", false, MAX_DURATION)?;
+    if let Some(sim) = &raw.sim {
+        return parse_drawn(&cx, &raw, sim, name, duration);
+    }
     let (nodes, sites) = sites::parse(&cx, raw.sites.as_deref())?;
     let names = names::Names { nodes: &nodes, sites: &sites };
     let leader = match &raw.leader {
@@ -231,6 +247,7 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         None => 0,
     };
     let timing = timing::parse(&cx, &names, raw.timing.as_ref(), leader)?;
+    let raft = raft::parse(&cx, raw.raft.as_ref(), timing.lease)?;
     let links = links::parse(&cx, &names, &raw.links, timing.default_latency)?;
     let clients = clients::parse_clients(&cx, &names, &raw.clients, timing.request_timeout)?;
     let locks = clients::parse_locks(&cx, &names, &raw.locks)?;
@@ -243,6 +260,7 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         leader,
         seed: raw.seed,
         timing,
+        raft,
         links,
         clients,
         locks,
@@ -250,7 +268,29 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         expect,
         nodes,
         sites,
+        sim: None,
     })
+}
+
+/// A scenario with `[sim]`: a world `raftbed sim` drew, and a timeline by node name.
+fn parse_drawn(
+    cx: &Ctx<'_>,
+    raw: &raw::FileScenario,
+    sim: &toml::Spanned<raw::FileSim>,
+    name: String,
+    duration: Duration,
+) -> Result<Scenario, ScenarioError> {
+    let world = sim::parse(cx, raw, sim)?;
+    let expect = expect::parse(cx, raw.expect.as_ref())?;
+    if !(expect.naive_failover.is_empty() && expect.naive_failover_fenced.is_empty()) {
+        let message = "a scenario with [sim] runs against raft only: expect only `raft`";
+        return cx.err(sim.span(), "expect", message);
+    }
+    let description = raw.description.trim().to_string();
+    let mut s = Scenario::drawn(name, description, duration, raw.seed, world, Vec::new(), expect);
+    let names = names::Names { nodes: &s.nodes, sites: &s.sites };
+    s.events = events::parse(cx, &names, &raw.events, duration)?;
+    Ok(s)
 }
 
 /// The field a deserializer error at byte `at` is about, as a path (`clients[1].count`):
@@ -293,7 +333,35 @@ fn field_at(text: &str, at: usize, message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::field_at;
+    use std::time::Duration;
+
+    use super::{field_at, parse_duration};
+    use crate::scenario::show;
+
+    #[test]
+    fn durations_are_written_and_read_to_the_nanosecond() {
+        for nanos in [
+            0,
+            5_560_000_000,
+            7_035_000_000,
+            1_500_000_000,
+            60_000_000_000,
+            12_345_678,
+            1,
+            999_999_999,
+        ] {
+            let d = Duration::from_nanos(nanos);
+            assert_eq!(parse_duration(&show(d)), Ok(d), "{}", show(d));
+        }
+        assert_eq!(show(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(show(Duration::from_secs(2)), "2s");
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0.1ms"), Ok(Duration::from_micros(100)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        for bad in ["1.2.3s", ".5s", "s", "5", "1e3ms", "-1s", "1000000000000s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn a_deserializer_error_names_its_field() {

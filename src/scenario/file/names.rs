@@ -86,6 +86,31 @@ impl Names<'_> {
         Ok((a, b))
     }
 
+    /// Two different sites or nodes (a fault between them applies to every pair of their
+    /// hosts).
+    pub(super) fn target_pair(
+        &self,
+        cx: &Ctx<'_>,
+        between: &Spanned<Vec<String>>,
+        field: &str,
+    ) -> Result<(Target, Target), ScenarioError> {
+        let names = between.get_ref();
+        if names.len() != 2 {
+            return cx.err(between.span(), field, "name exactly two sites or nodes");
+        }
+        let target = |name: &str| match self.target(name) {
+            Some((t, members)) => Ok((t, members)),
+            None => cx.err(between.span(), field, format!("unknown site or node {name:?}")),
+        };
+        let ((a, na), (b, nb)) = (target(&names[0])?, target(&names[1])?);
+        if let Some(n) = na.iter().find(|n| nb.contains(n)) {
+            let message =
+                format!("{} is on both ends: a link joins two different places", self.nodes[*n]);
+            return cx.err(between.span(), field, message);
+        }
+        Ok((a, b))
+    }
+
     /// The nodes a group talks to, in order of preference: the sites and nodes listed, or by
     /// default every node, its own site's first.
     pub(super) fn talk_to(

@@ -18,6 +18,8 @@ pub(super) struct FileScenario {
     pub(super) seed: u64,
     #[serde(default)]
     pub(super) timing: Option<Spanned<FileTiming>>,
+    #[serde(default)]
+    pub(super) raft: Option<Spanned<FileRaft>>,
     #[serde(rename = "site")]
     pub(super) sites: Option<Vec<Spanned<FileSite>>>,
     #[serde(default, rename = "link")]
@@ -30,6 +32,33 @@ pub(super) struct FileScenario {
     pub(super) events: Vec<Spanned<FileEvent>>,
     #[serde(default)]
     pub(super) expect: Option<FileExpect>,
+    #[serde(default)]
+    pub(super) sim: Option<Spanned<FileSim>>,
+}
+
+/// `[sim]`: a world `raftbed sim` drew (`--emit-scenario`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileSim {
+    pub(super) nodes: Spanned<i64>,
+    pub(super) clients: Spanned<i64>,
+    pub(super) lock_clients: Spanned<i64>,
+    pub(super) watchers: Spanned<i64>,
+    pub(super) history_kept: Spanned<i64>,
+    pub(super) tick: Spanned<String>,
+    pub(super) election_ticks: Spanned<i64>,
+    pub(super) heartbeat_ticks: Spanned<i64>,
+    pub(super) latency_max: Spanned<String>,
+    pub(super) think_max: Spanned<String>,
+    pub(super) keys: Spanned<i64>,
+    pub(super) attempts: Spanned<i64>,
+    pub(super) pre_vote: bool,
+    pub(super) check_quorum: bool,
+    pub(super) lease_reads: bool,
+    pub(super) max_entries_per_message: Spanned<i64>,
+    pub(super) snapshot_every: Spanned<i64>,
+    pub(super) transport: Spanned<String>,
+    pub(super) peer_transport: Spanned<String>,
 }
 
 /// `[expect]`: the situations each system's run must reach.
@@ -68,6 +97,16 @@ pub(super) struct FileTiming {
     pub(super) monitor_interval: Option<Spanned<String>>,
     pub(super) monitor_site: Option<Spanned<String>>,
     pub(super) default_latency: Option<Spanned<String>>,
+}
+
+/// `[raft]`: Raft's options beyond its timers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRaft {
+    pub(super) pre_vote: Option<bool>,
+    pub(super) check_quorum: Option<bool>,
+    pub(super) max_entries_per_message: Option<Spanned<i64>>,
+    pub(super) snapshot_every: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +149,8 @@ pub(super) fn one() -> Spanned<i64> {
 pub(super) struct FileEvent {
     pub(super) at: Spanned<String>,
     pub(super) partition: Option<Spanned<Vec<Vec<String>>>>,
+    pub(super) cut: Option<Spanned<Vec<Vec<String>>>>,
+    pub(super) uncut: Option<Spanned<Vec<Vec<String>>>>,
     pub(super) one_way: Option<bool>,
     pub(super) heal: Option<bool>,
     pub(super) isolate_leader: Option<bool>,
@@ -123,4 +164,5 @@ pub(super) struct FileEvent {
     pub(super) loss: Option<Spanned<f64>>,
     pub(super) latency: Option<Spanned<String>>,
     pub(super) between: Option<Spanned<Vec<String>>>,
+    pub(super) note: Option<Spanned<String>>,
 }

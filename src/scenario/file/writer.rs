@@ -3,22 +3,85 @@
 
 use std::fmt::Write as _;
 
-use crate::scenario::{Action, Scenario, Target, show};
+use crate::scenario::{Action, RaftOptions, Scenario, SimWorld, Target, show};
+use crate::sim::SimTransport;
 
 /// Writes `scenario` as a scenario file.
 pub fn to_toml(s: &Scenario) -> String {
-    let q = |t: &str| format!("{t:?}");
-    let list = |names: Vec<&str>| {
-        format!("[{}]", names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", "))
-    };
     let mut out = String::new();
     let _ = writeln!(out, "name = {}", q(&s.name));
     if !s.description.is_empty() {
         let _ = writeln!(out, "description = {}", q(&s.description));
     }
     let _ = writeln!(out, "duration = {}", q(&show(s.duration)));
-    let _ = writeln!(out, "leader = {}", q(&s.nodes[s.leader]));
-    let _ = writeln!(out, "seed = {}", s.seed);
+    match &s.sim {
+        Some(world) => {
+            let _ = writeln!(out, "seed = {}", s.seed);
+            sim_world(&mut out, world);
+        }
+        None => {
+            let _ = writeln!(out, "leader = {}", q(&s.nodes[s.leader]));
+            let _ = writeln!(out, "seed = {}", s.seed);
+            sites_world(&mut out, s);
+        }
+    }
+    expect_and_events(&mut out, s);
+    out
+}
+
+/// `name = "a"` quoted as TOML (and Rust) quote strings.
+fn q(t: &str) -> String {
+    format!("{t:?}")
+}
+
+/// `["a", "b"]`.
+fn list(names: Vec<&str>) -> String {
+    format!("[{}]", names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", "))
+}
+
+/// `[sim]`: the world `raftbed sim` drew.
+fn sim_world(out: &mut String, w: &SimWorld) {
+    let p = &w.params;
+    let _ = writeln!(out, "\n[sim]");
+    let _ = writeln!(
+        out,
+        "nodes = {}\nclients = {}\nlock_clients = {}\nwatchers = {}\nhistory_kept = {}",
+        w.nodes, w.clients, w.lock_clients, w.watchers, w.history_kept
+    );
+    let _ = writeln!(
+        out,
+        "tick = {}\nelection_ticks = {}\nheartbeat_ticks = {}",
+        q(&show(p.timing.tick)),
+        p.timing.election_ticks(),
+        p.timing.heartbeat_ticks()
+    );
+    let _ = writeln!(
+        out,
+        "latency_max = {}\nthink_max = {}\nkeys = {}\nattempts = {}",
+        q(&show(p.latency_max)),
+        q(&show(p.think_max)),
+        p.keys,
+        p.attempts
+    );
+    let _ = writeln!(
+        out,
+        "pre_vote = {}\ncheck_quorum = {}\nlease_reads = {}\nmax_entries_per_message = {}\nsnapshot_every = {}",
+        p.pre_vote, p.check_quorum, p.lease_reads, p.max_entries_per_message, p.compact_every
+    );
+    let transport = match w.transport {
+        SimTransport::Messages => "messages",
+        SimTransport::Wire => "wire",
+    };
+    let _ = writeln!(
+        out,
+        "transport = {}\npeer_transport = {}",
+        q(transport),
+        q(w.peer_transport.name())
+    );
+}
+
+/// Timing, Raft's options, sites, links, client and lock groups.
+fn sites_world(out: &mut String, s: &Scenario) {
     let t = &s.timing;
     let _ = writeln!(out, "\n[timing]");
     for (key, value) in [
@@ -35,6 +98,14 @@ pub fn to_toml(s: &Scenario) -> String {
     let _ = writeln!(out, "lease = {}", t.lease);
     let _ = writeln!(out, "monitor_site = {}", q(&s.sites[t.monitor_site].name));
     let _ = writeln!(out, "default_latency = {}", q(&t.default_latency.to_string()));
+    let r = &s.raft;
+    if *r != RaftOptions::default() {
+        let _ = writeln!(
+            out,
+            "\n[raft]\npre_vote = {}\ncheck_quorum = {}\nmax_entries_per_message = {}\nsnapshot_every = {}",
+            r.pre_vote, r.check_quorum, r.max_entries_per_message, r.snapshot_every
+        );
+    }
     for site in &s.sites {
         let _ = writeln!(out, "\n[[site]]\nname = {}", q(&site.name));
         let _ = writeln!(
@@ -95,6 +166,10 @@ pub fn to_toml(s: &Scenario) -> String {
             list(g.talk_to.iter().map(|n| s.nodes[*n].as_str()).collect())
         );
     }
+}
+
+/// `[expect]` and the timeline.
+fn expect_and_events(out: &mut String, s: &Scenario) {
     let expect = [
         ("raft", &s.expect.raft),
         ("\"naive-failover\"", &s.expect.naive_failover),
@@ -127,6 +202,8 @@ pub fn to_toml(s: &Scenario) -> String {
                 let one_way = if *one_way { "\none_way = true" } else { "" };
                 writeln!(out, "partition = [{}]{one_way}", sides.join(", "))
             }
+            Action::Cut(links) => writeln!(out, "cut = {}", directed(s, links)),
+            Action::Uncut(links) => writeln!(out, "uncut = {}", directed(s, links)),
             Action::Heal => writeln!(out, "heal = true"),
             Action::IsolateLeader => writeln!(out, "isolate_leader = true"),
             Action::Crash(n) => writeln!(out, "crash = {}", node(n)),
@@ -140,15 +217,22 @@ pub fn to_toml(s: &Scenario) -> String {
             Action::Loss(a, b, rate) => writeln!(
                 out,
                 "between = {}\nloss = {rate:?}",
-                list(vec![&s.sites[*a].name, &s.sites[*b].name])
+                list(vec![s.target_name(a), s.target_name(b)])
             ),
             Action::SetLatency(a, b, l) => writeln!(
                 out,
                 "between = {}\nlatency = {}",
-                list(vec![&s.sites[*a].name, &s.sites[*b].name]),
+                list(vec![s.target_name(a), s.target_name(b)]),
                 q(&l.to_string())
             ),
+            Action::Note(text) => writeln!(out, "note = {}", q(text)),
         };
     }
-    out
+}
+
+/// `[["n1", "n2"], ...]`: directed links by node name.
+fn directed(s: &Scenario, links: &[(usize, usize)]) -> String {
+    let pairs: Vec<String> =
+        links.iter().map(|(a, b)| format!("[{:?}, {:?}]", s.nodes[*a], s.nodes[*b])).collect();
+    format!("[{}]", pairs.join(", "))
 }

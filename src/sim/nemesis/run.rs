@@ -79,14 +79,14 @@ impl Nemesis {
         self.run_timed(f, false);
     }
 
-    /// Undoes every active fault and ends election chaos (the liveness phase).
-    pub fn heal(&mut self, f: &mut impl Faults) {
-        for (_, undo) in std::mem::take(&mut self.active) {
-            self.undo(f, undo);
-        }
+    /// Forgets every active fault, election chaos, a Figure 8 episode and the reactions still
+    /// due: at the heal, the world undoes every fault at once (`World::heal_all`), as it does
+    /// for a scenario's timeline, so a run and the scenario written from it heal alike.
+    pub fn stop(&mut self) {
+        self.active.clear();
         self.chaos = None;
-        self.run_timed(f, true);
-        f.note("heal everything");
+        self.figure8 = None;
+        self.timed.clear();
     }
 
     /// The node a fault names, or the leader now (node 0 if there is none).
