@@ -221,6 +221,65 @@ fn pre_vote_counted_as_vote_is_caught() {
 }
 
 #[test]
+fn append_after_step_down_is_caught() {
+    // camunda/camunda#5360: a deposed leader appends client writes with the new term, which a
+    // new leader's entry at the same index and term then never replaces.
+    let bugs = SimBugs { append_after_step_down: true, ..SimBugs::default() };
+    let (seed, violations) = first_caught(3..4, bugs).expect("append-after-step-down on seed 3");
+    let caught = violations
+        .iter()
+        .any(|v| matches!(v, Violation::LogMatching { .. } | Violation::StateMachineSafety { .. }));
+    assert!(caught, "seed {seed}: {violations:?}");
+}
+
+#[test]
+fn vote_by_index_only_is_caught() {
+    // sile/noraft#22: a longer log of an older term wins the vote and lacks committed entries.
+    let bugs = SimBugs { vote_by_index_only: true, ..SimBugs::default() };
+    let (seed, violations) = first_caught(12..13, bugs).expect("vote-by-index-only on seed 12");
+    let caught = violations.iter().any(|v| {
+        matches!(v, Violation::LeaderCompleteness { .. } | Violation::CommittedNotSafe { .. })
+    });
+    assert!(caught, "seed {seed}: {violations:?}");
+}
+
+#[test]
+fn keep_conflicting_tail_is_caught() {
+    // mofa-org/mofa#1150: a follower overwrites a conflicting suffix in place and keeps what
+    // followed it; its own log check sees a term go backwards.
+    let bugs = SimBugs { keep_conflicting_tail: true, ..SimBugs::default() };
+    let (seed, violations) = first_caught(0..1, bugs).expect("keep-conflicting-tail on seed 0");
+    let caught = violations.iter().any(|v| match v {
+        Violation::NodeFailed { error, .. } => error.contains("does not follow"),
+        _ => false,
+    });
+    assert!(caught, "seed {seed}: {violations:?}");
+}
+
+#[test]
+fn the_bridge_election_catches_a_forgotten_vote_and_passes_a_kept_one() {
+    // Crash episodes only, each a bridge election: both sides need the bridge's vote in one
+    // term, so a bridge that forgets its vote elects two leaders of that term.
+    let bridged = |seed: u64, bugs: SimBugs| SimOptions {
+        faults: vec![FaultKind::Crash],
+        density: Density { bridge: 1.0, ..Density::default() },
+        duration: Duration::from_secs(20),
+        bugs,
+        ..options(seed)
+    };
+    for seed in 0..3 {
+        let report = run(&bridged(seed, SimBugs::default()));
+        assert!(report.ok(), "seed {seed} failed:\n{}", explain(&report));
+        let bridges = report.faults.iter().filter(|(_, f)| f.starts_with("start bridge")).count();
+        assert!(bridges >= 2, "seed {seed}: {bridges} bridge elections\n{}", explain(&report));
+        let forgetful = run(&bridged(seed, SimBugs { forget_vote: true, ..SimBugs::default() }));
+        let two_leaders =
+            forgetful.violations.iter().any(|v| matches!(v, Violation::ElectionSafety { .. }));
+        assert!(two_leaders, "seed {seed}: forget-vote not caught\n{}", explain(&forgetful));
+    }
+}
+
+#[test]
 fn fencing_refuses_a_holder_that_paused_past_its_lease() {
     let options =
         SimOptions { faults: Vec::new(), duration: Duration::from_secs(30), ..options(5) };

@@ -47,9 +47,8 @@ pub struct SimArgs {
     /// with swarm, all without).
     #[arg(long, value_parser = parse_faults)]
     faults: Option<Faults>,
-    /// A bug to switch on (repeatable): skip-fsync, forget-vote, commit-old-term,
-    /// lease-no-drift-margin, stale-follower-read, watch-resume-skip, require-leader-ignored,
-    /// read-index-before-term-commit.
+    /// A bug to switch on in the code under test (repeatable; the README's zoo table says
+    /// what each breaks and where it comes from). It never changes the drawn world.
     #[arg(long = "bug", value_parser = crate::sim::BUG_NAMES)]
     bugs: Vec<String>,
     /// Situations the run must reach, comma-separated (leader-elected, lease-lapsed,

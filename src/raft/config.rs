@@ -87,6 +87,22 @@ pub struct Bugs {
     /// candidate then campaigns in, so its late answers look like votes for that term, but
     /// they bind no one (canonical/raft#196, fixed in canonical/raft#248).
     pub pre_vote_counted_as_vote: bool,
+    /// A leader deposed by a higher term keeps appending the client writes that reach it,
+    /// stamped with the new term, until it learns that term's leader: its appender still holds
+    /// the leader role (camunda/camunda#5360, Zeebe's Atomix Raft, 2020; the role change is
+    /// asynchronous, camunda/camunda#6346). The new leader's entry at such an index carries
+    /// the same term, so the follower keeps its own as a duplicate: two logs with the same
+    /// entry (index and term) and different commands.
+    pub append_after_step_down: bool,
+    /// A voter judges a candidate's log by its last index alone, not by its last term first
+    /// (§3.6.1): a longer log of older terms wins over a shorter one holding a newer term's
+    /// committed entries, which the new leader then overwrites (sile/noraft#22, fixed 2026).
+    pub vote_by_index_only: bool,
+    /// A follower replaces conflicting entries in place and keeps whatever followed them,
+    /// instead of deleting the conflicting entry and all that follow it (§3.5): a deposed
+    /// leader's stale entries stay behind the new leader's (mofa-org/mofa#1150, fixed in
+    /// #1151; the same rule was missing in amino-os/Amino.Run#143).
+    pub keep_conflicting_tail: bool,
 }
 
 /// A configuration that cannot work.

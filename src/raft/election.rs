@@ -113,7 +113,12 @@ impl Node {
         let can_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && term > self.term);
-        if can_vote && self.log.is_up_to_date(last_log_index, last_log_term) {
+        let up_to_date = if self.config.bugs.vote_by_index_only {
+            last_log_index >= self.log.last_index()
+        } else {
+            self.log.is_up_to_date(last_log_index, last_log_term)
+        };
+        if can_vote && up_to_date {
             // A granted answer carries the term asked about, so a pre-candidate can tell it
             // apart from answers to an older round.
             self.send_with_term(from, term, Body::RequestVoteResponse { pre_vote, granted: true });

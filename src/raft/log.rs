@@ -28,6 +28,9 @@ pub struct RaftLog {
     /// so `validate` checks the chain from here on: the check after every input then costs
     /// the entries appended since, not the whole log.
     chained: std::cell::Cell<LogIndex>,
+    /// The `keep_conflicting_tail` bug (`raft::Bugs`): a conflicting suffix is overwritten in
+    /// place and what follows the leader's entries stays.
+    pub(super) keep_conflicting_tail: bool,
 }
 
 impl RaftLog {
@@ -46,6 +49,7 @@ impl RaftLog {
             commit: commit.max(snapshot.index),
             applied,
             chained: std::cell::Cell::new(snapshot.index),
+            keep_conflicting_tail: false,
         };
         log.validate()?;
         if applied < snapshot.index {
@@ -182,12 +186,18 @@ impl RaftLog {
             self.last_index()
         );
         let keep = (first.index.0 - self.first_index().0) as usize;
+        let tail: Vec<Entry> = if self.keep_conflicting_tail {
+            self.entries.iter().skip(keep + entries.len()).cloned().collect()
+        } else {
+            Vec::new()
+        };
         self.entries.truncate(keep);
         self.chained.set(self.chained.get().min(first.index.prev()));
         if self.stable >= first.index {
             self.stable = first.index.prev();
         }
         self.entries.extend(entries.iter().cloned());
+        self.entries.extend(tail);
     }
 
     /// Fast backtracking (etcd-io/raft `findConflictByTerm`): the largest index at or below
@@ -429,6 +439,16 @@ mod tests {
         assert_eq!(last, Some(LogIndex(4)));
         assert_eq!(log.term(LogIndex(4)), Some(Term(3)));
         assert_eq!(log.stable(), LogIndex(3), "the replaced entry is no longer durable");
+    }
+
+    #[test]
+    fn the_keep_conflicting_tail_bug_leaves_a_term_going_backwards() {
+        let mut log = log_with_terms(&[1, 2, 2, 2]);
+        log.keep_conflicting_tail = true;
+        assert_eq!(log.maybe_append(LogIndex(1), Term(1), &[entry(3, 2)]), Some(LogIndex(2)));
+        assert_eq!(log.last_index(), LogIndex(4), "entries 3 and 4 of term 2 stay");
+        let broken = log.validate().expect_err("a term goes backwards");
+        assert!(broken.contains("entry 2/3 does not follow 3/2"), "{broken}");
     }
 
     #[test]

@@ -133,6 +133,9 @@ pub struct Node {
     pub(super) failed_reads: Vec<u64>,
     /// Where `check_invariants` stands.
     pub(super) validation: Validation,
+    /// Deposed by a higher term while leading, and no leader of it known yet (read only by
+    /// the `append_after_step_down` bug).
+    pub(super) deposed: bool,
 }
 
 impl Node {
@@ -158,8 +161,9 @@ impl Node {
                 hard_state.term
             )));
         }
-        let log = RaftLog::restore(meta, entries, hard_state.commit, applied.max(meta.index))
+        let mut log = RaftLog::restore(meta, entries, hard_state.commit, applied.max(meta.index))
             .map_err(Error::InvalidState)?;
+        log.keep_conflicting_tail = config.bugs.keep_conflicting_tail;
         let soft_state = SoftState { role: Role::Follower, leader: None };
         // One stream per node: equal draws on two nodes would time out their elections in
         // lockstep, every round a split vote (§3.4 relies on the timeouts differing).
@@ -190,6 +194,7 @@ impl Node {
             read_states: Vec::new(),
             failed_reads: Vec::new(),
             validation: Validation::default(),
+            deposed: false,
             config,
         };
         node.randomize_election_timeout();
@@ -255,6 +260,11 @@ impl Node {
         batch: impl IntoIterator<Item = Bytes>,
     ) -> Result<Proposal, Error> {
         self.assert_no_outstanding_ready();
+        if self.still_appends() {
+            let proposal = Proposal { term: self.term, index: self.log.last_index().next() };
+            self.append_stale(batch);
+            return Ok(proposal);
+        }
         if self.role != Role::Leader {
             return Err(Error::NotLeader { leader_hint: self.leader });
         }
@@ -342,6 +352,16 @@ impl Node {
     /// The leader known in the current term.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
+    }
+
+    /// Whether this node takes proposals though it no longer leads: only with the
+    /// `append_after_step_down` bug, from when a higher term deposed it until it learns that
+    /// term's leader.
+    pub fn still_appends(&self) -> bool {
+        self.config.bugs.append_after_step_down
+            && self.role == Role::Follower
+            && self.deposed
+            && self.leader.is_none()
     }
 
     /// The log.
@@ -528,6 +548,7 @@ impl Node {
     // ----- role transitions ------------------------------------------------------------------
 
     pub(super) fn reset(&mut self, term: Term) {
+        self.deposed = false;
         if self.role == Role::Leader {
             let dropped = self.drop_reads();
             self.failed_reads.extend(dropped);
@@ -547,9 +568,11 @@ impl Node {
     }
 
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        let deposed = self.role == Role::Leader && term > self.term;
         self.reset(term);
         self.role = Role::Follower;
         self.leader = leader;
+        self.deposed = deposed;
     }
 
     pub(super) fn become_pre_candidate(&mut self) {

@@ -26,6 +26,18 @@ impl Node {
         self.maybe_commit();
     }
 
+    /// The `append_after_step_down` bug: a deposed leader appends a batch to its own log,
+    /// stamped with its new term, as if it still led (camunda/camunda#5360).
+    pub(super) fn append_stale(&mut self, batch: impl IntoIterator<Item = Bytes>) {
+        let term = self.term;
+        let mut index = self.log.last_index();
+        let entries = batch.into_iter().map(|data| {
+            index = index.next();
+            Entry { term, index, data }
+        });
+        self.log.append(entries);
+    }
+
     /// Sends each follower what it is missing (or at least the commit index).
     pub(super) fn broadcast_append(&mut self) {
         for peer in self.peers() {

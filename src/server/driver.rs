@@ -298,7 +298,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
     fn call(&mut self, call: Call) {
         match call {
             Call::Propose { command, reply } => {
-                if self.node.role() == Role::Leader {
+                if self.node.role() == Role::Leader || self.node.still_appends() {
                     self.admitted.push((command, reply));
                 } else {
                     let _ = reply.send(Err(self.not_leader()));
@@ -485,11 +485,16 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 }
                 if let Some(pending) = self.pending.remove(&entry.index) {
                     let answer = match applied {
-                        Some(applied) if pending.term == entry.term => Ok(Served {
-                            value: applied.outcome,
-                            term: entry.term.0,
-                            index: entry.index.0,
-                        }),
+                        // A write is committed only if its own entry is: the term tells.
+                        Some(applied)
+                            if pending.term == entry.term || self.config.bugs.ack_by_position =>
+                        {
+                            Ok(Served {
+                                value: applied.outcome,
+                                term: entry.term.0,
+                                index: entry.index.0,
+                            })
+                        }
                         _ => Err(CallError::Api(ApiError::leader_changed())),
                     };
                     let _ = pending.reply.send(answer);

@@ -50,6 +50,11 @@ pub struct ServerBugs {
     /// Require-leader watch streams stay open on a member without a leader, so their
     /// clients see a silently frozen world.
     pub require_leader_ignored: bool,
+    /// A write waiting at a log position is acknowledged once the log is applied past that
+    /// position, whatever entry ended up there: a deposed leader that rejoins acknowledges the
+    /// writes it held, though the new leader's entries replaced them (kurrent-io/KurrentDB#3472,
+    /// EventStoreDB, 2022: writes incorrectly acked during leader election).
+    pub ack_by_position: bool,
 }
 
 /// Where a member listens.

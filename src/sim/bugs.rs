@@ -32,6 +32,17 @@ pub struct SimBugs {
     pub stale_ack_after_truncation: bool,
     /// A candidate counts granted pre-votes as votes (canonical/raft#196).
     pub pre_vote_counted_as_vote: bool,
+    /// A deposed leader appends client writes with its new term until it learns the new
+    /// leader (camunda/camunda#5360).
+    pub append_after_step_down: bool,
+    /// Voters compare candidates' logs by last index alone (sile/noraft#22).
+    pub vote_by_index_only: bool,
+    /// A follower overwrites a conflicting suffix in place and keeps what followed
+    /// (mofa-org/mofa#1150).
+    pub keep_conflicting_tail: bool,
+    /// A write is acknowledged once the log is applied past its position, whatever entry is
+    /// there (kurrent-io/KurrentDB#3472).
+    pub ack_by_position: bool,
 }
 
 /// One switch: its command-line name, where the bug comes from, and its field.
@@ -44,7 +55,7 @@ pub struct Bug {
 }
 
 /// Every switch, in the order reports list them.
-pub const BUGS: [Bug; 12] = [
+pub const BUGS: [Bug; 16] = [
     Bug { name: "skip-fsync", source: "invented", field: |b| &mut b.skip_fsync },
     Bug { name: "forget-vote", source: "invented", field: |b| &mut b.forget_vote },
     Bug {
@@ -88,6 +99,26 @@ pub const BUGS: [Bug; 12] = [
         name: "pre-vote-counted-as-vote",
         source: "canonical/raft#196",
         field: |b| &mut b.pre_vote_counted_as_vote,
+    },
+    Bug {
+        name: "append-after-step-down",
+        source: "camunda/camunda#5360",
+        field: |b| &mut b.append_after_step_down,
+    },
+    Bug {
+        name: "vote-by-index-only",
+        source: "sile/noraft#22",
+        field: |b| &mut b.vote_by_index_only,
+    },
+    Bug {
+        name: "keep-conflicting-tail",
+        source: "mofa-org/mofa#1150",
+        field: |b| &mut b.keep_conflicting_tail,
+    },
+    Bug {
+        name: "ack-by-position",
+        source: "kurrent-io/KurrentDB#3472",
+        field: |b| &mut b.ack_by_position,
     },
 ];
 

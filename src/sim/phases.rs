@@ -72,9 +72,12 @@ pub fn run(options: &SimOptions) -> SimReport {
         None => options,
     };
     let (mut params, mut schedule_rng, rng) = draws(options.seed);
-    // The fixed world turns leases on for the lease bug to have something to break; a swarm
-    // run never lets a bug change the world.
-    params.lease_reads |= options.swarm.is_none() && options.bugs.lease_no_drift_margin;
+    match options.swarm {
+        Some(_) => super::swarm::Swarm::draw(options.seed).shape(&mut params),
+        // The fixed world turns leases on for the lease bug to have something to break; a
+        // swarm run never lets a bug change the world.
+        None => params.lease_reads |= options.bugs.lease_no_drift_margin,
+    }
     let schedule = nemesis::schedule(
         &mut schedule_rng,
         &options.faults,

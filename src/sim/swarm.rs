@@ -1,9 +1,10 @@
 //! Swarm testing (Groce et al., ISSTA 2012; FoundationDB's buggify; TigerBeetle's VOPR): each
-//! seed draws its own world — which fault kinds are on and how dense they are, the cluster's
-//! size, how many clients, lock clients and watchers, how much history is kept — on top of
-//! the timing, latency and Raft options every seed already draws (`SimParams`). A run with
-//! every fault kind at once spreads its schedule thin over all of them; a seed with only
-//! crashes and loss, densely, reaches shapes the mixture rarely does.
+//! seed draws its own world — which fault kinds are on and how dense they are, how often the
+//! targeted nemeses run, the cluster's size, how many clients, lock clients and watchers, how
+//! much history is kept, whether reads may use leases, how many entries one append carries —
+//! on top of the timing, latency and Raft options every seed already draws (`SimParams`). A
+//! run with every fault kind at once spreads its schedule thin over all of them; a seed with
+//! only crashes and loss, densely, reaches shapes the mixture rarely does.
 //!
 //! The draw comes from a stream of its own, keyed by the seed alone: the same seed draws the
 //! same world with or without a `--bug`, and a value given on the command line (`--nodes 3`)
@@ -74,6 +75,11 @@ pub struct Swarm {
     pub density: Density,
     /// Revisions auto-compaction keeps (0: never compacts).
     pub history_kept: i64,
+    /// Leader-lease reads on (nine seeds in ten: only then can a lease outlive a leadership).
+    pub lease_reads: bool,
+    /// At most this many entries per AppendEntries: small batches let a new leader's
+    /// acknowledgements land on an old term's tail before its own first entry (§3.6.2).
+    pub max_entries_per_message: usize,
 }
 
 /// Salt for the swarm's stream, apart from the one every other draw of the seed uses.
@@ -92,25 +98,54 @@ impl Swarm {
         if faults.is_empty() {
             faults.push(FaultKind::ALL[rng.below(FaultKind::ALL.len() as u64) as usize]);
         }
-        let density = Density {
+        let mut density = Density {
             gap_max: rng.duration(Duration::from_millis(800), Duration::from_secs(5)),
             length_max: rng.duration(Duration::from_secs(1), Duration::from_secs(8)),
-            figure8: [0.0, 0.3, 0.6][rng.below(3) as usize],
+            figure8: [0.2, 0.4, 0.6][rng.below(3) as usize],
+            bridge: 0.0,
+            skew: 0.5,
+            skewed_cut: 0.0,
         };
         let history_kept = [0, 30, 100, 500][rng.below(4) as usize];
-        Swarm { nodes, clients, lock_clients, watchers, faults, density, history_kept }
+        // Drawn last, so the draws above stay what they were before these existed.
+        density.bridge = [0.2, 0.4, 0.6][rng.below(3) as usize];
+        density.skew = [0.5, 0.75, 1.0][rng.below(3) as usize];
+        density.skewed_cut = [0.1, 0.2, 0.3][rng.below(3) as usize];
+        let lease_reads = rng.chance(0.9);
+        let max_entries_per_message = [1, 1, 1, 2, 4, 16, 64][rng.below(7) as usize];
+        Swarm {
+            nodes,
+            clients,
+            lock_clients,
+            watchers,
+            faults,
+            density,
+            history_kept,
+            lease_reads,
+            max_entries_per_message,
+        }
+    }
+
+    /// Sets the run's parameters this world draws itself (the rest come from the seed's
+    /// parameter stream, as in the fixed world).
+    pub fn shape(&self, params: &mut super::SimParams) {
+        params.lease_reads = self.lease_reads;
+        params.max_entries_per_message = self.max_entries_per_message;
     }
 }
 
 /// The report's line for a swarm run's `options` (drawn and pinned values resolved).
 pub fn describe(options: &super::SimOptions) -> String {
     format!(
-        "swarm: {} lock clients, {} watchers, fault episodes 0.5-{:.1}s long, 0.5-{:.1}s apart, the Figure 8 sequence in {:.0}% of partition episodes, history {} (--no-swarm: the fixed world)",
+        "swarm: {} lock clients, {} watchers, fault episodes 0.5-{:.1}s long, 0.5-{:.1}s apart; targeted: the Figure 8 sequence {:.0}%, the bridge election {:.0}% (of partition and crash episodes), skewed isolation {:.0}% of clock and {:.0}% of partition episodes; history {} (--no-swarm: the fixed world)",
         options.lock_clients,
         options.watchers,
         options.density.length_max.as_secs_f64(),
         options.density.gap_max.as_secs_f64(),
         options.density.figure8 * 100.0,
+        options.density.bridge * 100.0,
+        options.density.skew * 100.0,
+        options.density.skewed_cut * 100.0,
         match options.history_kept {
             0 => "never compacted".to_string(),
             n => format!("compacted to the last {n} revisions"),
@@ -138,6 +173,11 @@ mod tests {
         }
         assert!(worlds.iter().all(|w| !w.faults.is_empty() && (2..=16).contains(&w.clients)));
         assert!(worlds.iter().any(|w| w.watchers == 0) && worlds.iter().any(|w| w.watchers == 3));
+        assert!(worlds.iter().any(|w| !w.lease_reads) && worlds.iter().any(|w| w.lease_reads));
+        for batch in [1, 64] {
+            assert!(worlds.iter().any(|w| w.max_entries_per_message == batch), "{batch}");
+        }
+        assert!(worlds.iter().all(|w| w.density.bridge > 0.0 && w.density.figure8 > 0.0));
     }
 
     #[test]

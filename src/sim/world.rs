@@ -101,6 +101,9 @@ impl NodeSpec {
         raft.bugs.commit_beyond_match = bugs.commit_beyond_match;
         raft.bugs.stale_ack_after_truncation = bugs.stale_ack_after_truncation;
         raft.bugs.pre_vote_counted_as_vote = bugs.pre_vote_counted_as_vote;
+        raft.bugs.append_after_step_down = bugs.append_after_step_down;
+        raft.bugs.vote_by_index_only = bugs.vote_by_index_only;
+        raft.bugs.keep_conflicting_tail = bugs.keep_conflicting_tail;
         // The whole-state check after every input of every node (§ "The validator" in the
         // README measures what it costs).
         raft.validate_every = 1;
@@ -132,6 +135,7 @@ impl NodeSpec {
                 leader_local_read: bugs.leader_local_read,
                 watch_resume_skips: bugs.watch_resume_skip,
                 require_leader_ignored: bugs.require_leader_ignored,
+                ack_by_position: bugs.ack_by_position,
             },
             state_at_rest: false,
             live: Default::default(),

@@ -138,9 +138,14 @@ mod tests {
 
     #[test]
     fn a_drawn_world_and_its_primitives_round_trip() {
-        let text = with(
-            "\n[expect]\nraft = [\"leader-elected\"]\n\n[[event]]\nat = \"1235ms\"\nnote = \"start partition: n1-/->{n2}\"\n\n[[event]]\nat = \"1235ms\"\ncut = [[\"n1\", \"n2\"]]\n\n[[event]]\nat = \"2.5s\"\nbetween = [\"n1\", \"n3\"]\nloss = 0.08238614433903121\n\n[[event]]\nat = \"3s\"\nnode = \"n2\"\njump = \"+12.345678ms\"\n\n[[event]]\nat = \"4s\"\nuncut = [[\"n1\", \"n2\"]]\n",
-        );
+        let text = with(concat!(
+            "\n[expect]\nraft = [\"leader-elected\"]\n",
+            "\n[[event]]\nat = \"1235ms\"\nnote = \"start partition: n1-/->{n2}\"\n",
+            "\n[[event]]\nat = \"1235ms\"\ncut = [[\"n1\", \"n2\"]]\n",
+            "\n[[event]]\nat = \"2.5s\"\nbetween = [\"n1\", \"n3\"]\nloss = 0.08238614433903121\n",
+            "\n[[event]]\nat = \"3s\"\nnode = \"n2\"\njump = \"+12.345678ms\"\n",
+            "\n[[event]]\nat = \"4s\"\nuncut = [[\"n1\", \"n2\"]]\n",
+        ));
         let s = parse(&text, "drawn").unwrap_or_else(|e| panic!("{e}"));
         let world = s.sim.as_ref().expect("[sim]");
         assert_eq!((world.nodes, world.clients, world.params.keys), (3, 4, 3));

@@ -107,6 +107,11 @@ pub enum Action {
     /// minority wins and replicates the old-term tail, the cut-off leader comes back 100-400 ms
     /// later, and half the time the winner is crashed first. Undone at the end.
     Figure8,
+    /// The bridge election (`run/bridge.rs`): the followers split into two sides that cannot
+    /// hear each other, the leader between them crashed and restarted; the moment it votes it
+    /// is crashed again and restarted at once with the winner's messages to it cut, so both
+    /// sides need its vote in one term. Undone at the end.
+    BridgeElection,
 }
 
 /// One scheduled fault.
@@ -127,9 +132,20 @@ pub struct Density {
     pub gap_max: Duration,
     /// Each lasts 0.5 s to this long.
     pub length_max: Duration,
-    /// The share of partition episodes that run the Figure 8 sequence (0 in the fixed world,
-    /// whose schedules predate it).
+    /// The share of partition and crash episodes that run the Figure 8 sequence (0 in the
+    /// fixed world, whose schedules predate it). The targeted nemeses cut and crash both, so
+    /// either kind lets them in.
     pub figure8: f64,
+    /// The share of crash and partition episodes that run the bridge election (0 in the
+    /// fixed world).
+    pub bridge: f64,
+    /// The share of clock episodes that skew the leader's clock against the others' and cut
+    /// it off (the rest drift one node's clock within ±10%, which the lease's margin covers).
+    pub skew: f64,
+    /// The share of partition episodes that are skewed isolations too: a lease outliving its
+    /// leadership needs a slow leader's clock cut off from fast followers, and seeds without
+    /// clock faults would never try it (0 in the fixed world).
+    pub skewed_cut: f64,
 }
 
 impl Default for Density {
@@ -139,6 +155,9 @@ impl Default for Density {
             gap_max: Duration::from_secs(3),
             length_max: Duration::from_secs(6),
             figure8: 0.0,
+            bridge: 0.0,
+            skew: 0.5,
+            skewed_cut: 0.0,
         }
     }
 }
@@ -183,10 +202,33 @@ pub fn schedule(
             }
             continue;
         }
-        if kind == FaultKind::Partition && density.figure8 > 0.0 && rng.chance(density.figure8) {
-            let length = length.max(Duration::from_secs(3));
+        if kind == FaultKind::Partition
+            && density.skewed_cut > 0.0
+            && rng.chance(density.skewed_cut)
+        {
+            let action = Action::SkewedIsolation(rng.float(0.78, 0.82), rng.float(1.2, 1.3));
+            faults.push(Fault { start: at, end: at + length, action });
+            continue;
+        }
+        // The targeted nemeses cut and crash both: a partition episode tries the Figure 8
+        // sequence first, a crash episode the bridge election first, and each the other next.
+        let targeted = match kind {
+            FaultKind::Partition => {
+                [(Action::Figure8, density.figure8), (Action::BridgeElection, density.bridge)]
+            }
+            FaultKind::Crash => {
+                [(Action::BridgeElection, density.bridge), (Action::Figure8, density.figure8)]
+            }
+            _ => [(Action::Figure8, 0.0), (Action::BridgeElection, 0.0)],
+        };
+        if let Some((action, _)) =
+            targeted.into_iter().find(|(_, share)| *share > 0.0 && rng.chance(*share))
+        {
+            // Long enough for the elections the episode causes, twice over.
+            let length =
+                length.max(Duration::from_secs(if action == Action::Figure8 { 3 } else { 2 }));
             if at + length < until {
-                faults.push(Fault { start: at, end: at + length, action: Action::Figure8 });
+                faults.push(Fault { start: at, end: at + length, action });
             }
             continue;
         }
@@ -223,7 +265,10 @@ pub fn schedule(
             }
             FaultKind::Crash => Action::Crash(leader_or(rng)),
             FaultKind::Pause => Action::Pause(leader_or(rng)),
-            FaultKind::Clock if rng.chance(0.5) => Action::Drift(node, rng.float(0.9, 1.1)),
+            // Drawn as `chance(0.5)` was before `skew` existed: the fixed world keeps its draws.
+            FaultKind::Clock if rng.chance(1.0 - density.skew) => {
+                Action::Drift(node, rng.float(0.9, 1.1))
+            }
             FaultKind::Clock => Action::SkewedIsolation(rng.float(0.78, 0.82), rng.float(1.2, 1.3)),
             FaultKind::Loss => {
                 let mut pairs = Vec::new();
@@ -319,6 +364,7 @@ impl fmt::Display for Action {
                 )
             }
             Action::Figure8 => write!(f, "the Figure 8 sequence"),
+            Action::BridgeElection => write!(f, "the bridge election"),
         }
     }
 }
@@ -357,6 +403,29 @@ mod tests {
         assert!(figure8.iter().all(|f| f.end - f.start >= Duration::from_secs(3)), "{all:?}");
         let none = draw(0.0);
         assert!(none.iter().all(|f| f.action != Action::Figure8), "{none:?}");
+    }
+
+    #[test]
+    fn crash_episodes_try_the_bridge_first_and_partitions_figure_8_first() {
+        let draw = |kind: FaultKind, density: Density| {
+            schedule(&mut SplitMix64::new(6), &[kind], 5, Duration::from_secs(60), density)
+        };
+        let both = Density { figure8: 1.0, bridge: 1.0, ..Density::default() };
+        let crashes = draw(FaultKind::Crash, both);
+        assert!(crashes.iter().all(|f| f.action == Action::BridgeElection), "{crashes:?}");
+        assert!(crashes.iter().all(|f| f.end - f.start >= Duration::from_secs(2)));
+        let partitions = draw(FaultKind::Partition, both);
+        assert!(partitions.iter().any(|f| f.action == Action::Figure8), "{partitions:?}");
+        assert!(partitions.iter().all(|f| f.action != Action::BridgeElection));
+        let skewed = Density { skewed_cut: 1.0, ..Density::default() };
+        let cuts = draw(FaultKind::Partition, skewed);
+        assert!(cuts.iter().any(|f| matches!(f.action, Action::SkewedIsolation(..))), "{cuts:?}");
+        // The fixed world's density runs no targeted episode.
+        for kind in FaultKind::ALL {
+            let fixed = draw(kind, Density::default());
+            let targeted = |f: &Fault| matches!(f.action, Action::Figure8 | Action::BridgeElection);
+            assert!(!fixed.iter().any(targeted), "{kind:?}: {fixed:?}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! due and undone when it ends, and election chaos, which reacts to the votes and wins the
 //! nodes report by crashing or cutting off the node involved.
 
+mod bridge;
 mod figure8;
 
 use std::time::Duration;
@@ -21,6 +22,7 @@ enum Undo {
     Unloss(Vec<(usize, usize)>),
     EndChaos,
     EndFigure8,
+    EndBridge,
     Nothing,
 }
 
@@ -49,13 +51,23 @@ pub struct Nemesis {
     timed: Vec<(Duration, Timed)>,
     /// A Figure 8 episode in progress.
     figure8: Option<figure8::Figure8>,
+    /// A bridge election in progress.
+    bridge: Option<bridge::Bridge>,
 }
 
 impl Nemesis {
     /// A nemesis that will run `schedule`, drawing partitions and reactions from `rng`.
     pub fn new(mut schedule: Vec<Fault>, rng: SplitMix64) -> Nemesis {
         schedule.reverse();
-        Nemesis { schedule, rng, active: Vec::new(), chaos: None, timed: Vec::new(), figure8: None }
+        Nemesis {
+            schedule,
+            rng,
+            active: Vec::new(),
+            chaos: None,
+            timed: Vec::new(),
+            figure8: None,
+            bridge: None,
+        }
     }
 
     /// Before a step: starts the faults that are due, undoes those that ended, and runs the
@@ -64,6 +76,15 @@ impl Nemesis {
         let now = f.now();
         while self.schedule.last().is_some_and(|fault| fault.start <= now) {
             let fault = self.schedule.pop().expect("checked");
+            // A targeted episode needs its shape kept: it runs on a healed cluster, alone.
+            if self.figure8.is_some() || self.bridge.is_some() {
+                continue;
+            }
+            if matches!(fault.action, Action::Figure8 | Action::BridgeElection) {
+                for (_, undo) in std::mem::take(&mut self.active) {
+                    self.undo(f, undo);
+                }
+            }
             let undo = self.start(f, &fault);
             self.active.push((fault, undo));
         }
@@ -79,13 +100,15 @@ impl Nemesis {
         self.run_timed(f, false);
     }
 
-    /// Forgets every active fault, election chaos, a Figure 8 episode and the reactions still
-    /// due: at the heal, the world undoes every fault at once (`World::heal_all`), as it does
-    /// for a scenario's timeline, so a run and the scenario written from it heal alike.
+    /// Forgets every active fault, election chaos, a Figure 8 or bridge episode and the
+    /// reactions still due: at the heal, the world undoes every fault at once
+    /// (`World::heal_all`), as it does for a scenario's timeline, so a run and the scenario
+    /// written from it heal alike.
     pub fn stop(&mut self) {
         self.active.clear();
         self.chaos = None;
         self.figure8 = None;
+        self.bridge = None;
         self.timed.clear();
     }
 
@@ -169,6 +192,7 @@ impl Nemesis {
                 Undo::EndChaos
             }
             Action::Figure8 => self.start_figure8(f),
+            Action::BridgeElection => self.start_bridge(f),
             Action::Loss(pairs, rate) => {
                 let names = f.nodes().to_vec();
                 let links: Vec<String> =
@@ -220,14 +244,19 @@ impl Nemesis {
                 self.chaos = None;
             }
             Undo::EndFigure8 => self.end_figure8(f),
+            Undo::EndBridge => self.end_bridge(f),
             Undo::Nothing => {}
         }
     }
 
-    /// Election chaos and the Figure 8 sequence: react to the votes and wins of the last step.
+    /// Election chaos, the Figure 8 sequence and the bridge election: react to the votes and
+    /// wins of the last step.
     pub fn react(&mut self, f: &mut impl Faults, events: Vec<Event>) {
         if self.figure8.is_some() {
             self.react_figure8(f, &events);
+        }
+        if self.bridge.is_some() {
+            self.react_bridge(f, &events);
         }
         let Some((after_vote, after_win)) = self.chaos else { return };
         let now = f.now();
