@@ -37,23 +37,19 @@ fn outcome(output: &Output) -> Vec<String> {
 const SEED: &str = "10";
 const BUG: &str = "skip-fsync";
 
+/// The failing run of `SEED` with `BUG`, written as a scenario to `path`.
+fn emit_failing_run(path: &str) -> Output {
+    let args = ["--seed", SEED, "--duration", "20s", "--bug", BUG, "--emit-scenario", path];
+    raftbed(&[&["sim"][..], &args].concat())
+}
+
 #[test]
 fn an_emitted_scenario_replays_the_run_with_and_without_the_bug() {
     let file = temp("seed.toml");
     let path = file.to_str().unwrap();
     let command =
         format!("raftbed sim --seed {SEED} --duration 20s --bug {BUG} --emit-scenario {path}");
-    let run = raftbed(&[
-        "sim",
-        "--seed",
-        SEED,
-        "--duration",
-        "20s",
-        "--bug",
-        BUG,
-        "--emit-scenario",
-        path,
-    ]);
+    let run = emit_failing_run(path);
     assert_eq!(run.status.code(), Some(1), "{command}: {}", text(&run));
     assert!(text(&run).contains(&format!("scenario: {path} (raftbed replay {path} --bug {BUG})")));
     let written = std::fs::read_to_string(&file).unwrap();
@@ -106,17 +102,7 @@ fn an_emitted_scenario_replays_the_run_with_and_without_the_bug() {
 fn a_swarm_finding_shrinks_to_a_smaller_scenario_that_still_fails() {
     let (file, small) = (temp("shrink.toml"), temp("shrink-small.toml"));
     let (path, out) = (file.to_str().unwrap(), small.to_str().unwrap());
-    let run = raftbed(&[
-        "sim",
-        "--seed",
-        SEED,
-        "--duration",
-        "20s",
-        "--bug",
-        BUG,
-        "--emit-scenario",
-        path,
-    ]);
+    let run = emit_failing_run(path);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     let events = |p: &PathBuf| std::fs::read_to_string(p).unwrap().matches("[[event]]").count();
     let before = events(&file);

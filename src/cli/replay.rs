@@ -47,6 +47,14 @@ pub struct ReplayArgs {
 }
 
 impl ReplayArgs {
+    /// Where `--shrink` writes: `--out`, or the scenario's name with `-shrunk.toml`, here.
+    pub(super) fn shrink_out(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let stem = self.scenario.file_stem().map_or("scenario".into(), |s| s.to_string_lossy());
+            PathBuf::from(format!("{stem}-shrunk.toml"))
+        })
+    }
+
     pub(super) fn bugs(&self) -> SimBugs {
         let mut bugs = SimBugs::default();
         for bug in &self.bugs {
@@ -198,13 +206,7 @@ fn shrink(args: &ReplayArgs, scenario: &scenario::Scenario, seed: u64, path: &st
             eprintln!("  {} was not violated: nothing to shrink", system.name());
             continue;
         };
-        let out = args.out.clone().unwrap_or_else(|| {
-            let stem = args
-                .scenario
-                .file_stem()
-                .map_or("scenario".into(), |s| s.to_string_lossy().into_owned());
-            PathBuf::from(format!("{stem}-shrunk.toml"))
-        });
+        let out = args.shrink_out();
         let text = format!(
             "# Shrunk from {path} against {} with seed {seed}: still fails.\n{}",
             system.name(),

@@ -2,7 +2,6 @@
 //! simulator's own world and checks under the file's timeline, printed as `raftbed sim`
 //! prints a run; `--shrink` keeps the smallest timeline that still fails.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::replay::ReplayArgs;
@@ -26,7 +25,7 @@ pub fn run(args: &ReplayArgs, scenario: &Scenario, seed: u64, path: &str) -> Exi
     }
     let (check, bugs) = (args.check.budget(), args.bugs());
     if args.shrink {
-        return shrink(args, scenario, seed, path);
+        return shrink(args, scenario, seed, path, (check, bugs));
     }
     let report = scenario::replay_drawn(scenario, path, seed, check, bugs);
     if args.json {
@@ -37,19 +36,21 @@ pub fn run(args: &ReplayArgs, scenario: &Scenario, seed: u64, path: &str) -> Exi
     ExitCode::from(report.verdict().exit_code())
 }
 
-fn shrink(args: &ReplayArgs, scenario: &Scenario, seed: u64, path: &str) -> ExitCode {
+fn shrink(
+    args: &ReplayArgs,
+    scenario: &Scenario,
+    seed: u64,
+    path: &str,
+    (check, bugs): (crate::sim::CheckBudget, crate::sim::SimBugs),
+) -> ExitCode {
     if args.budget == 0 {
         eprintln!("raftbed replay: --budget 0: shrinking needs at least one replay");
         return ExitCode::from(EXIT_BAD_INPUT);
     }
     eprintln!("shrinking against raft (seed {seed}, at most {} replays)", args.budget);
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args.scenario.file_stem().map_or("scenario".into(), |s| s.to_string_lossy());
-        PathBuf::from(format!("{stem}-shrunk.toml"))
-    });
+    let out = args.shrink_out();
     let out_path = out.display().to_string();
     let progress = |step: &str| eprintln!("  {step}");
-    let (check, bugs) = (args.check.budget(), args.bugs());
     // The shrunk file's replay command names the shrunk file.
     let Some((small, report)) =
         scenario::shrink_drawn(scenario, &out_path, seed, args.budget, check, bugs, progress)

@@ -262,7 +262,7 @@ impl Node {
         self.assert_no_outstanding_ready();
         if self.still_appends() {
             let proposal = Proposal { term: self.term, index: self.log.last_index().next() };
-            self.append_stale(batch);
+            self.append_in_term(batch);
             return Ok(proposal);
         }
         if self.role != Role::Leader {

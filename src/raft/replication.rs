@@ -12,13 +12,7 @@ use super::types::{Entry, LogIndex, NodeId, Snapshot, Term};
 impl Node {
     /// Appends entries of the current term to the leader's own log.
     pub(super) fn append_as_leader(&mut self, batch: impl IntoIterator<Item = Bytes>) {
-        let term = self.term;
-        let mut index = self.log.last_index();
-        let entries = batch.into_iter().map(|data| {
-            index = index.next();
-            Entry { term, index, data }
-        });
-        self.log.append(entries);
+        self.append_in_term(batch);
         let last_index = self.log.last_index();
         let id = self.config.id;
         self.progress.get_mut(&id).expect("leader tracks itself").maybe_update(last_index);
@@ -26,9 +20,10 @@ impl Node {
         self.maybe_commit();
     }
 
-    /// The `append_after_step_down` bug: a deposed leader appends a batch to its own log,
-    /// stamped with its new term, as if it still led (camunda/camunda#5360).
-    pub(super) fn append_stale(&mut self, batch: impl IntoIterator<Item = Bytes>) {
+    /// Appends a batch to this node's own log, stamped with its current term: the leader's
+    /// appends, and a deposed leader's under the `append_after_step_down` bug
+    /// (camunda/camunda#5360).
+    pub(super) fn append_in_term(&mut self, batch: impl IntoIterator<Item = Bytes>) {
         let term = self.term;
         let mut index = self.log.last_index();
         let entries = batch.into_iter().map(|data| {

@@ -106,18 +106,25 @@ type Try<'a, R> = dyn FnMut(Scenario, String, &mut (Scenario, R)) -> bool + 'a;
 fn remove_events<R>(best: &mut (Scenario, R), try_candidate: &mut Try<'_, R>) -> bool {
     let mut changed = remove_runs(best, try_candidate, instants);
     changed |= remove_runs(best, try_candidate, primitives);
-    let mut candidate = best.0.clone();
-    let kept = |at| candidate.events.iter().any(|e| e.at == at && !is_note(e));
-    let orphans: Vec<bool> = candidate.events.iter().map(|e| is_note(e) && !kept(e.at)).collect();
-    if orphans.contains(&true) {
-        let mut i = 0;
-        candidate.events.retain(|_| {
-            i += 1;
-            !orphans[i - 1]
-        });
+    let events = &best.0.events;
+    let kept = |at| events.iter().any(|e| e.at == at && !is_note(e));
+    let orphans: Vec<usize> =
+        (0..events.len()).filter(|i| is_note(&events[*i]) && !kept(events[*i].at)).collect();
+    if !orphans.is_empty() {
+        let candidate = without(&best.0, &orphans);
         changed |= try_candidate(candidate, "without notes of faults gone".into(), best);
     }
     changed
+}
+
+/// `scenario` without the events at `gone` (indexes, ascending).
+fn without(scenario: &Scenario, gone: &[usize]) -> Scenario {
+    let mut candidate = scenario.clone();
+    candidate.events = (scenario.events.iter().enumerate())
+        .filter(|(i, _)| gone.binary_search(i).is_err())
+        .map(|(_, e)| e.clone())
+        .collect();
+    candidate
 }
 
 fn is_note(e: &super::Event) -> bool {
@@ -156,12 +163,7 @@ fn remove_runs<R>(
             let start = end.saturating_sub(size);
             let all = units(&best.0.events);
             let gone: Vec<usize> = all[start..end.min(all.len())].concat();
-            let mut candidate = best.0.clone();
-            let mut i = 0;
-            candidate.events.retain(|_| {
-                i += 1;
-                !gone.contains(&(i - 1))
-            });
+            let candidate = without(&best.0, &gone);
             let (first, last) = (best.0.events[gone[0]].at, best.0.events[gone[gone.len() - 1]].at);
             let what = match (gone.len(), first == last) {
                 (1, _) => format!("without the event at {}", super::show(first)),
