@@ -185,7 +185,7 @@ fn each(ids: &[NodeId], mut f: impl FnMut(NodeId)) -> Result<String> {
 }
 
 // Example: add-nodes 5 pre-vote=false check-quorum=false election=10 max-msg-entries=1 index=10
-//          heartbeat=2 lease=true
+//          heartbeat=2 lease=true lease-until-step-down=true
 fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String> {
     let n = node_ids(case)?.first().ok_or("how many nodes?")?.0;
     let pre_vote: bool = take_or(case, "pre-vote", true)?;
@@ -194,6 +194,7 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
     let max_entries: usize = take_or(case, "max-msg-entries", 64)?;
     let max_inflight: usize = take_or(case, "max-inflight", 256)?;
     let lease: bool = take_or(case, "lease", false)?;
+    let lease_until_step_down: bool = take_or(case, "lease-until-step-down", false)?;
     let heartbeat: u32 = take_or(case, "heartbeat", 1)?;
     let index: u64 = take_or(case, "index", 0)?;
     let mut cluster = MemCluster::new(n, |config| {
@@ -207,6 +208,7 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
         if lease {
             *config = config.clone().with_lease_reads();
         }
+        config.bugs.lease_until_step_down = lease_until_step_down;
     });
     if index > 0 {
         // Start every node from a snapshot at `index` in term 1, as if a long history

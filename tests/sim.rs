@@ -257,6 +257,18 @@ fn keep_conflicting_tail_is_caught() {
 }
 
 #[test]
+fn lease_until_step_down_is_caught_by_the_lease_invariant_and_the_history() {
+    // sofastack/sofa-jraft#34: lease reads last until the step-down check deposes the leader.
+    // Run on past the broken invariant: the clients were told stale values too.
+    let bugs = SimBugs { lease_until_step_down: true, ..SimBugs::default() };
+    let report = run(&SimOptions { bugs, keep_going: true, ..options(4) });
+    let overlap = report.violations.iter().any(|v| matches!(v, Violation::LeaseOverlap { .. }));
+    let stale =
+        matches!(report.linearizability, Some(jepsen_lite::CheckResult::NotLinearizable(_)));
+    assert!(overlap && stale, "{}", explain(&report));
+}
+
+#[test]
 fn the_bridge_election_catches_a_forgotten_vote_and_passes_a_kept_one() {
     // Crash episodes only, each a bridge election: both sides need the bridge's vote in one
     // term, so a bridge that forgets its vote elects two leaders of that term.

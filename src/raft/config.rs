@@ -103,6 +103,12 @@ pub struct Bugs {
     /// leader's stale entries stay behind the new leader's (mofa-org/mofa#1150, fixed in
     /// #1151; the same rule was missing in amino-os/Amino.Run#143).
     pub keep_conflicting_tail: bool,
+    /// A leader serves lease reads for as long as it leads: only its periodic step-down check
+    /// (check-quorum, once an election timeout) ends them, not the lease's own expiry, so a
+    /// leader cut off just after a check keeps serving after the other side elected and
+    /// committed (sofastack/sofa-jraft#25 and #34, fixed in 1.2.4 by checking a lease timeout
+    /// on every read; hashicorp/consul#54 describes the same window).
+    pub lease_until_step_down: bool,
 }
 
 /// A configuration that cannot work.

@@ -99,14 +99,25 @@ impl Node {
             && self.config.lease_reads
             && self.lead_transferee.is_none()
             && self.committed_in_current_term()
-            && self.ticks < self.read_only.lease_until_tick;
+            && self.ticks < self.lease_until();
         valid.then(|| self.log.commit())
     }
 
     /// The tick through which the lease holds (a tick count of this node's clock), if any.
     pub fn lease_until_tick(&self) -> Option<u64> {
-        (self.role == Role::Leader && self.read_only.lease_until_tick > self.ticks)
-            .then_some(self.read_only.lease_until_tick)
+        let until = self.lease_until();
+        (self.role == Role::Leader && until > self.ticks).then_some(until)
+    }
+
+    /// The lease's end; with `lease_until_step_down`, the next step-down check, which is
+    /// all that switch lets end it.
+    fn lease_until(&self) -> u64 {
+        if self.config.bugs.lease_until_step_down {
+            let check =
+                self.config.election_timeout_ticks_min.saturating_sub(self.election_elapsed);
+            return self.ticks + u64::from(check.max(1));
+        }
+        self.read_only.lease_until_tick
     }
 
     /// Ticks this node has counted since it started.

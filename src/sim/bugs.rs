@@ -43,6 +43,9 @@ pub struct SimBugs {
     /// A write is acknowledged once the log is applied past its position, whatever entry is
     /// there (kurrent-io/KurrentDB#3472).
     pub ack_by_position: bool,
+    /// A leader serves lease reads until its step-down check deposes it, whatever the lease
+    /// (sofastack/sofa-jraft#34).
+    pub lease_until_step_down: bool,
 }
 
 /// One switch: its command-line name, where the bug comes from, and its field.
@@ -55,7 +58,7 @@ pub struct Bug {
 }
 
 /// Every switch, in the order reports list them.
-pub const BUGS: [Bug; 16] = [
+pub const BUGS: [Bug; 17] = [
     Bug { name: "skip-fsync", source: "invented", field: |b| &mut b.skip_fsync },
     Bug { name: "forget-vote", source: "invented", field: |b| &mut b.forget_vote },
     Bug {
@@ -119,6 +122,11 @@ pub const BUGS: [Bug; 16] = [
         name: "ack-by-position",
         source: "kurrent-io/KurrentDB#3472",
         field: |b| &mut b.ack_by_position,
+    },
+    Bug {
+        name: "lease-until-step-down",
+        source: "sofastack/sofa-jraft#34",
+        field: |b| &mut b.lease_until_step_down,
     },
 ];
 

@@ -104,6 +104,7 @@ impl NodeSpec {
         raft.bugs.append_after_step_down = bugs.append_after_step_down;
         raft.bugs.vote_by_index_only = bugs.vote_by_index_only;
         raft.bugs.keep_conflicting_tail = bugs.keep_conflicting_tail;
+        raft.bugs.lease_until_step_down = bugs.lease_until_step_down;
         // The whole-state check after every input of every node (§ "The validator" in the
         // README measures what it costs).
         raft.validate_every = 1;
