@@ -205,3 +205,57 @@ fn porcupine_corpus_through_the_cli() {
         assert_eq!(code(&output), expected, "{file}: {}", String::from_utf8_lossy(&output.stdout));
     }
 }
+
+#[test]
+fn list_append_histories_get_elle_names_and_exit_codes() {
+    let g1c = temp_file(
+        "g1c.edn",
+        "{:process 0 :type :ok :value [[:append :x 1] [:r :y [1]]]}\n\
+         {:process 1 :type :ok :value [[:append :x 2] [:append :y 1]]}\n\
+         {:process 2 :type :ok :value [[:r :x [1 2]]]}\n",
+    );
+    let bad = raftbed(&["check", "--format", "list-append", g1c.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(code(&bad), 1, "{text}");
+    assert!(text.contains("violates read-committed"), "{text}");
+    assert!(text.contains("G1c: T1 wr→ T0 on :y, T0 ww→ T1 on :x"), "{text}");
+
+    let serial = temp_file(
+        "serial.jsonl",
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n\
+         {\"process\":0,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"append\",\"x\",1]]}\n\
+         {\"process\":1,\"type\":\"invoke\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",null]]}\n\
+         {\"process\":1,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",[1]]]}\n",
+    );
+    let ok = raftbed(&["check", "--format", "list-append", "--json", serial.to_str().unwrap()]);
+    let line: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(code(&ok), 0, "{line}");
+    assert_eq!((line["valid"].as_bool(), line["txns"].as_u64()), (Some(true), Some(2)), "{line}");
+
+    let si = raftbed(&[
+        "check",
+        "--format",
+        "list-append",
+        "--consistency",
+        "read-committed,snapshot-isolation",
+        g1c.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&si), 1);
+    let unknown = raftbed(&[
+        "check",
+        "--format",
+        "list-append",
+        "--consistency",
+        "acid",
+        serial.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(code(&unknown), 3, "{text}");
+    assert!(text.contains("unknown --consistency acid"), "{text}");
+
+    let garbage = temp_file("garbage.edn", "{:process 0 :type :ok :value [[:frob :x 1]]}\n");
+    let out = raftbed(&["check", "--format", "list-append", garbage.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(code(&out), 3, "{text}");
+    assert!(text.contains("garbage.edn:line 1: unknown micro-op"), "{text}");
+}

@@ -39,6 +39,14 @@
 //! assert!(matches!(report.result, CheckResult::NotLinearizable(_)));
 //! ```
 //!
+//! # Transactions
+//!
+//! [`txn`] checks list-append transaction histories the way Elle does: it infers ww, wr and rw
+//! dependencies from the lists read, adds process and real-time order, and names the cycles
+//! (G0, G1c, G-single, G2-item, and the forms that need process order or real time) and the
+//! anomalies that need none (G1a, G1b, internal and data anomalies), with the weakest
+//! consistency model violated.
+//!
 //! # Watches
 //!
 //! [`watch`] checks what watch streams delivered against a committed history of revisions:
@@ -53,6 +61,7 @@ pub mod history;
 pub mod html;
 pub mod model;
 pub mod resolved;
+pub mod txn;
 pub mod value;
 pub mod watch;
 

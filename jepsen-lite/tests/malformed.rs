@@ -3,7 +3,7 @@
 //! reader (and, when they parse, to the checker).
 
 use jepsen_lite::formats::{self, Format};
-use jepsen_lite::{CheckOptions, ModelKind, RegisterModel, check};
+use jepsen_lite::{CheckOptions, ModelKind, RegisterModel, check, txn};
 use proptest::prelude::*;
 
 fn check_error(text: &str, model: ModelKind) -> (usize, String) {
@@ -58,6 +58,9 @@ const MODELS: [ModelKind; 4] =
 
 fn feed(text: &str) {
     let _ = formats::detect(text);
+    for history in [txn::read_edn(text), txn::read_jsonl(text)].into_iter().flatten() {
+        let _ = txn::check(&history, &txn::Model::ALL, txn::SearchBudget(100_000));
+    }
     for format in FORMATS {
         if let Ok(history) = formats::read(text, format) {
             for model in MODELS {
@@ -89,11 +92,30 @@ proptest! {
             "{\"process\":2,\"type\":\"ok\",\"f\":\"put\",\"key\":\"k\",\"value\":\"v\"}\n",
             "[{:process 3, :type :invoke, :f :get, :key \"k\", :value nil}]\n",
         );
-        let mut bytes = valid.as_bytes()[..cut.min(valid.len())].to_vec();
-        if !bytes.is_empty() {
-            let at = flip % bytes.len();
-            bytes[at] = byte;
-        }
-        feed(&String::from_utf8_lossy(&bytes));
+        mangle(valid, cut, flip, byte);
     }
+
+    #[test]
+    fn mangled_list_append_histories_never_panic(
+        cut in 0usize..700, flip in 0usize..700, byte in any::<u8>()
+    ) {
+        let valid = concat!(
+            "{:process 0 :type :invoke :f :txn :value [[:append :x 1] [:r :y nil]]}\n",
+            "{:process 1 :type :ok :value [[:append :x 2] [:append :y 1]]}\n",
+            "{:process 0 :type :ok :f :txn :value [[:append :x 1] [:r :y [1]]]}\n",
+            "{:type :ok :value [[:r :x [1 2 2]] [:r 3 nil]]}\n",
+            "{\"process\":4,\"type\":\"ok\",\"f\":\"txn\",\"value\":[[\"r\",\"x\",[2,1]]]}\n",
+        );
+        mangle(valid, cut, flip, byte);
+    }
+}
+
+/// Feeds `valid` cut at `cut` with the byte at `flip` replaced by `byte`.
+fn mangle(valid: &str, cut: usize, flip: usize, byte: u8) {
+    let mut bytes = valid.as_bytes()[..cut.min(valid.len())].to_vec();
+    if !bytes.is_empty() {
+        let at = flip % bytes.len();
+        bytes[at] = byte;
+    }
+    feed(&String::from_utf8_lossy(&bytes));
 }

@@ -25,8 +25,10 @@ pub struct CheckArgs {
     /// The history files.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// auto, jsonl, edn, jepsen-log or porcupine-kv; or watches, for a watch log (`raftbed sim
-    /// --watches`) checked by the watch checker.
+    /// auto, jsonl, edn, jepsen-log or porcupine-kv; watches, for a watch log (`raftbed sim
+    /// --watches`) checked by the watch checker; or list-append, for a transactional history
+    /// (Jepsen's EDN or JSON lines, `[:append k v]` and `[:r k list]`) checked for Elle's
+    /// anomalies.
     #[arg(long, default_value = "auto")]
     format: String,
     /// register, cas-register or kv (default: the one the history fits).
@@ -37,7 +39,7 @@ pub struct CheckArgs {
     timeout_ms: Option<u64>,
     /// Print one JSON object per file (one line each) instead of text.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
     /// Also write a self-contained HTML timeline here (one file only).
     #[arg(long)]
     html: Option<PathBuf>,
@@ -54,13 +56,18 @@ pub struct CheckArgs {
     /// every core.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     jobs: Option<u32>,
+    /// With list-append: the consistency models to check, comma-separated (read-uncommitted,
+    /// read-committed, snapshot-isolation, repeatable-read, serializable,
+    /// strict-serializable, ...; default all, which names the weakest one violated).
+    #[arg(long)]
+    pub(super) consistency: Option<String>,
 }
 
 /// What checking one file gave: its exit code and what to print.
-struct FileOutcome {
-    code: u8,
-    stdout: String,
-    stderr: String,
+pub(super) struct FileOutcome {
+    pub(super) code: u8,
+    pub(super) stdout: String,
+    pub(super) stderr: String,
 }
 
 /// Runs `raftbed check`.
@@ -160,10 +167,15 @@ fn check_file(
     if args.format == "watches" {
         return check_watches(args, path, &text);
     }
+    if args.format == "list-append" {
+        return super::check_txn::check_list_append(args, path, &text);
+    }
     let format = match args.format.as_str() {
         "auto" => formats::detect(&text),
         name => Format::parse(name).ok_or_else(|| {
-            format!("unknown --format {name} (auto, jsonl, edn, jepsen-log, porcupine-kv, watches)")
+            format!(
+                "unknown --format {name} (auto, jsonl, edn, jepsen-log, porcupine-kv, watches, list-append)"
+            )
         })?,
     };
     let history = formats::read(&text, format).map_err(|e| format!("{file}:{e}"))?;

@@ -4,6 +4,7 @@
 mod bench;
 mod bench_watch;
 mod check;
+mod check_txn;
 pub mod cluster;
 mod jepsen;
 mod jepsen_watch;
