@@ -94,6 +94,8 @@ pub enum Check {
     Watch,
     /// The run reached the situations it was required to (`--require`, `[expect]`).
     Coverage,
+    /// The clients' transactions show none of Elle's anomalies (`jepsen_lite::txn`).
+    Transactions,
 }
 
 impl Check {
@@ -107,6 +109,7 @@ impl Check {
             Check::Liveness => "liveness",
             Check::Watch => "watch",
             Check::Coverage => "coverage",
+            Check::Transactions => "transactions",
         }
     }
 }

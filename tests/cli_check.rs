@@ -259,3 +259,30 @@ fn list_append_histories_get_elle_names_and_exit_codes() {
     assert_eq!(code(&out), 3, "{text}");
     assert!(text.contains("garbage.edn:line 1: unknown micro-op"), "{text}");
 }
+
+#[test]
+fn a_simulated_append_history_checks_offline() {
+    // `raftbed sim --workload append --history` writes the schema's txn events; the
+    // transaction checker reads them back, comment line and all.
+    let dir = std::env::temp_dir().join(format!("raftbed-cli-append-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("append.jsonl");
+    let p = path.to_str().unwrap();
+    let sim = raftbed(&[
+        "sim",
+        "--seed",
+        "0",
+        "--no-swarm",
+        "--workload",
+        "append",
+        "--duration",
+        "5s",
+        "--history",
+        p,
+    ]);
+    assert_eq!(code(&sim), 0, "{}", String::from_utf8_lossy(&sim.stdout));
+    let check = raftbed(&["check", "--format", "list-append", p]);
+    let text = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(code(&check), 0, "{text}{}", String::from_utf8_lossy(&check.stderr));
+    assert!(text.contains("list-append valid"), "{text}");
+}

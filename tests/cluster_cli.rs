@@ -132,8 +132,21 @@ fn a_cluster_comes_up_serves_etcdctl_and_takes_live_faults() {
         let out = raftbed(&args);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out));
     }
+    let before = text(&raftbed(&["cluster", "status", "--data-dir", d]));
     let down = raftbed(&["cluster", "down", "--data-dir", d]);
-    assert!(text(&down).contains("stopped 5 nodes"), "{}", text(&down));
+    let logs: Vec<String> = (1..=5)
+        .map(|n| {
+            let log = std::fs::read_to_string(dir.join(format!("n{n}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            format!("n{n}.log ends: {:?}", tail)
+        })
+        .collect();
+    assert!(
+        text(&down).contains("stopped 5 nodes"),
+        "{}\nstatus before: {before}\n{}",
+        text(&down),
+        logs.join("\n")
+    );
     assert!(n1.join("raftbed-identity").exists(), "down keeps the data");
 
     // A torn tail on n1 is cut; damage early in n2's log is refused, and the file left alone.

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use raftbed::sim::checks::Violation;
 use raftbed::sim::nemesis::{Density, FaultKind};
-use raftbed::sim::{SimBugs, SimOptions, SimReport, SimTransport, run};
+use raftbed::sim::{SimBugs, SimOptions, SimReport, SimTransport, Workload, run};
+use raftbed::verdict::{Check, Outcome};
 
 fn options(seed: u64) -> SimOptions {
     // A node's panic reaches the harness wrapped by tokio; the hook keeps its message.
@@ -376,4 +377,33 @@ fn connected_quorums_during_faults_get_a_leader() {
     let report = run(&options(5));
     assert!(report.ok(), "{}", explain(&report));
     assert!(report.connected_windows > 0, "a window was judged: {}", explain(&report));
+}
+
+#[test]
+fn the_append_workload_replays_and_its_transactions_hold() {
+    // List-append transactions over etcd's Txn, checked by jepsen-lite's Elle-style checker.
+    let options =
+        SimOptions { workload: Workload::Append, duration: Duration::from_secs(20), ..options(0) };
+    let report = run(&options);
+    let again = run(&options);
+    assert_eq!(report.trace_hash, again.trace_hash, "{}", explain(&report));
+    assert!(report.ok(), "{}", explain(&report));
+    let Some(Ok(transactions)) = &report.transactions else { panic!("{}", explain(&report)) };
+    assert!(transactions.valid() && transactions.txns > 1000, "{}", explain(&report));
+    assert!(transactions.edges > transactions.txns, "{}", explain(&report));
+}
+
+#[test]
+fn stale_follower_txn_read_is_caught_by_the_transaction_checker() {
+    let bugs = SimBugs { stale_follower_txn_read: true, ..SimBugs::default() };
+    let report = run(&SimOptions { bugs, workload: Workload::Append, ..options(0) });
+    let verdict = report.verdict();
+    assert!(
+        matches!(verdict.get(Check::Transactions), Some(Outcome::Violated(_))),
+        "{}",
+        explain(&report)
+    );
+    for check in [Check::Invariants, Check::History] {
+        assert_eq!(verdict.get(check), Some(&Outcome::Held), "{check:?}: {}", explain(&report));
+    }
 }

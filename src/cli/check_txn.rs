@@ -17,7 +17,8 @@ pub(super) fn check_list_append(
 ) -> Result<FileOutcome, String> {
     let file = path.display();
     let started = std::time::Instant::now();
-    let history = if text.trim_start().starts_with('{') && text.contains("\"type\"") {
+    let first = text.lines().find(|l| !l.trim().is_empty() && !l.starts_with('#'));
+    let history = if first.is_some_and(|l| l.trim_start().starts_with("{\"")) {
         txn::read_jsonl(text)
     } else {
         txn::read_edn(text)

@@ -204,6 +204,7 @@ fn start_clients(
         mix: DEFAULT_MIX,
         read_consistency: None,
         spread: true,
+        workload: crate::sim::Workload::Kv,
     };
     (0..args.clients as u64)
         .map(|c| {

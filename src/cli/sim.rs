@@ -104,6 +104,10 @@ pub struct SimArgs {
     /// fast) or wire (tonic over HTTP/2 over simulated TCP, as real nodes talk).
     #[arg(long, default_value = "messages", value_parser = ["messages", "wire"])]
     transport: String,
+    /// What the clients do: kv (put, get, cas and delete, checked for linearizability) or
+    /// append (list-append transactions over etcd's Txn, checked for Elle's anomalies).
+    #[arg(long, default_value = "kv", value_parser = ["kv", "append"])]
+    workload: String,
     #[command(flatten)]
     check: super::replay::CheckArgs,
 }
@@ -208,6 +212,11 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
             SimTransport::Wire
         } else {
             SimTransport::Messages
+        },
+        workload: if args.workload == "append" {
+            crate::sim::Workload::Append
+        } else {
+            crate::sim::Workload::Kv
         },
         ..SimOptions::new(args.seed.unwrap_or(0))
     };

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::sim::Workload;
 use crate::sim::bugs::BUGS;
 use crate::sim::sweep::{SeedResult, sweep, table};
 use crate::sim::{SimBugs, SimOptions};
@@ -92,8 +93,9 @@ pub fn bug_zoo(base: &SimOptions, seeds: &[u64], jobs: Option<usize>) -> ExitCod
     let mut rows = Vec::new();
     for bug in &BUGS {
         eprintln!("bug {}:", bug.name);
-        let options =
-            SimOptions { bugs: SimBugs::only(bug.name).expect("a listed bug"), ..base.clone() };
+        let workload = if bug.workload == Workload::Kv { base.workload } else { bug.workload };
+        let bugs = SimBugs::only(bug.name).expect("a listed bug");
+        let options = SimOptions { bugs, workload, ..base.clone() };
         let results = run_seeds(&options, seeds, jobs, None);
         rows.push((bug, results));
     }

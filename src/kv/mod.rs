@@ -519,6 +519,31 @@ impl KvStore {
         Ok(response)
     }
 
+    /// Serves a read-only transaction (no compares, only ranges) from this store as it stands,
+    /// without the log: `None` for any other. Only the `stale-follower-txn-read` bug calls it.
+    pub fn read_only_txn(
+        &self,
+        txn: &crate::proto::etcdserverpb::TxnRequest,
+    ) -> Option<crate::proto::etcdserverpb::TxnResponse> {
+        use crate::proto::etcdserverpb::{ResponseOp, request_op, response_op};
+        if !txn.compare.is_empty() {
+            return None;
+        }
+        let mut responses = Vec::with_capacity(txn.success.len());
+        for op in &txn.success {
+            let Some(request_op::Request::RequestRange(range)) = &op.request else { return None };
+            let response = self.range(range).ok()?;
+            responses.push(ResponseOp {
+                response: Some(response_op::Response::ResponseRange(response)),
+            });
+        }
+        Some(crate::proto::etcdserverpb::TxnResponse {
+            header: self.header(),
+            succeeded: true,
+            responses,
+        })
+    }
+
     /// Serves a Range when the store's revision is `current` (in a transaction, the revision its
     /// writes make): from the live keys at `current`, from the history below it.
     fn range_at(&self, current: i64, request: &RangeRequest) -> Result<RangeResponse, ApiError> {

@@ -249,6 +249,7 @@ fn world_spec(scenario: &Scenario, seed: u64) -> (WorldSpec, Vec<String>) {
             mix: [mix.put, mix.put + mix.get, mix.put + mix.get + mix.cas],
             read_consistency: Some(group.consistency),
             spread: false,
+            workload: crate::sim::Workload::Kv,
         };
         let ids = (next..next + group.count as u64).map(|id| (id, Role::Mixed)).collect();
         next += group.count as u64;

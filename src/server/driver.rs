@@ -35,7 +35,7 @@ use super::{NodeConfig, NodeError, Observer};
 use crate::clock::Clock;
 use crate::kv::{ApiError, KvStore};
 use crate::proto::etcdserverpb::{LeaseTimeToLiveResponse, ResponseHeader, StatusResponse};
-use crate::proto::raftbed::{Command, LeaseExpire, Outcome, command::Op};
+use crate::proto::raftbed::{Command, LeaseExpire, Outcome, command::Op, outcome};
 use crate::raft::{Error as RaftError, LogIndex, Message, Node, NodeId, Role, Snapshot, Term};
 use crate::storage::fs::Fs;
 use crate::storage::state::{StateStore, StateWriter};
@@ -300,6 +300,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             Call::Propose { command, reply } => {
                 if self.node.role() == Role::Leader || self.node.still_appends() {
                     self.admitted.push((command, reply));
+                } else if let Some(response) = self.stale_txn_read(&command) {
+                    let answer = Outcome { result: Some(outcome::Result::Txn(response)) };
+                    let _ = reply.send(self.served(answer, 0));
                 } else {
                     let _ = reply.send(Err(self.not_leader()));
                 }
@@ -310,6 +313,13 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 let _ = reply.send(self.served(status, 0));
             }
         }
+    }
+
+    /// The `stale_follower_txn_read` bug: a follower answers a read-only Txn from its own
+    /// state instead of sending it to the leader.
+    fn stale_txn_read(&self, command: &Command) -> Option<crate::proto::etcdserverpb::TxnResponse> {
+        let Some(Op::Txn(txn)) = &command.op else { return None };
+        self.config.bugs.stale_follower_txn_read.then(|| self.kv.read_only_txn(txn)).flatten()
     }
 
     fn status(&self) -> StatusResponse {

@@ -55,6 +55,9 @@ pub struct ServerBugs {
     /// writes it held, though the new leader's entries replaced them (kurrent-io/KurrentDB#3472,
     /// EventStoreDB, 2022: writes incorrectly acked during leader election).
     pub ack_by_position: bool,
+    /// A follower answers read-only transactions (ranges only) from its own, possibly stale,
+    /// state instead of sending them through the leader.
+    pub stale_follower_txn_read: bool,
 }
 
 /// Where a member listens.

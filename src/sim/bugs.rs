@@ -46,6 +46,8 @@ pub struct SimBugs {
     /// A leader serves lease reads until its step-down check deposes it, whatever the lease
     /// (sofastack/sofa-jraft#34).
     pub lease_until_step_down: bool,
+    /// A follower answers read-only transactions from its own state.
+    pub stale_follower_txn_read: bool,
 }
 
 /// One switch: its command-line name, where the bug comes from, and its field.
@@ -54,79 +56,113 @@ pub struct Bug {
     pub name: &'static str,
     /// The documented bug it is modelled on, or "invented" for the testbed's own.
     pub source: &'static str,
+    /// The clients it needs to show (`--bug-zoo` runs it with them): a bug in transactions
+    /// shows only when the clients send some.
+    pub workload: super::Workload,
     field: fn(&mut SimBugs) -> &mut bool,
 }
 
+const KV: super::Workload = super::Workload::Kv;
+
 /// Every switch, in the order reports list them.
-pub const BUGS: [Bug; 17] = [
-    Bug { name: "skip-fsync", source: "invented", field: |b| &mut b.skip_fsync },
-    Bug { name: "forget-vote", source: "invented", field: |b| &mut b.forget_vote },
+pub const BUGS: [Bug; 18] = [
+    Bug { name: "skip-fsync", source: "invented", workload: KV, field: |b| &mut b.skip_fsync },
+    Bug { name: "forget-vote", source: "invented", workload: KV, field: |b| &mut b.forget_vote },
     Bug {
         name: "commit-old-term",
         source: "invented (Raft dissertation, Figure 3.7)",
+        workload: KV,
         field: |b| &mut b.commit_old_term,
     },
     Bug {
         name: "lease-no-drift-margin",
         source: "invented",
+        workload: KV,
         field: |b| &mut b.lease_no_drift_margin,
     },
-    Bug { name: "stale-follower-read", source: "invented", field: |b| &mut b.stale_follower_read },
-    Bug { name: "watch-resume-skip", source: "invented", field: |b| &mut b.watch_resume_skip },
+    Bug {
+        name: "stale-follower-read",
+        source: "invented",
+        workload: KV,
+        field: |b| &mut b.stale_follower_read,
+    },
+    Bug {
+        name: "watch-resume-skip",
+        source: "invented",
+        workload: KV,
+        field: |b| &mut b.watch_resume_skip,
+    },
     Bug {
         name: "require-leader-ignored",
         source: "invented",
+        workload: KV,
         field: |b| &mut b.require_leader_ignored,
     },
     Bug {
         name: "read-index-before-term-commit",
         source: "etcd-io/etcd#7331",
+        workload: KV,
         field: |b| &mut b.read_index_before_term_commit,
     },
     Bug {
         name: "leader-local-read",
         source: "Jepsen, etcd and Consul (2014): etcd 0.4.1",
+        workload: KV,
         field: |b| &mut b.leader_local_read,
     },
     Bug {
         name: "commit-beyond-match",
         source: "atomix/copycat#265",
+        workload: KV,
         field: |b| &mut b.commit_beyond_match,
     },
     Bug {
         name: "stale-ack-after-truncation",
         source: "rabbitmq/ra#637",
+        workload: KV,
         field: |b| &mut b.stale_ack_after_truncation,
     },
     Bug {
         name: "pre-vote-counted-as-vote",
         source: "canonical/raft#196",
+        workload: KV,
         field: |b| &mut b.pre_vote_counted_as_vote,
     },
     Bug {
         name: "append-after-step-down",
         source: "camunda/camunda#5360",
+        workload: KV,
         field: |b| &mut b.append_after_step_down,
     },
     Bug {
         name: "vote-by-index-only",
         source: "sile/noraft#22",
+        workload: KV,
         field: |b| &mut b.vote_by_index_only,
     },
     Bug {
         name: "keep-conflicting-tail",
         source: "mofa-org/mofa#1150",
+        workload: KV,
         field: |b| &mut b.keep_conflicting_tail,
     },
     Bug {
         name: "ack-by-position",
         source: "kurrent-io/KurrentDB#3472",
+        workload: KV,
         field: |b| &mut b.ack_by_position,
     },
     Bug {
         name: "lease-until-step-down",
         source: "sofastack/sofa-jraft#34",
+        workload: KV,
         field: |b| &mut b.lease_until_step_down,
+    },
+    Bug {
+        name: "stale-follower-txn-read",
+        source: "invented",
+        workload: super::Workload::Append,
+        field: |b| &mut b.stale_follower_txn_read,
     },
 ];
 

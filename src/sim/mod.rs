@@ -16,6 +16,7 @@
 //! program; faults reach it only through the primitives of `crate::faults`, which the
 //! nemesis (`nemesis/`) lowers its schedule to.
 
+pub mod append;
 pub mod bugs;
 pub mod checks;
 pub mod coverage;
@@ -104,6 +105,19 @@ pub struct SimOptions {
     /// The scenario file whose timeline drives the faults (`raftbed replay` of a file
     /// `--emit-scenario` wrote), instead of the seed's schedule.
     pub scenario: Option<String>,
+    /// What the clients do: single-key operations, or list-append transactions.
+    pub workload: Workload,
+}
+
+/// What the simulated clients do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Workload {
+    /// put, get, compare-and-set and delete over a few keys, checked for linearizability.
+    #[default]
+    Kv,
+    /// Transactions of appends and reads over etcd's Txn (`append.rs`), checked for Elle's
+    /// anomalies.
+    Append,
 }
 
 /// How the simulated hosts' gRPC calls travel.
@@ -149,6 +163,7 @@ impl SimOptions {
             density: Density::default(),
             required: Vec::new(),
             scenario: None,
+            workload: Workload::Kv,
         }
     }
 
@@ -210,6 +225,9 @@ impl SimOptions {
         }
         if self.keep_going {
             command += " --keep-going";
+        }
+        if self.workload == Workload::Append {
+            command += " --workload append";
         }
         if let Some(peers) = self.peer_transport {
             command += &format!(" --peer-transport {}", peers.name());
@@ -353,6 +371,7 @@ pub(crate) fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec 
         mix: workload::DEFAULT_MIX,
         read_consistency: None,
         spread: true,
+        workload: options.workload,
     };
     // All workload clients share one simulated host, and the lock clients another: they are
     // never partitioned one by one, and every host costs a runtime polled at every step.

@@ -81,6 +81,9 @@ pub struct SimReport {
     pub coverage: Coverage,
     /// How close it came to a violation.
     pub margins: Margins,
+    /// What the transaction checker found, when the clients ran transactions (`--workload
+    /// append`); an error when their events could not be read.
+    pub transactions: Option<Result<jepsen_lite::txn::TxnReport, String>>,
 }
 
 impl SimReport {
@@ -117,6 +120,9 @@ impl SimReport {
         if let Some(watch) = &self.watch {
             verdict.add(Check::Watch, Outcome::of_watches(watch));
         }
+        if let Some(transactions) = &self.transactions {
+            verdict.add(Check::Transactions, transactions_outcome(transactions));
+        }
         if !self.options.required.is_empty() {
             let missing = self.coverage.missing(&self.options.required);
             verdict.add(Check::Coverage, Outcome::of_coverage(&missing));
@@ -141,6 +147,8 @@ impl SimReport {
             "NOT LINEARIZABLE"
         } else if self.watch.as_ref().is_some_and(|w| !w.violations.is_empty()) {
             "WATCH GUARANTEE BROKEN"
+        } else if matches!(&self.transactions, Some(Ok(t)) if !t.valid()) {
+            "ISOLATION ANOMALY"
         } else if self.liveness.is_err() {
             "LIVENESS FAILURE"
         } else if !self.ok() {
@@ -213,6 +221,7 @@ pub(crate) fn build(
         history,
         watch: None,
         watch_log: None,
+        transactions: None,
         coverage,
         margins: Margins {
             lease_slack_us: checks.leases().slack_us(),
@@ -336,6 +345,20 @@ impl fmt::Display for SimReport {
             writeln!(f, "coverage: NEVER REACHED (required): {}", missing.join(", "))?;
         }
         writeln!(f, "margins: {}", self.margins)?;
+        match &self.transactions {
+            Some(Ok(report)) => {
+                let verdict = match report.violated.first() {
+                    None => "valid".to_string(),
+                    Some(weakest) => format!("INVALID (violates {weakest})"),
+                };
+                writeln!(f, "transactions: {} list-append transactions, {verdict}", report.txns)?;
+                for anomaly in report.anomalies.iter().take(5) {
+                    writeln!(f, "transactions: {anomaly}")?;
+                }
+            }
+            Some(Err(why)) => writeln!(f, "transactions: undecided ({why})")?,
+            None => {}
+        }
         if let Some(watch) = &self.watch {
             writeln!(f, "watch: {}", watch.summary())?;
             for violation in watch.violations.iter().take(5) {
@@ -360,5 +383,21 @@ impl fmt::Display for SimReport {
             writeln!(f, "replay: {}", self.options.replay_command())?;
         }
         write!(f, "trace-hash: {:016x}", self.trace_hash)
+    }
+}
+
+/// The transaction check's outcome: violated by any anomaly, undecided when the search ran out
+/// of budget or the events could not be read.
+fn transactions_outcome(checked: &Result<jepsen_lite::txn::TxnReport, String>) -> Outcome {
+    match checked {
+        Ok(report) if !report.valid() => {
+            let first = report.anomalies.first().map(ToString::to_string).unwrap_or_default();
+            Outcome::Violated(format!("{} anomalies: {first}", report.anomalies.len()))
+        }
+        Ok(report) if report.incomplete => {
+            Outcome::Undecided("the cycle search ran out of budget".into())
+        }
+        Ok(_) => Outcome::Held,
+        Err(why) => Outcome::Undecided(why.clone()),
     }
 }

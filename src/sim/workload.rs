@@ -62,6 +62,8 @@ pub struct ClientParams {
     pub read_consistency: Option<Consistency>,
     /// Start with a random node (else the first listed).
     pub spread: bool,
+    /// Single-key operations, or list-append transactions (`append.rs`).
+    pub workload: super::Workload,
 }
 
 /// The simulation's default mix: 30% put, 40% get, 20% cas, 10% delete.

@@ -133,6 +133,7 @@ impl NodeSpec {
             max_batch: 256,
             bugs: ServerBugs {
                 stale_follower_read: bugs.stale_follower_read,
+                stale_follower_txn_read: bugs.stale_follower_txn_read,
                 leader_local_read: bugs.leader_local_read,
                 watch_resume_skips: bugs.watch_resume_skip,
                 require_leader_ignored: bugs.require_leader_ignored,
@@ -349,7 +350,17 @@ impl<'a> World<'a> {
                 .map(|(id, role)| {
                     let (params, shared, trace) =
                         (group.params.clone(), workload.clone(), trace.clone());
-                    workload::run(spec.sim_net, *id, *role, params, rng.fork(), shared, trace)
+                    let (net, rng) = (spec.sim_net, rng.fork());
+                    let client: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
+                        match params.workload {
+                            super::Workload::Kv => {
+                                Box::pin(workload::run(net, *id, *role, params, rng, shared, trace))
+                            }
+                            super::Workload::Append => Box::pin(super::append::run(
+                                net, *id, *role, params, rng, shared, trace,
+                            )),
+                        };
+                    client
                 })
                 .collect();
             sim.client(group.host.as_str(), join_local(clients));

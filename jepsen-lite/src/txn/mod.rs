@@ -33,7 +33,7 @@ use std::fmt;
 
 pub use cycles::SearchBudget;
 pub use models::Model;
-pub use read::{read_edn, read_jsonl};
+pub use read::{from_history, read_edn, read_jsonl};
 
 /// A key: an integer or a keyword in EDN (written `:x`), a number or a string in JSON.
 pub type Key = String;

@@ -119,7 +119,7 @@ pub fn read_jsonl(text: &str) -> Result<TxnHistory, HistoryError> {
     let mut ops = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line_no = n + 1;
-        if line.trim().is_empty() {
+        if line.trim().is_empty() || line.starts_with('#') {
             continue;
         }
         let fail = |message: String| HistoryError::new(line_no, message);
@@ -263,4 +263,58 @@ fn complete(txn: &mut Txn, op: RawOp, seq: usize) -> Result<(), HistoryError> {
     txn.completed_at = Some(op.line);
     txn.complete_seq = Some(seq);
     Ok(())
+}
+
+/// The transactions of a history read by [`crate::formats`] (or recorded in memory): its
+/// `f: "txn"` events with their micro-ops in the schema's `txn` field. Other events (a
+/// key-value workload's, a nemesis's) are left out.
+///
+/// # Errors
+/// A transaction event without micro-ops, or with one that is not list-append's.
+pub fn from_history(history: &crate::History) -> Result<TxnHistory, HistoryError> {
+    use crate::history::{EventType, Process};
+    use crate::value::Value;
+    let mut ops = Vec::new();
+    for (i, event) in history.events.iter().enumerate() {
+        let line = if event.line > 0 { event.line } else { i + 1 };
+        let fail = |message: String| HistoryError::new(line, message);
+        let (Process::Client(process), "txn") = (&event.process, event.f.as_str()) else {
+            continue;
+        };
+        let kind = match event.kind {
+            EventType::Invoke => Kind::Invoke,
+            EventType::Ok => Kind::Done(Outcome::Ok),
+            EventType::Fail => Kind::Done(Outcome::Fail),
+            EventType::Info => Kind::Done(Outcome::Info),
+        };
+        let Some(micro) = &event.meta.txn else {
+            return Err(fail("a txn event without micro-ops".into()));
+        };
+        let key = |value: &Value| match value {
+            Value::Int(i) => Ok(i.to_string()),
+            Value::Str(s) | Value::Keyword(s) => Ok(s.clone()),
+            other => Err(fail(format!("a key must be an integer or a string, got {other}"))),
+        };
+        let mut mops = Vec::with_capacity(micro.len());
+        for m in micro {
+            mops.push(match (m.f.as_str(), &m.value) {
+                ("append", Value::Int(v)) => Mop::Append { key: key(&m.key)?, value: *v },
+                ("r", Value::Null) => Mop::Read { key: key(&m.key)?, value: None },
+                ("r", Value::List(items)) => {
+                    let list = items.iter().map(|item| match item {
+                        Value::Int(v) => Ok(*v),
+                        other => {
+                            Err(fail(format!("a list element must be an integer, got {other}")))
+                        }
+                    });
+                    Mop::Read { key: key(&m.key)?, value: Some(list.collect::<Result<_, _>>()?) }
+                }
+                (f, value) => {
+                    return Err(fail(format!("unknown micro-op [{f} {} {value}]", m.key)));
+                }
+            });
+        }
+        ops.push(RawOp { line, process: Some(*process), kind, mops });
+    }
+    pair(ops)
 }
