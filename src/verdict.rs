@@ -35,6 +35,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The transaction check's: violated by any anomaly, undecided when the cycle search ran
+    /// out of budget or the events could not be read.
+    pub fn of_transactions(checked: &Result<jepsen_lite::txn::TxnReport, String>) -> Outcome {
+        match checked {
+            Ok(report) if !report.valid() => {
+                let first = report.anomalies.first().map(ToString::to_string).unwrap_or_default();
+                Outcome::Violated(format!("{} anomalies: {first}", report.anomalies.len()))
+            }
+            Ok(report) if report.incomplete => {
+                Outcome::Undecided("the cycle search ran out of budget".into())
+            }
+            Ok(_) => Outcome::Held,
+            Err(why) => Outcome::Undecided(why.clone()),
+        }
+    }
+
     /// `held`, `violated` or `undecided`.
     pub fn word(&self) -> &'static str {
         match self {

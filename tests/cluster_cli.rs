@@ -239,3 +239,34 @@ fn a_jepsen_style_run_against_real_processes_is_linearizable_and_loses_nothing()
         .collect();
     assert!(left.is_empty(), "node processes left running on {dir}: {left:?}");
 }
+
+#[test]
+fn raftbed_test_checks_list_append_transactions_on_real_processes() {
+    // The simulator's append workload on real sockets, with a leader killed meanwhile: every
+    // transaction is checked for Elle's anomalies and the history file carries them.
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report");
+    let output = raftbed(&[
+        "test",
+        "--time",
+        "8s",
+        "--faults",
+        "kill",
+        "--workload",
+        "append",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    let line = out.lines().find(|l| l.starts_with("transactions: ")).expect("a transactions line");
+    assert!(line.ends_with("list-append, valid"), "{out}");
+    let count: usize = line["transactions: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(count > 500, "a real workload ran: {out}");
+    let check = Command::new(env!("CARGO_BIN_EXE_raftbed"))
+        .args(["check", "--format", "list-append"])
+        .arg(report.join("history.jsonl"))
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+}

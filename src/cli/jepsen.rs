@@ -56,6 +56,10 @@ pub struct TestArgs {
     /// Write report.html, history.jsonl, history.edn and the trace here.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// What the clients do: kv (put, get, cas, delete, checked for linearizability) or append
+    /// (list-append transactions over etcd's Txn, checked for Elle's anomalies).
+    #[arg(long, default_value = "kv", value_parser = ["kv", "append"])]
+    pub workload: String,
 }
 
 /// Runs `raftbed test`: exit 0 when every check held, 1 when one was violated, 2 when the
@@ -204,21 +208,40 @@ fn start_clients(
         mix: DEFAULT_MIX,
         read_consistency: None,
         spread: true,
-        workload: crate::sim::Workload::Kv,
+        workload: if args.workload == "append" {
+            crate::sim::Workload::Append
+        } else {
+            crate::sim::Workload::Kv
+        },
     };
     (0..args.clients as u64)
         .map(|c| {
-            let task = workload::run_on(
-                TokioNet,
-                run.clock.clone(),
-                c,
-                Role::Mixed,
-                params.clone(),
-                rng.fork(),
-                run.shared.clone(),
-                run.trace.clone(),
-            );
-            tokio::task::spawn_local(task)
+            let (clock, rng) = (run.clock.clone(), rng.fork());
+            let (shared, trace) = (run.shared.clone(), run.trace.clone());
+            match params.workload {
+                crate::sim::Workload::Kv => tokio::task::spawn_local(workload::run_on(
+                    TokioNet,
+                    clock,
+                    c,
+                    Role::Mixed,
+                    params.clone(),
+                    rng,
+                    shared,
+                    trace,
+                )),
+                crate::sim::Workload::Append => {
+                    tokio::task::spawn_local(crate::sim::append::run_on(
+                        TokioNet,
+                        clock,
+                        c,
+                        Role::Mixed,
+                        params.clone(),
+                        rng,
+                        shared,
+                        trace,
+                    ))
+                }
+            }
         })
         .collect()
 }
@@ -468,18 +491,19 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
         }
     };
     let history = run.shared.history.borrow().clone();
+    let (single, transactions) = crate::sim::append::split_history(&history);
     let budget = CheckBudget { timeout: Duration::from_secs(120), ..CheckBudget::default() };
     let resolved = match &stored {
-        Ok(best) => Some(crate::resolved::resolve(&history, committed_log(best.as_ref()))),
+        Ok(best) => Some(crate::resolved::resolve(&single, committed_log(best.as_ref()))),
         Err(e) => {
             eprintln!("raftbed test: the writes' fates are not known: {e}");
             None
         }
     };
-    let (linearizability, counts) = check_history(&history, budget, resolved.as_ref());
+    let (linearizability, counts) = check_history(&single, budget, resolved.as_ref());
     let resolved = resolved.map(|r| (r, counts));
     let findings = scenario::detect(&Evidence {
-        history: &history,
+        history: &single,
         lost_events: &lost_events,
         roles: &roles,
         lease_overlaps: Vec::new(),
@@ -518,11 +542,12 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
         processes: args.clients as u64 + 1,
         wall: run.start.elapsed(),
         rerun: Some(format!(
-            "raftbed test --nodes {n} --time {}s --faults {} --clients {} --seed {} (real processes: timing differs run to run)",
+            "raftbed test --nodes {n} --time {}s --faults {} --clients {} --seed {}{} (real processes: timing differs run to run)",
             args.time.as_secs(),
             args.faults.join(","),
             args.clients,
-            args.seed
+            args.seed,
+            if args.workload == "append" { " --workload append" } else { "" }
         )),
         check: budget,
         bugs: crate::sim::SimBugs::default(),
@@ -530,6 +555,7 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
         watch_log,
         coverage: None,
         expected: Vec::new(),
+        transactions,
     }
 }
 

@@ -311,6 +311,20 @@ pub fn summary(report: &ReplayReport, path: &str) -> String {
     if let Some(why) = &report.detector_undecided {
         out += &format!("detector undecided: {why}\n");
     }
+    match &report.transactions {
+        Some(Ok(t)) => {
+            let verdict = t
+                .violated
+                .first()
+                .map_or("valid".to_string(), |m| format!("INVALID (violates {m})"));
+            out += &format!("transactions: {} list-append, {verdict}\n", t.txns);
+            for anomaly in t.anomalies.iter().take(5) {
+                out += &format!("transactions: {anomaly}\n");
+            }
+        }
+        Some(Err(why)) => out += &format!("transactions: undecided ({why})\n"),
+        None => {}
+    }
     if let Some(watch) = &report.watch {
         out += &format!("watch: {}\n", watch.summary());
         for violation in watch.violations.iter().take(5) {

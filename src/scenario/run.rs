@@ -142,6 +142,9 @@ pub struct ReplayReport {
     pub coverage: Option<Coverage>,
     /// The situations it had to reach (`[expect]`), or its coverage check is undecided.
     pub expected: Vec<String>,
+    /// What the transaction checker found, when the clients ran transactions (`raftbed test
+    /// --workload append`).
+    pub transactions: Option<Result<jepsen_lite::txn::TxnReport, String>>,
 }
 
 impl ReplayReport {
@@ -175,6 +178,10 @@ impl ReplayReport {
             .with(Check::Fencing, fencing);
         let verdict = match &self.watch {
             Some(watch) => verdict.with(Check::Watch, Outcome::of_watches(watch)),
+            None => verdict,
+        };
+        let verdict = match &self.transactions {
+            Some(checked) => verdict.with(Check::Transactions, Outcome::of_transactions(checked)),
             None => verdict,
         };
         if self.expected.is_empty() {
@@ -411,6 +418,7 @@ pub fn replay(
         watch_log: None,
         coverage: Some(coverage),
         expected: scenario.expect.of(system).to_vec(),
+        transactions: None,
     }
 }
 

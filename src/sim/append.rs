@@ -276,3 +276,19 @@ fn record(
         meta: EventMeta { txn: Some(mops), ..EventMeta::default() },
     });
 }
+
+/// The history's single-key operations, and what the transaction checker makes of its
+/// transactions (`f: "txn"` events), if it has any.
+pub fn split_history(
+    history: &jepsen_lite::History,
+) -> (jepsen_lite::History, Option<Result<jepsen_lite::txn::TxnReport, String>>) {
+    use jepsen_lite::txn;
+    let (txns, single): (Vec<_>, Vec<_>) =
+        history.events.iter().cloned().partition(|event| event.f == "txn");
+    let checked = (!txns.is_empty()).then(|| {
+        let txns = txn::from_history(&jepsen_lite::History { events: txns })
+            .map_err(|e| format!("transactions malformed: {e}"))?;
+        Ok(txn::check(&txns, &txn::Model::ALL, txn::SearchBudget::default()))
+    });
+    (jepsen_lite::History { events: single }, checked)
+}

@@ -131,7 +131,7 @@ pub fn run_world<D: Driver>(
     let sim_wall = wall.elapsed();
     // The history is checked even after a safety violation: what the clients saw of it is
     // evidence of its own.
-    let (single, transactions) = split_transactions(&history);
+    let (single, transactions) = super::append::split_history(&history);
     let resolved = crate::resolved::resolve(&single, world.checks().borrow().committed_log());
     let (result, counts) = check_history(&single, options.check, Some(&resolved));
     let checked = (result, counts, resolved);
@@ -144,22 +144,6 @@ pub fn run_world<D: Driver>(
     report.watch_log = watch_log;
     report.transactions = transactions;
     report
-}
-
-/// The history's single-key operations, and what the transaction checker makes of its
-/// transactions (`f: "txn"` events), if it has any.
-fn split_transactions(
-    history: &jepsen_lite::History,
-) -> (jepsen_lite::History, Option<Result<jepsen_lite::txn::TxnReport, String>>) {
-    use jepsen_lite::txn;
-    let (txns, single): (Vec<_>, Vec<_>) =
-        history.events.iter().cloned().partition(|event| event.f == "txn");
-    let checked = (!txns.is_empty()).then(|| {
-        let txns = txn::from_history(&jepsen_lite::History { events: txns })
-            .map_err(|e| format!("transactions malformed: {e}"))?;
-        Ok(txn::check(&txns, &txn::Model::ALL, txn::SearchBudget::default()))
-    });
-    (jepsen_lite::History { events: single }, checked)
 }
 
 /// What the watchers were sent, the committed history to check it against (rebuilt by

@@ -121,7 +121,7 @@ impl SimReport {
             verdict.add(Check::Watch, Outcome::of_watches(watch));
         }
         if let Some(transactions) = &self.transactions {
-            verdict.add(Check::Transactions, transactions_outcome(transactions));
+            verdict.add(Check::Transactions, Outcome::of_transactions(transactions));
         }
         if !self.options.required.is_empty() {
             let missing = self.coverage.missing(&self.options.required);
@@ -383,21 +383,5 @@ impl fmt::Display for SimReport {
             writeln!(f, "replay: {}", self.options.replay_command())?;
         }
         write!(f, "trace-hash: {:016x}", self.trace_hash)
-    }
-}
-
-/// The transaction check's outcome: violated by any anomaly, undecided when the search ran out
-/// of budget or the events could not be read.
-fn transactions_outcome(checked: &Result<jepsen_lite::txn::TxnReport, String>) -> Outcome {
-    match checked {
-        Ok(report) if !report.valid() => {
-            let first = report.anomalies.first().map(ToString::to_string).unwrap_or_default();
-            Outcome::Violated(format!("{} anomalies: {first}", report.anomalies.len()))
-        }
-        Ok(report) if report.incomplete => {
-            Outcome::Undecided("the cycle search ran out of budget".into())
-        }
-        Ok(_) => Outcome::Held,
-        Err(why) => Outcome::Undecided(why.clone()),
     }
 }
