@@ -260,7 +260,7 @@ fn raftbed_test_checks_list_append_transactions_on_real_processes() {
     let out = text(&output);
     assert_eq!(output.status.code(), Some(0), "{out}");
     let line = out.lines().find(|l| l.starts_with("transactions: ")).expect("a transactions line");
-    assert!(line.ends_with("list-append, valid"), "{out}");
+    assert!(line.ends_with("list-append transactions, valid"), "{out}");
     let count: usize = line["transactions: ".len()..].split(' ').next().unwrap().parse().unwrap();
     assert!(count > 500, "a real workload ran: {out}");
     let check = Command::new(env!("CARGO_BIN_EXE_raftbed"))

@@ -202,6 +202,12 @@ pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
                 return Err(format!("cannot signal pid {pid}"));
             }
             if sig == libc_signal::KILL {
+                // The process is dead, and its ports free, only once it has exited: a restart
+                // started before then found its admin port still taken and exited at once.
+                let start = std::time::Instant::now();
+                while node_pid_alive(pid, dir) && start.elapsed() < Duration::from_secs(5) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
                 file.pids[id - 1] = 0;
                 write_cluster(dir, &file)?;
             }

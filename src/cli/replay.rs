@@ -311,19 +311,8 @@ pub fn summary(report: &ReplayReport, path: &str) -> String {
     if let Some(why) = &report.detector_undecided {
         out += &format!("detector undecided: {why}\n");
     }
-    match &report.transactions {
-        Some(Ok(t)) => {
-            let verdict = t
-                .violated
-                .first()
-                .map_or("valid".to_string(), |m| format!("INVALID (violates {m})"));
-            out += &format!("transactions: {} list-append, {verdict}\n", t.txns);
-            for anomaly in t.anomalies.iter().take(5) {
-                out += &format!("transactions: {anomaly}\n");
-            }
-        }
-        Some(Err(why)) => out += &format!("transactions: undecided ({why})\n"),
-        None => {}
+    for line in report.transactions.iter().flat_map(crate::sim::append::summary) {
+        out += &format!("transactions: {line}\n");
     }
     if let Some(watch) = &report.watch {
         out += &format!("watch: {}\n", watch.summary());

@@ -277,6 +277,23 @@ fn record(
     });
 }
 
+/// The report lines of a transaction check (each printed after `transactions: `): the count
+/// and verdict, then up to five anomalies.
+pub fn summary(checked: &Result<jepsen_lite::txn::TxnReport, String>) -> Vec<String> {
+    let report = match checked {
+        Ok(report) => report,
+        Err(why) => return vec![format!("undecided ({why})")],
+    };
+    let verdict = match report.violated.first() {
+        None if report.incomplete => "undecided (the cycle search ran out of budget)".into(),
+        None => "valid".to_string(),
+        Some(weakest) => format!("INVALID (violates {weakest})"),
+    };
+    let mut lines = vec![format!("{} list-append transactions, {verdict}", report.txns)];
+    lines.extend(report.anomalies.iter().take(5).map(ToString::to_string));
+    lines
+}
+
 /// The history's single-key operations, and what the transaction checker makes of its
 /// transactions (`f: "txn"` events), if it has any.
 pub fn split_history(

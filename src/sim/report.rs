@@ -345,19 +345,8 @@ impl fmt::Display for SimReport {
             writeln!(f, "coverage: NEVER REACHED (required): {}", missing.join(", "))?;
         }
         writeln!(f, "margins: {}", self.margins)?;
-        match &self.transactions {
-            Some(Ok(report)) => {
-                let verdict = match report.violated.first() {
-                    None => "valid".to_string(),
-                    Some(weakest) => format!("INVALID (violates {weakest})"),
-                };
-                writeln!(f, "transactions: {} list-append transactions, {verdict}", report.txns)?;
-                for anomaly in report.anomalies.iter().take(5) {
-                    writeln!(f, "transactions: {anomaly}")?;
-                }
-            }
-            Some(Err(why)) => writeln!(f, "transactions: undecided ({why})")?,
-            None => {}
+        for line in self.transactions.iter().flat_map(super::append::summary) {
+            writeln!(f, "transactions: {line}")?;
         }
         if let Some(watch) = &self.watch {
             writeln!(f, "watch: {}", watch.summary())?;
