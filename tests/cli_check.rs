@@ -281,8 +281,11 @@ fn a_simulated_append_history_checks_offline() {
         p,
     ]);
     assert_eq!(code(&sim), 0, "{}", String::from_utf8_lossy(&sim.stdout));
-    let check = raftbed(&["check", "--format", "list-append", p]);
-    let text = String::from_utf8_lossy(&check.stdout);
-    assert_eq!(code(&check), 0, "{text}{}", String::from_utf8_lossy(&check.stderr));
-    assert!(text.contains("list-append valid"), "{text}");
+    // `--format auto` (the default) recognises the transactions too.
+    for format in ["list-append", "auto"] {
+        let check = raftbed(&["check", "--format", format, p]);
+        let text = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(code(&check), 0, "{format}: {text}{}", String::from_utf8_lossy(&check.stderr));
+        assert!(text.contains("list-append valid"), "{format}: {text}");
+    }
 }

@@ -167,7 +167,9 @@ fn check_file(
     if args.format == "watches" {
         return check_watches(args, path, &text);
     }
-    if args.format == "list-append" {
+    if args.format == "list-append"
+        || (args.format == "auto" && super::check_txn::looks_transactional(&text))
+    {
         return super::check_txn::check_list_append(args, path, &text);
     }
     let format = match args.format.as_str() {

@@ -62,6 +62,17 @@ pub(super) fn check_list_append(
     Ok(FileOutcome { code, stdout, stderr: String::new() })
 }
 
+/// Whether a history's first operations are transactions (`f: "txn"`, or Elle's micro-ops as
+/// values): `--format auto` then checks it as list-append.
+pub(super) fn looks_transactional(text: &str) -> bool {
+    const MARKS: [&str; 6] =
+        ["\"f\":\"txn\"", "\"f\": \"txn\"", ":f :txn", "[[:append ", "[[:r ", "[[\"append\","];
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .take(20)
+        .any(|line| MARKS.iter().any(|mark| line.contains(mark)))
+}
+
 fn models(names: Option<&str>) -> Result<Vec<Model>, String> {
     let Some(names) = names else { return Ok(Model::ALL.to_vec()) };
     names
@@ -89,7 +100,7 @@ fn text_report(file: &str, history: &txn::TxnHistory, report: &txn::TxnReport) -
         out += &format!("  violates {weakest}");
         if !stronger.is_empty() {
             let names: Vec<&str> = stronger.iter().map(|m| m.name()).collect();
-            out += &format!(", and so {}", names.join(", "));
+            out += &format!("; also {}", names.join(", "));
         }
         out += "\n";
     }
