@@ -6,20 +6,8 @@
 
 use std::time::Instant;
 
+use jepsen_lite::generate::Rng;
 use jepsen_lite::txn::{Model, SearchBudget, check, read_edn};
-
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
-}
 
 /// A serializable history: each transaction takes effect when it completes.
 fn history(transactions: usize) -> String {

@@ -28,8 +28,9 @@ pub struct GenOptions {
     pub no_deletes: bool,
 }
 
-/// A small seeded generator (SplitMix64).
-struct Rng(u64);
+/// A small seeded generator (SplitMix64), for generated histories here and in the tests and
+/// benches.
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -40,11 +41,13 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 
-    fn chance(&mut self, p: f64) -> bool {
+    /// True with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
         (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
     }
 }

@@ -7,20 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use jepsen_lite::generate::Rng;
 use jepsen_lite::txn::{Anomaly, Model, SearchBudget, TxnReport, check, read_edn};
-
-/// splitmix64, enough for shuffling a background.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (z ^ (z >> 31)) % n
-    }
-}
 
 /// A serial history of `n` random transactions over integer keys 0..6.
 fn background(rng: &mut Rng, n: usize) -> Vec<String> {

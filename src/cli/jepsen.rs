@@ -208,40 +208,21 @@ fn start_clients(
         mix: DEFAULT_MIX,
         read_consistency: None,
         spread: true,
-        workload: if args.workload == "append" {
-            crate::sim::Workload::Append
-        } else {
-            crate::sim::Workload::Kv
-        },
+        workload: crate::sim::Workload::from_name(&args.workload),
     };
     (0..args.clients as u64)
         .map(|c| {
-            let (clock, rng) = (run.clock.clone(), rng.fork());
-            let (shared, trace) = (run.shared.clone(), run.trace.clone());
-            match params.workload {
-                crate::sim::Workload::Kv => tokio::task::spawn_local(workload::run_on(
-                    TokioNet,
-                    clock,
-                    c,
-                    Role::Mixed,
-                    params.clone(),
-                    rng,
-                    shared,
-                    trace,
-                )),
-                crate::sim::Workload::Append => {
-                    tokio::task::spawn_local(crate::sim::append::run_on(
-                        TokioNet,
-                        clock,
-                        c,
-                        Role::Mixed,
-                        params.clone(),
-                        rng,
-                        shared,
-                        trace,
-                    ))
-                }
-            }
+            let task = workload::run_on(
+                TokioNet,
+                run.clock.clone(),
+                c,
+                Role::Mixed,
+                params.clone(),
+                rng.fork(),
+                run.shared.clone(),
+                run.trace.clone(),
+            );
+            tokio::task::spawn_local(task)
         })
         .collect()
 }

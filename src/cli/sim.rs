@@ -213,11 +213,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         } else {
             SimTransport::Messages
         },
-        workload: if args.workload == "append" {
-            crate::sim::Workload::Append
-        } else {
-            crate::sim::Workload::Kv
-        },
+        workload: crate::sim::Workload::from_name(&args.workload),
         ..SimOptions::new(args.seed.unwrap_or(0))
     };
     super::quiet_panics();

@@ -19,7 +19,7 @@ use jepsen_lite::history::{EventMeta, MicroOp};
 use jepsen_lite::{Event, EventType, Process, Value};
 
 use super::trace::Trace;
-use super::workload::{ClientParams, Role, Shared, session_id};
+use super::workload::{ClientParams, Role, Shared};
 use crate::client::{Client, ClientError};
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::request_op::Request as Op;
@@ -43,25 +43,11 @@ const KEY_EPOCH_SECS: u64 = 2;
 /// What a read phase found: per key its list and mod revision (0: absent).
 type Seen = BTreeMap<String, (Vec<i64>, i64)>;
 
-/// Runs list-append client `id` in the simulation until the workload stops.
-pub async fn run(
-    net: crate::transport::net::SimNet,
-    id: u64,
-    role: Role,
-    params: ClientParams,
-    rng: SplitMix64,
-    shared: Rc<Shared>,
-    trace: Rc<RefCell<Trace>>,
-) -> turmoil::Result {
-    let clock: Rc<dyn Fn() -> Duration> = Rc::new(|| turmoil::sim_elapsed().unwrap_or_default());
-    run_on(net, clock, id, role, params, rng, shared, trace).await;
-    Ok(())
-}
-
-/// Runs list-append client `id` on `net` until the workload stops.
+/// Runs list-append client `id` with `client` (connected as `workload::run_on` connects every
+/// client) until the workload stops.
 #[allow(clippy::too_many_arguments)]
-pub async fn run_on<N: Net + Send + Sync>(
-    net: N,
+pub(super) async fn run_client<N: Net + Send + Sync>(
+    mut client: Client<N>,
     clock: Rc<dyn Fn() -> Duration>,
     id: u64,
     role: Role,
@@ -71,16 +57,6 @@ pub async fn run_on<N: Net + Send + Sync>(
     trace: Rc<RefCell<Trace>>,
 ) {
     let mut process = id;
-    let endpoints = match role {
-        Role::Mixed => params.nodes.clone(),
-        Role::Reader(node) => vec![params.nodes[node].clone()],
-    };
-    let mut client = Client::new(net, endpoints, session_id(id));
-    client.timeout = params.timeout;
-    client.attempts = params.attempts;
-    if role == Role::Mixed && params.spread {
-        client.prefer(rng.below(params.nodes.len() as u64) as usize);
-    }
     let mut appended = 0i64;
     while !shared.stop.get() {
         tokio::time::sleep(rng.duration(Duration::ZERO, params.think_max)).await;

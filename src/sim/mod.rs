@@ -120,6 +120,14 @@ pub enum Workload {
     Append,
 }
 
+impl Workload {
+    /// The workload named `name` on the command line (`append`; anything else is `kv`, which
+    /// clap's list of values leaves as the only other name).
+    pub fn from_name(name: &str) -> Workload {
+        if name == "append" { Workload::Append } else { Workload::Kv }
+    }
+}
+
 /// How the simulated hosts' gRPC calls travel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SimTransport {

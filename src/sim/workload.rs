@@ -106,7 +106,8 @@ pub async fn run(
 }
 
 /// Runs client `id` on `net` until the workload stops, timing events by `clock` (the
-/// simulation's, or time since a real test began).
+/// simulation's, or time since a real test began): single-key operations, or list-append
+/// transactions (`append.rs`) as `params.workload` says.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_on<N: Net + Send + Sync>(
     net: N,
@@ -118,7 +119,24 @@ pub async fn run_on<N: Net + Send + Sync>(
     shared: Rc<Shared>,
     trace: Rc<RefCell<Trace>>,
 ) {
-    let mut process = id;
+    let client = connect(net, id, role, &params, &mut rng);
+    match params.workload {
+        super::Workload::Kv => run_kv(client, clock, id, role, params, rng, shared, trace).await,
+        super::Workload::Append => {
+            super::append::run_client(client, clock, id, role, params, rng, shared, trace).await;
+        }
+    }
+}
+
+/// Client `id`'s connection: a mixed client to every node (starting at a random one when
+/// `spread`), a reader to its own node only.
+fn connect<N: Net + Send + Sync>(
+    net: N,
+    id: u64,
+    role: Role,
+    params: &ClientParams,
+    rng: &mut SplitMix64,
+) -> Client<N> {
     let endpoints = match role {
         Role::Mixed => params.nodes.clone(),
         Role::Reader(node) => vec![params.nodes[node].clone()],
@@ -129,6 +147,22 @@ pub async fn run_on<N: Net + Send + Sync>(
     if role == Role::Mixed && params.spread {
         client.prefer(rng.below(params.nodes.len() as u64) as usize);
     }
+    client
+}
+
+/// The single-key workload: put, get, cas and delete.
+#[allow(clippy::too_many_arguments)]
+async fn run_kv<N: Net + Send + Sync>(
+    mut client: Client<N>,
+    clock: Rc<dyn Fn() -> Duration>,
+    id: u64,
+    role: Role,
+    params: ClientParams,
+    mut rng: SplitMix64,
+    shared: Rc<Shared>,
+    trace: Rc<RefCell<Trace>>,
+) {
+    let mut process = id;
     // The last value this client saw per key: what its compare-and-sets expect.
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut writes = 0u64;

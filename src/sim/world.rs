@@ -350,17 +350,7 @@ impl<'a> World<'a> {
                 .map(|(id, role)| {
                     let (params, shared, trace) =
                         (group.params.clone(), workload.clone(), trace.clone());
-                    let (net, rng) = (spec.sim_net, rng.fork());
-                    let client: std::pin::Pin<Box<dyn std::future::Future<Output = _>>> =
-                        match params.workload {
-                            super::Workload::Kv => {
-                                Box::pin(workload::run(net, *id, *role, params, rng, shared, trace))
-                            }
-                            super::Workload::Append => Box::pin(super::append::run(
-                                net, *id, *role, params, rng, shared, trace,
-                            )),
-                        };
-                    client
+                    workload::run(spec.sim_net, *id, *role, params, rng.fork(), shared, trace)
                 })
                 .collect();
             sim.client(group.host.as_str(), join_local(clients));
