@@ -151,3 +151,27 @@ fn a_drawn_scenario_refuses_what_only_site_scenarios_do() {
     assert_eq!(sweep.status.code(), Some(2), "{}", text(&sweep));
     let _ = std::fs::remove_file(&file);
 }
+
+#[test]
+fn an_emitted_scenario_keeps_the_workload() {
+    // Seed 3 draws list-append clients beside the single-key ones; `--workload append` makes
+    // every client append. The replay runs the same clients: the same transactions and hash.
+    for (name, extra) in [("beside.toml", None), ("append.toml", Some("append"))] {
+        let file = temp(name);
+        let path = file.to_str().unwrap();
+        let mut args = vec!["sim", "--seed", "3", "--duration", "5s", "--emit-scenario", path];
+        args.extend(extra.map(|w| ["--workload", w]).iter().flatten());
+        let run = raftbed(&args);
+        let command = format!("raftbed {}", args.join(" "));
+        assert_eq!(run.status.code(), Some(0), "{command}: {}", text(&run));
+        let replay = raftbed(&["replay", path]);
+        assert_eq!(outcome(&replay), outcome(&run), "{command}; raftbed replay {path}");
+        let transactions = |o: &Output| {
+            let stdout = String::from_utf8_lossy(&o.stdout).to_string();
+            stdout.lines().find(|l| l.starts_with("transactions:")).map(str::to_string)
+        };
+        assert!(transactions(&run).is_some(), "{command}: {}", text(&run));
+        assert_eq!(transactions(&replay), transactions(&run), "raftbed replay {path}");
+        let _ = std::fs::remove_file(&file);
+    }
+}

@@ -407,3 +407,24 @@ fn stale_follower_txn_read_is_caught_by_the_transaction_checker() {
         assert_eq!(verdict.get(check), Some(&Outcome::Held), "{check:?}: {}", explain(&report));
     }
 }
+
+#[test]
+fn append_clients_beside_kv_clients_are_judged_by_both_checkers() {
+    // The world a swarm seed draws with list-append clients: single-key clients checked for
+    // linearizability, transactions for Elle's anomalies, in one run.
+    let options = SimOptions { append_clients: 3, duration: Duration::from_secs(20), ..options(0) };
+    let report = run(&options);
+    assert!(report.ok(), "{}", explain(&report));
+    assert!(explain(&report).contains("--append-clients 3"), "{}", explain(&report));
+    let verdict = report.verdict();
+    for check in [Check::History, Check::Transactions] {
+        assert_eq!(verdict.get(check), Some(&Outcome::Held), "{check:?}: {}", explain(&report));
+    }
+    let Some(Ok(transactions)) = &report.transactions else { panic!("{}", explain(&report)) };
+    assert!(transactions.txns > 200, "{}", explain(&report));
+    // The isolation bug in the same world: caught by the transaction checker.
+    let bugs = SimBugs { stale_follower_txn_read: true, ..SimBugs::default() };
+    let report = run(&SimOptions { bugs, ..options });
+    let caught = matches!(report.verdict().get(Check::Transactions), Some(Outcome::Violated(_)));
+    assert!(caught, "{}", explain(&report));
+}

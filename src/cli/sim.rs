@@ -36,6 +36,10 @@ pub struct SimArgs {
     /// is checked against the committed history (drawn from 0-3 with swarm, 2 without).
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=16))]
     watchers: Option<u64>,
+    /// List-append transaction clients beside the single-key ones (0 to 16), checked for
+    /// Elle's anomalies (drawn from 0, 2 or 3 with swarm, 0 without).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=16))]
+    append_clients: Option<u64>,
     /// Revisions the leader's auto-compaction keeps, checked every second (etcd's
     /// `--auto-compaction-mode revision`); 0 never compacts (drawn with swarm, 100 without).
     #[arg(long, value_parser = clap::value_parser!(i64).range(0..))]
@@ -186,6 +190,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         nodes: args.nodes.map(|n| n as usize),
         clients: args.clients.map(|n| n as usize),
         watchers: args.watchers.map(|n| n as usize),
+        append_clients: args.append_clients.map(|n| n as usize),
         faults: args.faults.as_ref().map(|f| f.0.clone()),
         history_kept: args.auto_compaction_retention,
     };
@@ -194,6 +199,7 @@ pub fn run_sim(args: &SimArgs) -> ExitCode {
         nodes: pins.nodes.unwrap_or(fixed.nodes),
         clients: pins.clients.unwrap_or(fixed.clients),
         watchers: pins.watchers.unwrap_or(fixed.watchers),
+        append_clients: pins.append_clients.unwrap_or(fixed.append_clients),
         history_kept: pins.history_kept.unwrap_or(fixed.history_kept),
         faults: pins.faults.clone().unwrap_or(fixed.faults),
         swarm: (!args.no_swarm).then_some(pins),

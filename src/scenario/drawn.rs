@@ -26,6 +26,8 @@ pub fn replay_drawn(
     let options = SimOptions {
         nodes: world.nodes,
         clients: world.clients,
+        workload: world.workload,
+        append_clients: world.append_clients,
         lock_clients: world.lock_clients,
         watchers: world.watchers,
         history_kept: world.history_kept,
@@ -87,6 +89,8 @@ pub fn from_run(report: &SimReport) -> Result<Scenario, String> {
     let world = SimWorld {
         nodes: o.nodes,
         clients: o.clients,
+        workload: o.workload,
+        append_clients: o.append_clients,
         lock_clients: o.lock_clients,
         watchers: o.watchers,
         history_kept: o.history_kept,

@@ -73,6 +73,10 @@ pub struct SimWorld {
     pub nodes: usize,
     /// Workload clients (one reader per node besides them).
     pub clients: usize,
+    /// What the workload clients do.
+    pub workload: crate::sim::Workload,
+    /// List-append clients beside single-key ones.
+    pub append_clients: usize,
     /// Lock clients writing to the fenced resource.
     pub lock_clients: usize,
     /// Watchers of the workload's keys.

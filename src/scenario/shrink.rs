@@ -219,13 +219,15 @@ fn cut_tail<R>(best: &mut (Scenario, R), try_candidate: &mut Try<'_, R>) -> bool
     try_candidate(candidate, what, best)
 }
 
-/// Smaller client groups, or a drawn world with fewer clients, lock clients and watchers.
+/// Smaller client groups, or a drawn world with fewer clients, append clients, lock clients
+/// and watchers.
 fn fewer_clients(s: &Scenario) -> Vec<(Scenario, String)> {
     let halve = |n: usize| n.div_ceil(2).min(n - 1);
     let mut candidates = Vec::new();
     if let Some(world) = &s.sim {
         let fewer = [
             ("clients", world.clients, 1),
+            ("append clients", world.append_clients, 0),
             ("lock clients", world.lock_clients, 0),
             ("watchers", world.watchers, 0),
         ];
@@ -235,6 +237,7 @@ fn fewer_clients(s: &Scenario) -> Vec<(Scenario, String)> {
                 let w = candidate.sim.as_mut().expect("a drawn world");
                 let slot = match what {
                     "clients" => &mut w.clients,
+                    "append clients" => &mut w.append_clients,
                     "lock clients" => &mut w.lock_clients,
                     _ => &mut w.watchers,
                 };

@@ -69,6 +69,9 @@ pub struct SimOptions {
     pub nodes: usize,
     /// Workload clients.
     pub clients: usize,
+    /// List-append transaction clients beside the single-key clients (`workload` kv; with
+    /// `append` every client appends).
+    pub append_clients: usize,
     /// Lock clients writing to the fenced resource.
     pub lock_clients: usize,
     /// Watchers of the workload's keys, checked against the committed history.
@@ -126,6 +129,14 @@ impl Workload {
     pub fn from_name(name: &str) -> Workload {
         if name == "append" { Workload::Append } else { Workload::Kv }
     }
+
+    /// The name `from_name` reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Kv => "kv",
+            Workload::Append => "append",
+        }
+    }
 }
 
 /// How the simulated hosts' gRPC calls travel.
@@ -155,6 +166,7 @@ impl SimOptions {
             seed,
             nodes: 5,
             clients: 8,
+            append_clients: 0,
             lock_clients: 2,
             watchers: 2,
             history_kept: DEFAULT_HISTORY_KEPT,
@@ -189,6 +201,7 @@ impl SimOptions {
         SimOptions {
             nodes: pins.nodes.unwrap_or(drawn.nodes),
             clients: pins.clients.unwrap_or(drawn.clients),
+            append_clients: pins.append_clients.unwrap_or(drawn.append_clients),
             lock_clients: drawn.lock_clients,
             watchers: pins.watchers.unwrap_or(drawn.watchers),
             faults: pins.faults.clone().unwrap_or(drawn.faults),
@@ -218,6 +231,8 @@ impl SimOptions {
                     nodes: (self.nodes != defaults.nodes).then_some(self.nodes),
                     clients: (self.clients != defaults.clients).then_some(self.clients),
                     watchers: (self.watchers != defaults.watchers).then_some(self.watchers),
+                    append_clients: (self.append_clients != defaults.append_clients)
+                        .then_some(self.append_clients),
                     faults: (self.faults != defaults.faults).then(|| self.faults.clone()),
                     history_kept: (self.history_kept != defaults.history_kept)
                         .then_some(self.history_kept),
@@ -365,22 +380,32 @@ pub fn check_history(
     }
 }
 
+/// The workload's client groups: `clients` on host `clients`, and `appenders` list-append
+/// clients numbered from `first_appender` on host `appenders`.
+fn client_groups(
+    params: ClientParams,
+    clients: Vec<(u64, Role)>,
+    first_appender: u64,
+    appenders: usize,
+) -> Vec<ClientGroupSpec> {
+    let mut groups = Vec::new();
+    if appenders > 0 {
+        let ids = first_appender..first_appender + appenders as u64;
+        groups.push(ClientGroupSpec {
+            host: "appenders".into(),
+            params: ClientParams { workload: Workload::Append, ..params.clone() },
+            clients: ids.map(|id| (id, Role::Mixed)).collect(),
+        });
+    }
+    if !clients.is_empty() {
+        groups.insert(0, ClientGroupSpec { host: "clients".into(), params, clients });
+    }
+    groups
+}
+
 /// The world `options` describe, from the seed's parameters.
 pub(crate) fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
     let nodes: Vec<String> = (1..=options.nodes).map(|n| format!("n{n}")).collect();
-    let client_params = ClientParams {
-        nodes: nodes.iter().map(|n| format!("{n}:{CLIENT_PORT}")).collect(),
-        keys: params.keys,
-        think_max: params.think_max,
-        timeout: Duration::from_millis(1500),
-        attempts: params.attempts,
-        processes: (options.clients + options.nodes) as u64,
-        lease_reads: if params.lease_reads { 0.5 } else { 0.0 },
-        mix: workload::DEFAULT_MIX,
-        read_consistency: None,
-        spread: true,
-        workload: options.workload,
-    };
     // All workload clients share one simulated host, and the lock clients another: they are
     // never partitioned one by one, and every host costs a runtime polled at every step.
     // No clients is an idle cluster: no readers and no lock clients either.
@@ -392,6 +417,26 @@ pub(crate) fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec 
             (c as u64, role)
         })
         .collect();
+    // List-append clients beside the single-key ones, on a host of their own, numbered after
+    // them; an idle cluster has none, and with `--workload append` every client appends.
+    let appenders = match options.workload {
+        Workload::Kv if options.clients > 0 => options.append_clients,
+        _ => 0,
+    };
+    let first_appender = clients.len() as u64;
+    let client_params = ClientParams {
+        nodes: nodes.iter().map(|n| format!("{n}:{CLIENT_PORT}")).collect(),
+        keys: params.keys,
+        think_max: params.think_max,
+        timeout: Duration::from_millis(1500),
+        attempts: params.attempts,
+        processes: first_appender + appenders as u64,
+        lease_reads: if params.lease_reads { 0.5 } else { 0.0 },
+        mix: workload::DEFAULT_MIX,
+        read_consistency: None,
+        spread: true,
+        workload: options.workload,
+    };
     let client_params_nodes = client_params.nodes.clone();
     let locks = (options.lock_clients > 0 && options.clients > 0).then(|| LockGroupSpec {
         host: "lockers".into(),
@@ -426,11 +471,7 @@ pub(crate) fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec 
             max_latency: params.latency_max,
             repair_rate: 0.5,
         },
-        clients: if clients.is_empty() {
-            Vec::new()
-        } else {
-            vec![ClientGroupSpec { host: "clients".into(), params: client_params, clients }]
-        },
+        clients: client_groups(client_params, clients, first_appender, appenders),
         locks: locks.into_iter().collect(),
         watchers: (options.watchers > 0 && options.clients > 0).then(|| watchers::WatcherParams {
             nodes: client_params_nodes.clone(),

@@ -241,12 +241,16 @@ impl fmt::Display for SimReport {
                 format!("faults [{}]", kinds.join(","))
             }
         };
+        let clients = match (o.workload, o.append_clients) {
+            (super::Workload::Append, _) => format!("{} list-append clients", o.clients),
+            (_, 0) => format!("{} clients", o.clients),
+            (_, appenders) => format!("{} clients and {appenders} list-append", o.clients),
+        };
         writeln!(
             f,
-            "seed {}: {} nodes, {} clients, {:.0}s, {faults}{}",
+            "seed {}: {} nodes, {clients}, {:.0}s, {faults}{}",
             o.seed,
             o.nodes,
-            o.clients,
             o.duration.as_secs_f64(),
             if o.bugs.names().is_empty() {
                 String::new()

@@ -24,6 +24,8 @@ pub struct Pins {
     pub clients: Option<usize>,
     /// `--watchers`.
     pub watchers: Option<usize>,
+    /// `--append-clients`.
+    pub append_clients: Option<usize>,
     /// `--faults`.
     pub faults: Option<Vec<FaultKind>>,
     /// `--auto-compaction-retention`.
@@ -42,6 +44,9 @@ impl Pins {
         }
         if let Some(watchers) = self.watchers {
             flags += &format!(" --watchers {watchers}");
+        }
+        if let Some(appenders) = self.append_clients {
+            flags += &format!(" --append-clients {appenders}");
         }
         if let Some(faults) = &self.faults {
             let names: Vec<&str> = faults.iter().map(|f| f.name()).collect();
@@ -80,6 +85,9 @@ pub struct Swarm {
     /// At most this many entries per AppendEntries: small batches let a new leader's
     /// acknowledgements land on an old term's tail before its own first entry (§3.6.2).
     pub max_entries_per_message: usize,
+    /// List-append transaction clients beside the single-key ones: none on three seeds in
+    /// five, else 2 or 3, so that isolation is judged under every fault mix too.
+    pub append_clients: usize,
 }
 
 /// Salt for the swarm's stream, apart from the one every other draw of the seed uses.
@@ -113,6 +121,7 @@ impl Swarm {
         density.skewed_cut = [0.1, 0.2, 0.3][rng.below(3) as usize];
         let lease_reads = rng.chance(0.9);
         let max_entries_per_message = [1, 1, 1, 2, 4, 16, 64][rng.below(7) as usize];
+        let append_clients = [0, 0, 0, 2, 3][rng.below(5) as usize];
         Swarm {
             nodes,
             clients,
@@ -123,6 +132,7 @@ impl Swarm {
             history_kept,
             lease_reads,
             max_entries_per_message,
+            append_clients,
         }
     }
 
@@ -178,6 +188,8 @@ mod tests {
             assert!(worlds.iter().any(|w| w.max_entries_per_message == batch), "{batch}");
         }
         assert!(worlds.iter().all(|w| w.density.bridge > 0.0 && w.density.figure8 > 0.0));
+        let appending = worlds.iter().filter(|w| w.append_clients > 0).count();
+        assert!((40..=120).contains(&appending), "{appending} of 200 seeds draw append clients");
     }
 
     #[test]

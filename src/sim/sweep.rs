@@ -49,6 +49,8 @@ impl SeedResult {
             "swarm": o.swarm.is_some(),
             "nodes": o.nodes,
             "clients": o.clients,
+            "workload": o.workload.name(),
+            "append_clients": o.append_clients,
             "lock_clients": o.lock_clients,
             "watchers": o.watchers,
             "faults": o.faults.iter().map(|k| k.name()).collect::<Vec<_>>(),

@@ -42,6 +42,9 @@ pub(super) struct FileScenario {
 pub(super) struct FileSim {
     pub(super) nodes: Spanned<i64>,
     pub(super) clients: Spanned<i64>,
+    /// Absent in files written before the append workload: kv, and no append clients.
+    pub(super) workload: Option<Spanned<String>>,
+    pub(super) append_clients: Option<Spanned<i64>>,
     pub(super) lock_clients: Spanned<i64>,
     pub(super) watchers: Spanned<i64>,
     pub(super) history_kept: Spanned<i64>,

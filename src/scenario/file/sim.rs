@@ -13,7 +13,7 @@ use super::raw::{FileScenario, FileSim};
 use super::{Ctx, ScenarioError};
 use crate::scenario::SimWorld;
 use crate::server::timing::Timing;
-use crate::sim::{SimParams, SimTransport};
+use crate::sim::{SimParams, SimTransport, Workload};
 use crate::transport::PeerTransport;
 
 /// The validated `[sim]` table.
@@ -80,9 +80,22 @@ pub(super) fn parse(
             return cx.err(s.peer_transport.span(), "sim.peer_transport", message);
         }
     };
+    let workload = match s.workload.as_ref().map(|w| (w.get_ref().as_str(), w.span())) {
+        None | Some(("kv", _)) => Workload::Kv,
+        Some(("append", _)) => Workload::Append,
+        Some((other, span)) => {
+            return cx.err(span, "sim.workload", format!("{other:?}: kv or append"));
+        }
+    };
+    let append_clients = match &s.append_clients {
+        Some(n) => int(n, "append_clients", 0..=16)? as usize,
+        None => 0,
+    };
     Ok(SimWorld {
         nodes,
         clients: int(&s.clients, "clients", 0..=64)? as usize,
+        workload,
+        append_clients,
         lock_clients: int(&s.lock_clients, "lock_clients", 0..=16)? as usize,
         watchers: int(&s.watchers, "watchers", 0..=16)? as usize,
         history_kept: int(&s.history_kept, "history_kept", 0..=i64::from(u32::MAX))?,
@@ -124,6 +137,7 @@ fn refuse_site_keys(
 mod tests {
     use crate::scenario::file::{parse, to_toml};
     use crate::scenario::{Action, Target};
+    use crate::sim::Workload;
 
     const WORLD: &str = "name = \"drawn\"\nduration = \"10s\"\nseed = 7\n\n[sim]\nnodes = 3\n\
         clients = 4\nlock_clients = 1\nwatchers = 2\nhistory_kept = 100\ntick = \"10ms\"\n\
@@ -149,6 +163,8 @@ mod tests {
         let s = parse(&text, "drawn").unwrap_or_else(|e| panic!("{e}"));
         let world = s.sim.as_ref().expect("[sim]");
         assert_eq!((world.nodes, world.clients, world.params.keys), (3, 4, 3));
+        // Written before the append workload: kv, none beside.
+        assert_eq!((world.workload, world.append_clients), (Workload::Kv, 0));
         assert_eq!(s.nodes, ["n1", "n2", "n3"]);
         assert_eq!(s.expect.raft, ["leader-elected"]);
         assert_eq!(
@@ -162,6 +178,12 @@ mod tests {
             a.line = b.line;
         }
         assert_eq!(again, s, "{}", to_toml(&s));
+        let mut appending = s.clone();
+        let world = appending.sim.as_mut().expect("[sim]");
+        (world.workload, world.append_clients) = (Workload::Append, 3);
+        let again = parse(&to_toml(&appending), "written").unwrap_or_else(|e| panic!("{e}"));
+        let world = again.sim.as_ref().expect("[sim]");
+        assert_eq!((world.workload, world.append_clients), (Workload::Append, 3));
     }
 
     #[test]
@@ -203,6 +225,8 @@ mod tests {
                 "shorter than the election",
             ),
             ("latency_max = \"7ms\"", "latency_max = \"0.5ms\"", "sim.latency_max", "at least 1ms"),
+            ("clients = 4", "clients = 4\nworkload = \"bank\"", "sim.workload", "kv or append"),
+            ("clients = 4", "clients = 4\nappend_clients = 17", "sim.append_clients", "0 to 16"),
         ] {
             let e = parse(&WORLD.replace(from, to), "drawn").expect_err(to);
             assert_eq!(e.field, field, "{to}: {e}");

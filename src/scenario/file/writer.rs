@@ -48,6 +48,8 @@ fn sim_world(out: &mut String, w: &SimWorld) {
         "nodes = {}\nclients = {}\nlock_clients = {}\nwatchers = {}\nhistory_kept = {}",
         w.nodes, w.clients, w.lock_clients, w.watchers, w.history_kept
     );
+    let _ =
+        writeln!(out, "workload = {}\nappend_clients = {}", q(w.workload.name()), w.append_clients);
     let _ = writeln!(
         out,
         "tick = {}\nelection_ticks = {}\nheartbeat_ticks = {}",
