@@ -16,7 +16,8 @@ use bytes::Bytes;
 use datadriven::{TestCase, walk};
 use raftbed::raft::testkit::{Delivery, DigestMachine, MemCluster, MemStorage};
 use raftbed::raft::{
-    Entry, HardState, LogIndex, NodeId, ProgressState, Ready, Role, Snapshot, SnapshotMeta, Term,
+    Entry, EntryKind, HardState, LogIndex, Membership, MembershipChange, NodeId, ProgressState,
+    Ready, Role, Snapshot, SnapshotMeta, Term,
 };
 
 #[test]
@@ -47,11 +48,11 @@ fn run(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String> {
 fn dispatch(cluster: &mut MemCluster, case: &mut TestCase, ids: &[NodeId]) -> Result<String> {
     let ids = ids.to_vec();
     let needs_running =
-        ["campaign", "propose", "tick-election", "tick-heartbeat", "tick", "compact"];
+        ["campaign", "propose", "tick-election", "tick-heartbeat", "tick", "compact", "change"];
     let needs_running = needs_running.contains(&case.directive.as_str())
-        || ["transfer-leadership", "raft-log", "status", "read-index", "lease-read"]
+        || ["transfer-leadership", "raft-log", "status", "read-index", "lease-read", "membership"]
             .contains(&case.directive.as_str());
-    for id in &ids {
+    for id in ids.iter().filter(|_| case.directive != "add-node") {
         let running = cluster.nodes.get(id).ok_or(format!("unknown node {id}"))?.node.is_some();
         if needs_running && !running {
             return Err(format!("{id} is crashed"));
@@ -149,6 +150,14 @@ fn dispatch(cluster: &mut MemCluster, case: &mut TestCase, ids: &[NodeId]) -> Re
                 Err(err) => format!("{err}\n"),
             })
         }
+        // Example: add-node 4 (a fresh node that joins: no vote until a configuration says)
+        "add-node" => each(&ids, |id| cluster.add_node(id)),
+        // Example: change 1 add-learner=4 | add-voter=4 | remove=2 | voters=(4,5,6) learners=(7)
+        "change" => change(cluster, &ids, case),
+        // Example: membership 1 2 3
+        "membership" => {
+            Ok(ids.iter().map(|id| format!("{id}: {}\n", cluster.node(*id).membership())).collect())
+        }
         // Example: raft-state
         "raft-state" => Ok(raft_state(cluster)),
         // Example: raft-log 1
@@ -185,7 +194,7 @@ fn each(ids: &[NodeId], mut f: impl FnMut(NodeId)) -> Result<String> {
 }
 
 // Example: add-nodes 5 pre-vote=false check-quorum=false election=10 max-msg-entries=1 index=10
-//          heartbeat=2 lease=true lease-until-step-down=true
+//          heartbeat=2 lease=true lease-until-step-down=true unsafe-membership=true
 fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String> {
     let n = node_ids(case)?.first().ok_or("how many nodes?")?.0;
     let pre_vote: bool = take_or(case, "pre-vote", true)?;
@@ -195,6 +204,7 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
     let max_inflight: usize = take_or(case, "max-inflight", 256)?;
     let lease: bool = take_or(case, "lease", false)?;
     let lease_until_step_down: bool = take_or(case, "lease-until-step-down", false)?;
+    let unsafe_membership: bool = take_or(case, "unsafe-membership", false)?;
     let heartbeat: u32 = take_or(case, "heartbeat", 1)?;
     let index: u64 = take_or(case, "index", 0)?;
     let mut cluster = MemCluster::new(n, |config| {
@@ -209,6 +219,7 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
             *config = config.clone().with_lease_reads();
         }
         config.bugs.lease_until_step_down = lease_until_step_down;
+        config.bugs.unsafe_membership = unsafe_membership;
     });
     if index > 0 {
         // Start every node from a snapshot at `index` in term 1, as if a long history
@@ -217,6 +228,7 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
         let snapshot = Snapshot {
             meta: SnapshotMeta { index: LogIndex(index), term: Term(1) },
             data: machine.encode(),
+            membership: Membership::default(),
         };
         for member in cluster.nodes.values_mut() {
             member.storage = MemStorage {
@@ -244,6 +256,38 @@ fn propose(cluster: &mut MemCluster, ids: &[NodeId], case: &mut TestCase) -> Res
     })
 }
 
+fn change(cluster: &mut MemCluster, ids: &[NodeId], case: &mut TestCase) -> Result<String> {
+    let id = *ids.first().ok_or("which leader?")?;
+    let one = |case: &mut TestCase, key: &str| -> Result<Option<NodeId>> {
+        Ok(case.try_take_arg::<u64>(key).map_err(|e| e.to_string())?.map(NodeId))
+    };
+    let set = |case: &mut TestCase, key: &str| -> Result<Option<Vec<NodeId>>> {
+        let list: Option<Vec<u64>> = case.try_take_args(key).map_err(|e| e.to_string())?;
+        Ok(list.map(|l| l.into_iter().map(NodeId).collect()))
+    };
+    let change = if let Some(learner) = one(case, "add-learner")? {
+        MembershipChange::AddLearner(learner)
+    } else if let Some(voter) = one(case, "add-voter")? {
+        MembershipChange::AddVoter(voter)
+    } else if let Some(removed) = one(case, "remove")? {
+        MembershipChange::Remove(removed)
+    } else if let Some(voters) = set(case, "voters")? {
+        let learners = set(case, "learners")?.unwrap_or_default();
+        MembershipChange::Joint {
+            voters: voters.into_iter().collect(),
+            learners: learners.into_iter().collect(),
+        }
+    } else {
+        return Err("change: add-learner=, add-voter=, remove= or voters=(..)".into());
+    };
+    Ok(match cluster.node(id).propose_membership(&change) {
+        Ok(proposal) => {
+            format!("ok: {change} at index {} term {}\n", proposal.index, proposal.term)
+        }
+        Err(err) => format!("rejected: {err}\n"),
+    })
+}
+
 fn set_log(cluster: &mut MemCluster, ids: &[NodeId], case: &mut TestCase) -> Result<String> {
     let terms: Vec<u64> = case.take_args("terms").map_err(|e| e.to_string())?;
     let commit: u64 = take_or(case, "commit", 0)?;
@@ -254,10 +298,8 @@ fn set_log(cluster: &mut MemCluster, ids: &[NodeId], case: &mut TestCase) -> Res
         let entries = terms
             .iter()
             .enumerate()
-            .map(|(i, t)| Entry {
-                term: Term(*t),
-                index: LogIndex(i as u64 + 1),
-                data: Bytes::from(format!("e{}", i + 1)),
+            .map(|(i, t)| {
+                Entry::command(Term(*t), LogIndex(i as u64 + 1), Bytes::from(format!("e{}", i + 1)))
             })
             .collect();
         let member = cluster.nodes.get_mut(id).ok_or("unknown node")?;
@@ -309,7 +351,11 @@ fn format_ready(ready: &Ready) -> String {
             .unwrap();
     }
     if let Some(snapshot) = &ready.snapshot {
-        writeln!(out, "  snapshot: {}/{}", snapshot.meta.term, snapshot.meta.index).unwrap();
+        write!(out, "  snapshot: {}/{}", snapshot.meta.term, snapshot.meta.index).unwrap();
+        if !snapshot.membership.voters.is_empty() {
+            write!(out, " {}", snapshot.membership).unwrap();
+        }
+        out.push('\n');
     }
     if !ready.entries.is_empty() {
         writeln!(out, "  persist: {}", join(&ready.entries)).unwrap();
@@ -414,7 +460,8 @@ fn raft_log(cluster: &mut MemCluster, id: NodeId) -> String {
     }
     let mut index = log.first_index();
     while let Some(entry) = log.entry(index) {
-        write!(out, " {}/{}", entry.term, entry.index).unwrap();
+        let kind = if entry.kind == EntryKind::Config { ":config" } else { "" };
+        write!(out, " {}/{}{kind}", entry.term, entry.index).unwrap();
         index = index.next();
     }
     if log.last_index() == snapshot.index && snapshot.index.0 == 0 {
@@ -430,7 +477,7 @@ fn status(cluster: &mut MemCluster, id: NodeId) -> String {
         return format!("{id} is {}, not leader\n", node.role());
     }
     let mut out = String::new();
-    for voter in node.config().voters.clone() {
+    for voter in node.membership().members() {
         let progress = node.progress(voter).expect("leader tracks voters");
         let state = match progress.state {
             ProgressState::Probe => "probe".to_string(),

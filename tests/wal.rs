@@ -12,12 +12,14 @@ use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use raftbed::raft::{Entry, HardState, LogIndex, NodeId, Ready, Snapshot, SnapshotMeta, Term};
+use raftbed::raft::{
+    Entry, HardState, LogIndex, Membership, NodeId, Ready, Snapshot, SnapshotMeta, Term,
+};
 use raftbed::storage::fs::{SimFs, StdFs};
 use raftbed::storage::{StorageError, Wal, WalOptions};
 
 fn entry(term: u64, index: u64) -> Entry {
-    Entry { term: Term(term), index: LogIndex(index), data: Bytes::from(format!("e{index}")) }
+    Entry::command(Term(term), LogIndex(index), Bytes::from(format!("e{index}")))
 }
 
 fn entries(term: u64, range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
@@ -212,6 +214,7 @@ fn a_snapshot_lets_covered_segments_go() {
     let snapshot = Snapshot {
         meta: SnapshotMeta { index: LogIndex(30), term: Term(1) },
         data: Bytes::from_static(b"state at 30"),
+        membership: Membership::of_voters([NodeId(1), NodeId(2), NodeId(3)]),
     };
     wal.save_snapshot(&snapshot).unwrap();
     assert!(count(dir.path(), "log") < segments_before);
@@ -231,13 +234,21 @@ fn a_snapshot_from_the_leader_replaces_the_whole_log() {
     let snapshot = Snapshot {
         meta: SnapshotMeta { index: LogIndex(5), term: Term(2) },
         data: Bytes::from_static(b"leader state"),
+        membership: Membership {
+            voters: [NodeId(4), NodeId(5)].into(),
+            outgoing: [NodeId(1), NodeId(2), NodeId(3)].into(),
+            learners: [NodeId(6)].into(),
+        },
     };
     let restore = Ready { snapshot: Some(snapshot.clone()), must_sync: true, ..Ready::default() };
     wal.persist(&restore).unwrap();
+    // A configuration entry after it (§4.1) keeps its kind.
+    let config = Entry::config(Term(2), LogIndex(6), &snapshot.membership.leave_joint());
+    wal.persist(&ready(None, vec![config.clone()])).unwrap();
     drop(wal);
     let (_, recovered) = open(dir.path());
     assert_eq!(recovered.restored.snapshot, Some(snapshot));
-    assert!(recovered.restored.entries.is_empty(), "entries 6..9 disagreed with the snapshot");
+    assert_eq!(recovered.restored.entries, [config], "entries 6..9 disagreed with the snapshot");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use super::message::Body;
 use super::node::Node;
-use super::quorum::{self, VoteResult};
+use super::quorum::VoteResult;
 use super::types::{LogIndex, NodeId, Role, Term};
 
 impl Node {
@@ -39,24 +39,24 @@ impl Node {
         }
     }
 
-    /// Counts the voters heard from since the last round (this node included) and starts a new
-    /// round.
+    /// Whether the voters heard from since the last round (this node included, if it votes)
+    /// make a quorum; starts a new round.
     fn quorum_recently_active(&mut self) -> bool {
         let id = self.config.id;
-        let mut active = 0;
-        for (peer, progress) in self.progress.iter_mut() {
-            if *peer == id || progress.recent_active {
-                active += 1;
-            }
-            progress.recent_active = false;
-        }
-        active >= self.config.quorum()
+        let progress = &self.progress;
+        let active = self
+            .membership()
+            .has_quorum(|v| v == id || progress.get(&v).is_some_and(|p| p.recent_active));
+        self.progress.values_mut().for_each(|p| p.recent_active = false);
+        active
     }
 
     /// Starts an election: a pre-vote round first when enabled, unless a leadership transfer
     /// asked for this election (§3.10), which goes straight to a real one.
     pub(super) fn hup(&mut self, leadership_transfer: bool) {
-        if self.role == Role::Leader {
+        // A learner, a node removed from the configuration, or one that has not joined yet
+        // never campaigns (§4.2.1, §4.2.3).
+        if self.role == Role::Leader || !self.membership().is_voter(self.config.id) {
             return;
         }
         if self.config.pre_vote && !leadership_transfer {
@@ -91,7 +91,14 @@ impl Node {
 
     fn request_votes(&mut self, term: Term, pre_vote: bool, leadership_transfer: bool) {
         let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
-        for peer in self.peers() {
+        let membership = self.membership();
+        let id = self.config.id;
+        let voters: Vec<NodeId> = membership
+            .members()
+            .into_iter()
+            .filter(|m| *m != id && membership.is_voter(*m))
+            .collect();
+        for peer in voters {
             let body =
                 Body::RequestVote { pre_vote, last_log_index, last_log_term, leadership_transfer };
             self.send_with_term(peer, term, body);
@@ -153,7 +160,7 @@ impl Node {
     }
 
     fn vote_result(&self) -> VoteResult {
-        quorum::vote_result(&self.config.voters, &self.votes)
+        self.membership().vote_result(&self.votes)
     }
 }
 
@@ -173,11 +180,7 @@ mod tests {
         let entries = log_terms
             .iter()
             .enumerate()
-            .map(|(i, t)| Entry {
-                term: Term(*t),
-                index: LogIndex(i as u64 + 1),
-                data: Bytes::new(),
-            })
+            .map(|(i, t)| Entry::command(Term(*t), LogIndex(i as u64 + 1), Bytes::new()))
             .collect();
         let restored = Restored {
             hard_state: HardState { term: Term(term), vote: vote.map(NodeId), commit: LogIndex(0) },

@@ -7,12 +7,14 @@
 //! 2. No entry carries a term above the node's current term.
 //! 3. A leader has voted for itself and knows itself as leader; a candidate has voted for
 //!    itself; only a leader tracks progress or transfers leadership.
-//! 4. A leader's own match index is its last index, and no follower's match index passes it.
+//! 4. A leader's own match index is its last index, and no follower's match index passes it;
+//!    it tracks every member of the configuration in effect.
+//! 5. The configuration in effect is the log's: the entry at its index is that configuration.
 
 use std::fmt;
 
 use super::node::Node;
-use super::types::{NodeId, Role};
+use super::types::{EntryKind, NodeId, Role};
 
 /// A broken invariant on one node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,13 +70,37 @@ impl Node {
         if self.role == Role::Leader {
             self.validate_progress()?;
         }
-        Ok(())
+        self.validate_configuration()
+    }
+
+    fn validate_configuration(&self) -> Result<(), Violation> {
+        let index = self.configs.latest_index();
+        if index.0 == 0 {
+            return Ok(());
+        }
+        let in_effect = self.membership().encode();
+        match self.log.entry(index) {
+            Some(entry) if entry.kind == EntryKind::Config && entry.data == in_effect => Ok(()),
+            Some(entry) => Err(Violation {
+                node: self.id(),
+                detail: format!("configuration {} in effect, but entry {entry}", self.membership()),
+            }),
+            None if index <= self.log.snapshot().index => Ok(()),
+            None => Err(Violation {
+                node: self.id(),
+                detail: format!(
+                    "configuration {} from entry {index}, past the log's end {}",
+                    self.membership(),
+                    self.log.last_index()
+                ),
+            }),
+        }
     }
 
     fn validate_progress(&self) -> Result<(), Violation> {
         let fail = |detail: String| Err(Violation { node: self.id(), detail });
         let last_index = self.log.last_index();
-        for voter in &self.config.voters {
+        for voter in &self.membership().members() {
             let Some(progress) = self.progress.get(voter) else {
                 return fail(format!("leader has no progress for {voter}"));
             };

@@ -369,7 +369,7 @@ mod tests {
     use super::*;
 
     fn entry(term: u64, index: u64) -> Entry {
-        Entry { term: Term(term), index: LogIndex(index), data: Bytes::from(format!("{index}")) }
+        Entry::command(Term(term), LogIndex(index), Bytes::from(format!("{index}")))
     }
 
     fn log_with_terms(terms: &[u64]) -> RaftLog {

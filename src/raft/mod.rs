@@ -35,18 +35,22 @@
 //! - Reads without log writes: ReadIndex (§6.4), batched per heartbeat round, and the leader
 //!   lease (§6.4.1), shortened by a clock-drift margin.
 //!
-//! Membership is fixed; joint consensus is out of scope.
+//! - Membership changes (chapter 4): configurations as log entries in effect once appended,
+//!   single-server changes one at a time after the leader commits in its term, joint
+//!   consensus, learners, removing the leader, and removed servers kept from disrupting.
 
 mod config;
 mod election;
 mod invariants;
 mod log;
+mod membership;
 mod message;
 mod node;
 mod progress;
 mod quorum;
 mod read_only;
 mod ready;
+mod reconfig;
 mod replication;
 mod types;
 
@@ -55,6 +59,7 @@ pub mod testkit;
 pub use config::{Bugs, Config, ConfigError};
 pub use invariants::Violation;
 pub use log::RaftLog;
+pub use membership::{Membership, MembershipChange};
 pub use message::{Body, Message};
 pub use node::{Error, Node, Proposal, Restored};
 pub use progress::{Progress, ProgressState};
@@ -62,5 +67,5 @@ pub use quorum::{VoteResult, committed_index, vote_result};
 pub use read_only::ReadState;
 pub use ready::Ready;
 pub use types::{
-    Entry, HardState, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, SoftState, Term,
+    Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, SnapshotMeta, SoftState, Term,
 };

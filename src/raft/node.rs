@@ -10,10 +10,13 @@ use bytes::Bytes;
 
 use super::config::{Config, ConfigError};
 use super::log::RaftLog;
+use super::membership::{Configurations, Membership};
 use super::message::{Body, Message};
 use super::progress::Progress;
 use super::read_only::{ReadOnly, ReadState};
-use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, SoftState, Term};
+use super::types::{
+    Entry, EntryKind, HardState, LogIndex, NodeId, Role, Snapshot, SoftState, Term,
+};
 use crate::rng::SplitMix64;
 
 /// A caller's mistake, or a request this node cannot serve. Protocol rejections are messages,
@@ -29,9 +32,29 @@ pub enum Error {
     /// The leader is handing over leadership (§3.10) and takes no proposals meanwhile. Definite.
     #[error("proposal dropped: leadership transfer to {0} in progress")]
     ProposalDropped(NodeId),
-    /// The node id is not a member of this cluster.
+    /// The node id is not a voter of this cluster.
     #[error("unknown node {0}")]
     UnknownNode(NodeId),
+    /// A configuration change is already in flight (§4.2: one at a time). Definite.
+    #[error("configuration change at {0} not committed yet: one change at a time")]
+    ChangeInFlight(LogIndex),
+    /// This leader has not committed an entry of its term yet, which it must before any
+    /// configuration change (the rule of Ongaro's raft-dev post of July 2015). Definite.
+    #[error("no entry of term {0} committed yet: a new leader commits one before any change")]
+    NotCommittedInTerm(Term),
+    /// The change cannot be made from the current configuration. Definite.
+    #[error("invalid configuration change: {0}")]
+    InvalidChange(String),
+    /// A learner is promoted only once it holds every committed entry (§4.2.1). Definite.
+    #[error("learner {id} has not caught up: it holds {matched} of {commit} committed entries")]
+    LearnerBehind {
+        /// The learner.
+        id: NodeId,
+        /// What it holds.
+        matched: LogIndex,
+        /// The leader's commit index.
+        commit: LogIndex,
+    },
     /// A message addressed to another node, or from this one.
     #[error("misrouted message {0}")]
     Misrouted(String),
@@ -106,7 +129,9 @@ pub struct Node {
     pub(super) snapshot: Option<Snapshot>,
     /// A snapshot received from the leader, to persist and restore through the next `Ready`.
     pub(super) pending_snapshot: Option<Snapshot>,
-    /// Leader only: every voter's progress, this node's included.
+    /// The configurations in the log and as of the snapshot; the latest is in effect (§4.1).
+    pub(super) configs: Configurations,
+    /// Leader only: every member's progress (voters and learners), this node's included.
     pub(super) progress: BTreeMap<NodeId, Progress>,
     /// Ticks each follower has spent in snapshot state (leader only).
     pub(super) snapshot_ticks: BTreeMap<NodeId, u32>,
@@ -138,6 +163,27 @@ pub struct Node {
     pub(super) deposed: bool,
 }
 
+/// The configurations of a restarted node: its snapshot's (or, when the snapshot recorded
+/// none, the bootstrap voters of `config`) and those of the entries after it.
+fn restored_configurations(
+    config: &Config,
+    snapshot: Option<&Snapshot>,
+    entries: &[Entry],
+) -> Result<Configurations, Error> {
+    let base = match snapshot {
+        Some(s) if !s.membership.voters.is_empty() => s.membership.clone(),
+        _ => Membership::of_voters(config.voters.iter().copied()),
+    };
+    let mut configs = Configurations::new(base);
+    for entry in entries.iter().filter(|e| e.kind == EntryKind::Config) {
+        let membership = Membership::decode(&entry.data).map_err(|e| {
+            Error::InvalidState(format!("entry {}/{}: {e}", entry.term, entry.index))
+        })?;
+        configs.record(entry.index, membership);
+    }
+    Ok(configs)
+}
+
 impl Node {
     /// Creates a node from its configuration and what storage restored (`Restored::default()`
     /// for a fresh node).
@@ -147,11 +193,10 @@ impl Node {
     pub fn new(config: Config, restored: Restored) -> Result<Node, Error> {
         config.validate()?;
         let Restored { hard_state, snapshot, entries, applied } = restored;
-        if let Some(vote) = hard_state.vote
-            && !config.voters.contains(&vote)
-        {
-            return Err(Error::InvalidState(format!("vote for unknown node {vote}")));
+        if hard_state.vote == Some(NodeId(0)) {
+            return Err(Error::InvalidState("vote for node 0".into()));
         }
+        let configs = restored_configurations(&config, snapshot.as_ref(), &entries)?;
         let meta = snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
         if entries.last().is_some_and(|entry| entry.term > hard_state.term)
             || meta.term > hard_state.term
@@ -177,6 +222,7 @@ impl Node {
             log,
             snapshot,
             pending_snapshot: None,
+            configs,
             progress: BTreeMap::new(),
             snapshot_ticks: BTreeMap::new(),
             votes: BTreeMap::new(),
@@ -214,6 +260,7 @@ impl Node {
         } else {
             self.tick_election();
         }
+        self.finish_membership_change();
         self.check_invariants();
     }
 
@@ -235,9 +282,12 @@ impl Node {
         if message.to != self.config.id || message.from == self.config.id {
             return Err(Error::Misrouted(message.to_string()));
         }
-        if self.config.voters.contains(&message.from) {
-            self.step_checked(message);
-        }
+        // Any sender is heard: a joining node learns the cluster from its leader, and a
+        // member's view of the configuration may lag. A server outside the configuration
+        // cannot disrupt it (§4.2.3, `accept_higher_term`), and the leader ignores answers
+        // from nodes it does not track.
+        self.step_checked(message);
+        self.finish_membership_change();
         self.check_invariants();
         Ok(())
     }
@@ -274,6 +324,7 @@ impl Node {
         let proposal = Proposal { term: self.term, index: self.log.last_index().next() };
         self.append_as_leader(batch);
         self.broadcast_append();
+        self.finish_membership_change();
         self.check_invariants();
         Ok(proposal)
     }
@@ -288,7 +339,7 @@ impl Node {
         if self.role != Role::Leader {
             return Err(Error::NotLeader { leader_hint: self.leader });
         }
-        if !self.config.voters.contains(&target) {
+        if !self.membership().is_voter(target) {
             return Err(Error::UnknownNode(target));
         }
         if target == self.config.id || self.lead_transferee == Some(target) {
@@ -319,7 +370,9 @@ impl Node {
             return Err(Error::Compaction { index, applied, compacted });
         }
         let meta = self.log.compact(index);
-        self.snapshot = Some(Snapshot { meta, data });
+        self.configs.compact(index);
+        let membership = self.configs.at(index).clone();
+        self.snapshot = Some(Snapshot { meta, data, membership });
         self.check_invariants();
         Ok(())
     }
@@ -374,6 +427,16 @@ impl Node {
         self.snapshot.as_ref()
     }
 
+    /// The configuration in effect: the latest in the log (§4.1).
+    pub fn membership(&self) -> &Membership {
+        self.configs.current()
+    }
+
+    /// The configuration in effect as of `index` (for a snapshot taken there).
+    pub fn membership_at(&self, index: LogIndex) -> Membership {
+        self.configs.at(index).clone()
+    }
+
     /// A leader's view of `peer`.
     pub fn progress(&self, peer: NodeId) -> Option<&Progress> {
         self.progress.get(&peer)
@@ -425,7 +488,10 @@ impl Node {
             // §9.6 and §6.2: a node that heard from a leader within the minimum election
             // timeout ignores vote requests, so a node rejoining after a partition cannot
             // depose a working leader. A TimeoutNow-triggered election is exempt.
-            let in_lease = self.config.check_quorum
+            // §4.2.3: the same rule keeps a server removed from the configuration (which no
+            // longer hears the leader and times out) from deposing it, check-quorum or not.
+            let outsider = !self.membership().is_voter(message.from);
+            let in_lease = (self.config.check_quorum || outsider)
                 && (self.leader.is_some() || self.starting)
                 && self.election_elapsed < self.config.election_timeout_ticks_min;
             if in_lease && !leadership_transfer {
@@ -504,7 +570,7 @@ impl Node {
                 }
             }
             Body::AppendEntriesResponse { success, index, reject_hint_index, reject_hint_term } => {
-                if self.role == Role::Leader {
+                if self.role == Role::Leader && self.progress.contains_key(&from) {
                     self.handle_append_response(
                         from,
                         success,
@@ -515,12 +581,12 @@ impl Node {
                 }
             }
             Body::HeartbeatResponse { context } => {
-                if self.role == Role::Leader {
+                if self.role == Role::Leader && self.progress.contains_key(&from) {
                     self.handle_heartbeat_response(from, context);
                 }
             }
             Body::TimeoutNow => {
-                if self.role != Role::Leader {
+                if self.role != Role::Leader && self.membership().is_voter(self.config.id) {
                     self.hup(true);
                 }
             }
@@ -596,10 +662,10 @@ impl Node {
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         let last_index = self.log.last_index();
-        for voter in &self.config.voters {
-            self.progress.insert(*voter, Progress::new(last_index));
+        for member in self.membership().members() {
+            self.progress.insert(member, Progress::new(last_index));
         }
-        let own = self.progress.get_mut(&self.config.id).expect("leader is a voter");
+        let own = self.progress.entry(self.config.id).or_insert(Progress::new(last_index));
         own.match_index = last_index;
         own.become_replicate();
         // §6.4 (and §3.6.2): an entry of the leader's own term must commit before the leader
@@ -623,12 +689,13 @@ impl Node {
         self.messages.push(Message { from: self.config.id, to, term, body });
     }
 
+    /// The other members, voters and learners: whom a leader replicates to.
     pub(super) fn peers(&self) -> impl Iterator<Item = NodeId> + use<> {
         let id = self.config.id;
-        self.config.voters.clone().into_iter().filter(move |voter| *voter != id)
+        self.membership().members().into_iter().filter(move |member| *member != id)
     }
 
-    fn assert_no_outstanding_ready(&self) {
+    pub(super) fn assert_no_outstanding_ready(&self) {
         assert!(
             self.outstanding.is_none(),
             "{}: input while a Ready is outstanding; call advance() first",

@@ -125,14 +125,14 @@ impl Node {
         self.ticks
     }
 
-    fn committed_in_current_term(&self) -> bool {
+    pub(super) fn committed_in_current_term(&self) -> bool {
         self.log.term(self.log.commit()) == Some(self.term)
     }
 
     /// Starts a round for `requests` now (or confirms at once with no peers).
     fn request_reads(&mut self, requests: Vec<u64>) {
         let round = self.new_round(requests);
-        if self.config.voters.len() == 1 {
+        if self.membership().is_single_voter(self.config.id) {
             self.confirm_through(round);
             return;
         }
@@ -162,11 +162,11 @@ impl Node {
     /// A follower answered the heartbeat of round `context`: it acknowledges this leader for
     /// every round up to that one.
     pub(super) fn handle_round_ack(&mut self, from: NodeId, context: u64) {
-        let quorum = self.config.quorum();
+        let membership = self.configs.current();
         let mut confirmed = None;
         for round in self.read_only.rounds.iter_mut().take_while(|r| r.context <= context) {
             round.acks.insert(from);
-            if round.acks.len() >= quorum {
+            if membership.has_quorum(|v| round.acks.contains(&v)) {
                 confirmed = Some(round.context);
             }
         }

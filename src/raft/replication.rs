@@ -6,7 +6,6 @@ use bytes::Bytes;
 use super::message::Body;
 use super::node::Node;
 use super::progress::ProgressState;
-use super::quorum;
 use super::types::{Entry, LogIndex, NodeId, Snapshot, Term};
 
 impl Node {
@@ -28,7 +27,7 @@ impl Node {
         let mut index = self.log.last_index();
         let entries = batch.into_iter().map(|data| {
             index = index.next();
-            Entry { term, index, data }
+            Entry::command(term, index, data)
         });
         self.log.append(entries);
     }
@@ -144,6 +143,7 @@ impl Node {
         let last_before = self.log.last_index();
         match self.log.maybe_append(prev_log_index, prev_log_term, entries) {
             Some(last_new) => {
+                self.follow_configs(prev_log_index, last_new);
                 // Only what is known to match the leader's log may be committed here.
                 let matched = if self.config.bugs.commit_beyond_match {
                     self.log.last_index()
@@ -207,6 +207,7 @@ impl Node {
             self.log.commit_to(meta.index);
         } else {
             self.log.restore_snapshot(meta);
+            self.restore_configs(&snapshot);
             self.pending_snapshot = Some(snapshot.clone());
             self.snapshot = Some(snapshot);
         }
@@ -305,19 +306,11 @@ impl Node {
     /// Advances the commit index to what a quorum holds, if that entry is from the current term
     /// (§3.6.2). Returns whether it moved.
     pub(super) fn maybe_commit(&mut self) -> bool {
-        let voters = &self.config.voters;
-        let mut stack = [LogIndex(0); 16];
-        let heap: Vec<LogIndex>;
-        let matches: &[LogIndex] = if voters.len() <= stack.len() {
-            for (slot, voter) in stack.iter_mut().zip(voters) {
-                *slot = self.progress[voter].match_index;
-            }
-            &stack[..voters.len()]
-        } else {
-            heap = voters.iter().map(|voter| self.progress[voter].match_index).collect();
-            &heap
-        };
-        let candidate = quorum::committed_index(matches);
+        let progress = &self.progress;
+        let candidate = self
+            .configs
+            .current()
+            .committed_index(|voter| progress.get(&voter).map_or(LogIndex(0), |p| p.match_index));
         if candidate <= self.log.commit() {
             return false;
         }
@@ -344,7 +337,7 @@ mod tests {
     };
 
     fn entry(term: u64, index: u64) -> Entry {
-        Entry { term: Term(term), index: LogIndex(index), data: Bytes::from(format!("{index}")) }
+        Entry::command(Term(term), LogIndex(index), Bytes::from(format!("{index}")))
     }
 
     /// Node 2 of three, following node 1 in term 3, with the given log and commit index.

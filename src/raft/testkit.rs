@@ -83,7 +83,7 @@ impl DigestMachine {
     pub fn apply(&mut self, entry: &Entry) {
         assert_eq!(entry.index, self.applied.next(), "applied out of order");
         self.applied = entry.index;
-        if entry.data.is_empty() {
+        if entry.data.is_empty() || entry.kind == super::EntryKind::Config {
             return;
         }
         self.commands += 1;
@@ -168,6 +168,26 @@ impl MemCluster {
             nodes.insert(*id, member);
         }
         MemCluster { nodes, in_flight: VecDeque::new(), cut: BTreeSet::new() }
+    }
+
+    /// Starts a fresh node `id` that joins the cluster: configured as the others, but for its
+    /// id, with the others' bootstrap voters (so it waits for the leader, and never campaigns
+    /// until a configuration makes it a voter).
+    ///
+    /// # Panics
+    /// If `id` is taken or the cluster is empty.
+    pub fn add_node(&mut self, id: NodeId) {
+        assert!(!self.nodes.contains_key(&id), "{id} exists");
+        let template = self.nodes.values().next().expect("a cluster to join");
+        let config = Config { id, ..template.config.clone() };
+        let node = Node::new(config.clone(), Restored::default()).expect("valid test config");
+        let member = MemNode {
+            node: Some(node),
+            storage: MemStorage::default(),
+            machine: DigestMachine::default(),
+            config,
+        };
+        self.nodes.insert(id, member);
     }
 
     /// The running core of `id`.

@@ -53,11 +53,34 @@ pub struct Entry {
     pub term: Term,
     /// The entry's position in the log.
     pub index: LogIndex,
-    /// The command, opaque to Raft.
+    /// The command, opaque to Raft; a configuration's encoding (`Membership::encode`) in a
+    /// configuration entry.
     pub data: Bytes,
+    /// A client command, or a configuration (§4.1).
+    pub kind: EntryKind,
+}
+
+/// What an entry carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A command for the state machine (or the no-op, with empty data).
+    #[default]
+    Command,
+    /// A cluster configuration, which Raft reads and the state machine skips.
+    Config,
 }
 
 impl Entry {
+    /// A command (or no-op) entry.
+    pub fn command(term: Term, index: LogIndex, data: Bytes) -> Entry {
+        Entry { term, index, data, kind: EntryKind::Command }
+    }
+
+    /// A configuration entry.
+    pub fn config(term: Term, index: LogIndex, membership: &super::Membership) -> Entry {
+        Entry { term, index, data: membership.encode(), kind: EntryKind::Config }
+    }
+
     /// Bytes this entry counts for when batching messages.
     pub fn size(&self) -> usize {
         self.data.len() + 16
@@ -67,6 +90,12 @@ impl Entry {
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.term, self.index)?;
+        if self.kind == EntryKind::Config {
+            return match super::Membership::decode(&self.data) {
+                Ok(membership) => write!(f, " config {membership}"),
+                Err(e) => write!(f, " config <{e}>"),
+            };
+        }
         if self.data.is_empty() {
             return write!(f, " no-op");
         }
@@ -107,6 +136,10 @@ pub struct Snapshot {
     pub meta: SnapshotMeta,
     /// The serialized state machine, opaque to Raft.
     pub data: Bytes,
+    /// The configuration as of `meta.index` (§5.1: a snapshot carries the latest
+    /// configuration it covers). Empty in a snapshot written before membership changes: the
+    /// node's bootstrap configuration stands for it.
+    pub membership: super::Membership,
 }
 
 /// The roles of §3.3, plus the pre-candidate of §9.6.

@@ -36,7 +36,9 @@ use crate::clock::Clock;
 use crate::kv::{ApiError, KvStore};
 use crate::proto::etcdserverpb::{LeaseTimeToLiveResponse, ResponseHeader, StatusResponse};
 use crate::proto::raftbed::{Command, LeaseExpire, Outcome, command::Op, outcome};
-use crate::raft::{Error as RaftError, LogIndex, Message, Node, NodeId, Role, Snapshot, Term};
+use crate::raft::{
+    EntryKind, Error as RaftError, LogIndex, Message, Node, NodeId, Role, Snapshot, Term,
+};
 use crate::storage::fs::Fs;
 use crate::storage::state::{StateStore, StateWriter};
 use crate::storage::{Recovered, Wal};
@@ -489,7 +491,13 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 }
             }
             for entry in &ready.committed_entries {
-                let applied = self.kv.apply(entry.index.0, &entry.data)?;
+                // A configuration took effect when it was appended (§4.1); the state machine
+                // skips it as it skips a no-op.
+                let command: &[u8] = match entry.kind {
+                    EntryKind::Config => &[],
+                    EntryKind::Command => &entry.data,
+                };
+                let applied = self.kv.apply(entry.index.0, command)?;
                 if let Some(observer) = &self.observer {
                     observer.applied(self.node.id(), entry);
                 }
@@ -609,7 +617,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         }
         let term = self.node.log().term(applied).expect("an applied entry is held");
         let data = self.kv.encode();
-        let snapshot = Snapshot { meta: crate::raft::SnapshotMeta { index: applied, term }, data };
+        let meta = crate::raft::SnapshotMeta { index: applied, term };
+        let membership = self.node.membership_at(applied);
+        let snapshot = Snapshot { meta, data, membership };
         self.wal.save_snapshot(&snapshot)?;
         self.node.compact(applied, snapshot.data)?;
         Ok(())

@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn entries_at_or_below_the_persisted_index_truncate_a_suffix() {
         let mut r = ready();
-        let entry = |index| Entry { index: LogIndex(index), term: Term(2), data: Bytes::new() };
+        let entry = |index| Entry::command(Term(2), LogIndex(index), Bytes::new());
         r.entries = vec![entry(6), entry(7)];
         assert_eq!(of_ready(leader(2), Term(2), &r), vec![]);
         assert_eq!(persisted_after(LogIndex(5), &r), LogIndex(7));

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-use crate::raft::{Entry, LogIndex, Node, NodeId, Ready, Role, Term};
+use crate::raft::{Entry, EntryKind, LogIndex, Node, NodeId, Ready, Role, Term};
 use crate::resolved::LogSlot;
 
 /// A broken property, naming nodes, terms, indexes and the simulated time.
@@ -531,7 +531,13 @@ impl Checks {
         let hash = hash_bytes(&entry.data);
         match self.applied[slot] {
             None => {
-                let request = match LogSlot::of(&entry.data) {
+                // A configuration is Raft's, not a command: the state machine skips it as it
+                // skips a no-op.
+                let command = match entry.kind {
+                    EntryKind::Config => bytes::Bytes::new(),
+                    EntryKind::Command => entry.data.clone(),
+                };
+                let request = match LogSlot::of(&command) {
                     LogSlot::Request(client, seq) => Some((client, seq)),
                     LogSlot::Other | LogSlot::Unknown => None,
                 };
@@ -539,7 +545,7 @@ impl Checks {
                 if self.commands.len() <= slot {
                     self.commands.resize(slot + 1, None);
                 }
-                self.commands[slot] = Some(entry.data.clone());
+                self.commands[slot] = Some(command);
             }
             Some(first) if first.term != entry.term || first.hash != hash => {
                 self.violations.push(Violation::StateMachineSafety {

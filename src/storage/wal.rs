@@ -184,6 +184,7 @@ impl<F: Fs> Wal<F> {
         let file = pb::SnapshotFile {
             meta: Some(pb::SnapshotMeta { index: meta.index.0, term: meta.term.0 }),
             data: snapshot.data.clone(),
+            membership: Some(pb::Membership::from(&snapshot.membership)),
         };
         let mut framed = Vec::new();
         frame(&file.encode_to_vec(), &mut framed);
@@ -467,6 +468,7 @@ fn newest_snapshot<F: Fs>(fs: &F, files: &[PathBuf]) -> Option<Snapshot> {
         Some(Snapshot {
             meta: SnapshotMeta { index: LogIndex(meta.index), term: crate::raft::Term(meta.term) },
             data: file.data,
+            membership: file.membership.map(crate::raft::Membership::from).unwrap_or_default(),
         })
     })
 }

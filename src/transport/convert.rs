@@ -2,7 +2,9 @@
 //! come from a correct peer (no body, node id 0, entries out of order) is refused here, with a
 //! reason, before it reaches the core.
 
-use crate::raft::{Body, Entry, LogIndex, Message, NodeId, Snapshot, SnapshotMeta, Term};
+use crate::raft::{
+    Body, Entry, EntryKind, LogIndex, Membership, Message, NodeId, Snapshot, SnapshotMeta, Term,
+};
 
 use super::pb;
 use super::pb::envelope::Body as PbBody;
@@ -58,6 +60,7 @@ impl From<&Message> for pb::Envelope {
                     term: snapshot.meta.term.0,
                 }),
                 data: snapshot.data.clone(),
+                membership: Some(pb::Membership::from(&snapshot.membership)),
             }),
             Body::TimeoutNow => PbBody::TimeoutNow(pb::TimeoutNow {}),
         };
@@ -72,13 +75,37 @@ impl From<&Message> for pb::Envelope {
 
 impl From<&Entry> for pb::Entry {
     fn from(entry: &Entry) -> pb::Entry {
-        pb::Entry { term: entry.term.0, index: entry.index.0, data: entry.data.clone() }
+        pb::Entry {
+            term: entry.term.0,
+            index: entry.index.0,
+            data: entry.data.clone(),
+            config: entry.kind == EntryKind::Config,
+        }
     }
 }
 
 impl From<pb::Entry> for Entry {
     fn from(entry: pb::Entry) -> Entry {
-        Entry { term: Term(entry.term), index: LogIndex(entry.index), data: entry.data }
+        let kind = if entry.config { EntryKind::Config } else { EntryKind::Command };
+        Entry { term: Term(entry.term), index: LogIndex(entry.index), data: entry.data, kind }
+    }
+}
+
+impl From<&Membership> for pb::Membership {
+    fn from(m: &Membership) -> pb::Membership {
+        let ids = |set: &std::collections::BTreeSet<NodeId>| set.iter().map(|id| id.0).collect();
+        pb::Membership {
+            voters: ids(&m.voters),
+            outgoing: ids(&m.outgoing),
+            learners: ids(&m.learners),
+        }
+    }
+}
+
+impl From<pb::Membership> for Membership {
+    fn from(m: pb::Membership) -> Membership {
+        let ids = |list: Vec<u64>| list.into_iter().filter(|id| *id != 0).map(NodeId).collect();
+        Membership { voters: ids(m.voters), outgoing: ids(m.outgoing), learners: ids(m.learners) }
     }
 }
 
@@ -131,7 +158,8 @@ impl TryFrom<pb::Envelope> for Message {
                     return fail(format!("snapshot term {} above message term", meta.term));
                 }
                 let meta = SnapshotMeta { index: LogIndex(meta.index), term: Term(meta.term) };
-                Body::InstallSnapshot { snapshot: Snapshot { meta, data: m.data } }
+                let membership = m.membership.map(Membership::from).unwrap_or_default();
+                Body::InstallSnapshot { snapshot: Snapshot { meta, data: m.data, membership } }
             }
             PbBody::TimeoutNow(_) => Body::TimeoutNow,
         };
@@ -159,6 +187,11 @@ fn check_entries(
                 entry.term, entry.index
             )));
         }
+        if entry.kind == EntryKind::Config
+            && let Err(e) = Membership::decode(&entry.data)
+        {
+            return Err(DecodeError(format!("entry {}/{}: {e}", entry.term, entry.index)));
+        }
         index = entry.index.0;
         last_term = entry.term.0;
     }
@@ -178,10 +211,15 @@ mod tests {
         assert_eq!(Message::try_from(decoded).unwrap(), message);
     }
 
+    fn joint() -> Membership {
+        let ids = |list: &[u64]| list.iter().map(|id| NodeId(*id)).collect();
+        Membership { voters: ids(&[4, 5]), outgoing: ids(&[1, 2, 3]), learners: ids(&[6]) }
+    }
+
     #[test]
     fn every_body_survives_the_wire() {
         let m = |body| Message { from: NodeId(1), to: NodeId(2), term: Term(3), body };
-        let entry = |i| Entry { term: Term(3), index: LogIndex(i), data: Bytes::from_static(b"x") };
+        let entry = |i| Entry::command(Term(3), LogIndex(i), Bytes::from_static(b"x"));
         roundtrip(m(Body::RequestVote {
             pre_vote: true,
             last_log_index: LogIndex(4),
@@ -192,7 +230,7 @@ mod tests {
         roundtrip(m(Body::AppendEntries {
             prev_log_index: LogIndex(4),
             prev_log_term: Term(2),
-            entries: vec![entry(5), entry(6)],
+            entries: vec![entry(5), entry(6), Entry::config(Term(3), LogIndex(7), &joint())],
             leader_commit: LogIndex(4),
         }));
         roundtrip(m(Body::AppendEntriesResponse {
@@ -207,6 +245,7 @@ mod tests {
             snapshot: Snapshot {
                 meta: SnapshotMeta { index: LogIndex(10), term: Term(2) },
                 data: Bytes::from_static(b"state"),
+                membership: joint(),
             },
         }));
         roundtrip(m(Body::TimeoutNow));
@@ -219,10 +258,17 @@ mod tests {
         envelope.body = Some(PbBody::AppendEntries(pb::AppendEntries {
             prev_log_index: 4,
             prev_log_term: 2,
-            entries: vec![pb::Entry { term: 3, index: 6, data: Bytes::new() }],
+            entries: vec![pb::Entry { term: 3, index: 6, data: Bytes::new(), config: false }],
             leader_commit: 0,
         }));
         assert!(Message::try_from(envelope.clone()).unwrap_err().0.contains("does not follow"));
+        envelope.body = Some(PbBody::AppendEntries(pb::AppendEntries {
+            prev_log_index: 4,
+            prev_log_term: 2,
+            entries: vec![pb::Entry { term: 3, index: 5, data: "voters=x".into(), config: true }],
+            leader_commit: 0,
+        }));
+        assert!(Message::try_from(envelope.clone()).unwrap_err().0.contains("bad node id"));
         envelope.from = 0;
         assert!(Message::try_from(envelope).unwrap_err().0.contains("node id 0"));
     }
