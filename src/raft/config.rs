@@ -205,9 +205,4 @@ impl Config {
         }
         Ok(())
     }
-
-    /// The number of voters that make a majority.
-    pub fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
 }

@@ -100,13 +100,13 @@ impl Node {
     fn validate_progress(&self) -> Result<(), Violation> {
         let fail = |detail: String| Err(Violation { node: self.id(), detail });
         let last_index = self.log.last_index();
-        for voter in &self.membership().members() {
-            let Some(progress) = self.progress.get(voter) else {
-                return fail(format!("leader has no progress for {voter}"));
+        for member in self.membership().each_member() {
+            let Some(progress) = self.progress.get(&member) else {
+                return fail(format!("leader has no progress for {member}"));
             };
             if progress.match_index > last_index {
                 return fail(format!(
-                    "{voter} match {} past last index {last_index}",
+                    "{member} match {} past last index {last_index}",
                     progress.match_index
                 ));
             }

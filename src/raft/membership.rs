@@ -110,10 +110,18 @@ impl Membership {
     }
 
     /// Every member, voters of both halves and learners, once each, in id order.
-    pub fn members(&self) -> BTreeSet<NodeId> {
-        let mut all: BTreeSet<NodeId> = self.voters.union(&self.outgoing).copied().collect();
-        all.extend(self.learners.iter().copied());
+    pub fn members(&self) -> Vec<NodeId> {
+        let mut all: Vec<NodeId> =
+            self.voters.iter().chain(&self.outgoing).chain(&self.learners).copied().collect();
+        all.sort_unstable();
+        all.dedup();
         all
+    }
+
+    /// Every member, without allocating: a voter of both halves of a joint configuration
+    /// comes twice.
+    pub fn each_member(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.voters.iter().chain(&self.outgoing).chain(&self.learners).copied()
     }
 
     /// Whether this configuration is the only voter `id`, alone: it commits and reads on its
@@ -316,13 +324,9 @@ impl Configurations {
     /// Forgets the configuration entries in `from..=to` (about to be recorded again from the
     /// log).
     pub(super) fn forget(&mut self, from: LogIndex, to: LogIndex) {
-        if from > to {
-            return;
+        if from <= to && self.in_log.range(from..=to).next().is_some() {
+            self.in_log.retain(|index, _| !(from..=to).contains(index));
         }
-        let doomed: Vec<LogIndex> = self.in_log.range(from..=to).map(|(i, _)| *i).collect();
-        doomed.iter().for_each(|i| {
-            self.in_log.remove(i);
-        });
     }
 
     /// Records the configuration entry at `index`.

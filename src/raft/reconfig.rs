@@ -68,8 +68,8 @@ impl Node {
     fn track_members(&mut self) {
         let (id, last) = (self.config.id, self.log.last_index());
         let members = self.membership().members();
-        self.progress.retain(|peer, _| *peer == id || members.contains(peer));
-        self.snapshot_ticks.retain(|peer, _| members.contains(peer));
+        self.progress.retain(|peer, _| *peer == id || members.binary_search(peer).is_ok());
+        self.snapshot_ticks.retain(|peer, _| members.binary_search(peer).is_ok());
         for member in members {
             self.progress.entry(member).or_insert_with(|| Progress::new(last));
         }
@@ -87,7 +87,7 @@ impl Node {
         if self.role != Role::Leader || self.configs.latest_index() > self.log.commit() {
             return;
         }
-        let current = self.membership().clone();
+        let current = self.membership();
         if current.is_joint() {
             self.append_config(current.leave_joint());
             self.broadcast_append();
