@@ -221,10 +221,7 @@ fn membership_changes_under_faults_keep_one_leader_per_term_and_every_commit() {
     // The runs did what they are for: many changes, joint ones and leaders removing
     // themselves (on the default seeds; a single seed may do little).
     if range == (0..200) {
-        assert!(
-            total.changes > 500 && total.joint > 200 && total.leader_removed > 30,
-            "{total:?}"
-        );
+        assert!(total.changes > 500 && total.joint > 200 && total.leader_removed > 30, "{total:?}");
     }
     eprintln!("seeds {range:?}: {total:?}");
 }
