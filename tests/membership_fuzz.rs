@@ -1,7 +1,8 @@
 //! Membership changes under faults, on the core alone: seeded random runs of an in-memory
 //! cluster of cores whose leader keeps changing the configuration (learners added and
 //! promoted, voters removed, the leader among them, joint changes to arbitrary sets) while
-//! messages are dropped, links cut and nodes crash and restart.
+//! messages are dropped, links cut, nodes crash and restart, and logs are compacted into
+//! snapshots that carry the configuration.
 //!
 //! Goal: no two leaders in one term and no two different entries committed at one index,
 //! whatever the configuration did; and the `unsafe_membership` switch (the 2015 bug) broken
@@ -93,6 +94,7 @@ struct Stats {
     changes: usize,
     joint: usize,
     leader_removed: usize,
+    compactions: usize,
 }
 
 fn act(cluster: &mut MemCluster, rng: &mut SplitMix64, stats: &mut Stats) {
@@ -134,7 +136,19 @@ fn act(cluster: &mut MemCluster, rng: &mut SplitMix64, stats: &mut Stats) {
             }
             cluster.partition(&[a, b]);
         }
-        94..=95 => cluster.heal(),
+        94 => cluster.heal(),
+        95 => {
+            // Compaction folds the configuration into the snapshot, which lagging members
+            // and new learners then receive (§5.1).
+            let id = pick(rng);
+            if let Some(node) = cluster.nodes[&id].node.as_ref() {
+                let applied = node.log().applied();
+                if applied > node.log().snapshot().index {
+                    cluster.compact(id, applied).expect("the machine is at the applied index");
+                    stats.compactions += 1;
+                }
+            }
+        }
         96..=97 => {
             let id = pick(rng);
             if cluster.nodes[&id].node.is_some() {
@@ -214,6 +228,7 @@ fn membership_changes_under_faults_keep_one_leader_per_term_and_every_commit() {
                 total.changes += stats.changes;
                 total.joint += stats.joint;
                 total.leader_removed += stats.leader_removed;
+                total.compactions += stats.compactions;
             }
             Err(e) => panic!("seed {seed}: {e}\nreplay: {}", replay(seed, "membership_changes")),
         }
@@ -221,7 +236,13 @@ fn membership_changes_under_faults_keep_one_leader_per_term_and_every_commit() {
     // The runs did what they are for: many changes, joint ones and leaders removing
     // themselves (on the default seeds; a single seed may do little).
     if range == (0..200) {
-        assert!(total.changes > 500 && total.joint > 200 && total.leader_removed > 30, "{total:?}");
+        assert!(
+            total.changes > 500
+                && total.joint > 200
+                && total.leader_removed > 30
+                && total.compactions > 500,
+            "{total:?}"
+        );
     }
     eprintln!("seeds {range:?}: {total:?}");
 }
