@@ -195,6 +195,7 @@ fn each(ids: &[NodeId], mut f: impl FnMut(NodeId)) -> Result<String> {
 
 // Example: add-nodes 5 pre-vote=false check-quorum=false election=10 max-msg-entries=1 index=10
 //          heartbeat=2 lease=true lease-until-step-down=true unsafe-membership=true
+//          learner-refuses-vote=true
 fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String> {
     let n = node_ids(case)?.first().ok_or("how many nodes?")?.0;
     let pre_vote: bool = take_or(case, "pre-vote", true)?;
@@ -205,6 +206,7 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
     let lease: bool = take_or(case, "lease", false)?;
     let lease_until_step_down: bool = take_or(case, "lease-until-step-down", false)?;
     let unsafe_membership: bool = take_or(case, "unsafe-membership", false)?;
+    let learner_refuses_vote: bool = take_or(case, "learner-refuses-vote", false)?;
     let heartbeat: u32 = take_or(case, "heartbeat", 1)?;
     let index: u64 = take_or(case, "index", 0)?;
     let mut cluster = MemCluster::new(n, |config| {
@@ -220,6 +222,7 @@ fn add_nodes(env: &mut Option<MemCluster>, case: &mut TestCase) -> Result<String
         }
         config.bugs.lease_until_step_down = lease_until_step_down;
         config.bugs.unsafe_membership = unsafe_membership;
+        config.bugs.learner_refuses_vote = learner_refuses_vote;
     });
     if index > 0 {
         // Start every node from a snapshot at `index` in term 1, as if a long history

@@ -117,6 +117,11 @@ pub struct Bugs {
     /// raft-dev post of July 2015 described: overlapping changes around a leader change can
     /// lose a committed entry or elect two leaders).
     pub unsafe_membership: bool,
+    /// A node that is a learner in its own configuration refuses every vote request, though
+    /// a configuration that made it a voter may be committed without it knowing yet, and the
+    /// remaining voters may need its vote to elect anyone (etcd-io/etcd#10998, "raft: let
+    /// learners vote", 2019; the same case in tikv/raft-rs#57).
+    pub learner_refuses_vote: bool,
 }
 
 /// A configuration that cannot work.

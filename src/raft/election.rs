@@ -117,9 +117,14 @@ impl Node {
         // One vote per term (§3.4): repeat a vote already given, or give one if this node has
         // neither voted nor seen a leader in this term. A pre-vote for a later term commits to
         // nothing, so it may be granted regardless.
-        let can_vote = self.vote == Some(from)
-            || (self.vote.is_none() && self.leader.is_none())
-            || (pre_vote && term > self.term);
+        // A learner votes when asked: a candidate that counts it as a voter knows of a
+        // configuration that promoted it, which may be committed without it (etcd-io/etcd#10998).
+        let learner_refuses = self.config.bugs.learner_refuses_vote
+            && self.membership().learners.contains(&self.config.id);
+        let can_vote = !learner_refuses
+            && (self.vote == Some(from)
+                || (self.vote.is_none() && self.leader.is_none())
+                || (pre_vote && term > self.term));
         let up_to_date = if self.config.bugs.vote_by_index_only {
             last_log_index >= self.log.last_index()
         } else {
