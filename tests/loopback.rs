@@ -234,3 +234,39 @@ fn the_kv_command_line() {
     assert_eq!(code, Some(2));
     assert!(err.starts_with("error: ") && err.contains("127.0.0.1:1"), "{err}");
 }
+
+#[test]
+fn requests_past_etcds_size_limits_are_refused_as_etcd_refuses_them() {
+    // etcd's two layers: up to --max-request-bytes (1.5 MiB) a put is accepted; above it the
+    // server refuses it (InvalidArgument, `etcdserver: request is too large`), on a follower
+    // too; above that plus gRPC's 512 KiB, gRPC itself refuses the message (ResourceExhausted).
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = LocalCluster::start(3, dir.path()).unwrap();
+    runtime().block_on(async {
+        let mut a = client(&cluster, 1);
+        wait_for_leader(&mut a).await;
+        let value = |bytes: usize| Bytes::from(vec![b'v'; bytes]);
+        a.put(Bytes::from_static(b"big"), value(1400 * 1024)).await.unwrap();
+        for endpoint in &cluster.endpoints {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut kv = raftbed::proto::etcdserverpb::kv_client::KvClient::new(channel);
+            let put = |bytes: usize| PutRequest {
+                key: Bytes::from_static(b"big"),
+                value: value(bytes),
+                ..Default::default()
+            };
+            let error = kv.put(put(1600 * 1024)).await.unwrap_err();
+            assert_eq!(error.code(), tonic::Code::InvalidArgument, "{endpoint}: {error:?}");
+            assert_eq!(error.message(), "etcdserver: request is too large", "{endpoint}");
+            let error = kv.put(put(2100 * 1024)).await.unwrap_err();
+            assert_eq!(error.code(), tonic::Code::ResourceExhausted, "{endpoint}: {error:?}");
+        }
+        // The accepted value reads back whole, and the node still serves.
+        let read = a.get(Bytes::from_static(b"big"), Bytes::new(), Consistency::Linearizable);
+        assert_eq!(read.await.unwrap().kvs[0].value.len(), 1400 * 1024);
+    });
+}

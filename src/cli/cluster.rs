@@ -57,6 +57,9 @@ enum ClusterCommand {
         /// Progress notification interval for watches that ask, passed to every node.
         #[arg(long, alias = "experimental-watch-progress-notify-interval", default_value = "10m")]
         watch_progress_notify_interval: String,
+        /// etcd's --max-request-bytes, passed to every node.
+        #[arg(long, default_value_t = crate::server::DEFAULT_MAX_REQUEST_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 30)))]
+        max_request_bytes: usize,
     },
     /// Stop the nodes `up` started.
     Down {
@@ -156,6 +159,7 @@ pub fn run(args: &ClusterArgs) -> ExitCode {
             auto_compaction_mode,
             auto_compaction_retention,
             watch_progress_notify_interval,
+            max_request_bytes,
         } => {
             let compaction = crate::server::api::compactor::AutoCompaction::parse(
                 auto_compaction_mode,
@@ -178,6 +182,8 @@ pub fn run(args: &ClusterArgs) -> ExitCode {
                 auto_compaction_retention.clone(),
                 "--watch-progress-notify-interval".to_string(),
                 watch_progress_notify_interval.clone(),
+                "--max-request-bytes".to_string(),
+                max_request_bytes.to_string(),
             ];
             up(*nodes as usize, data_dir, *base_port, *detach, &node_flags)
         }

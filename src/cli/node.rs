@@ -63,6 +63,11 @@ pub struct NodeArgs {
     /// --experimental-watch-progress-notify-interval).
     #[arg(long, alias = "experimental-watch-progress-notify-interval", default_value = "10m", value_parser = super::sim::parse_duration)]
     pub watch_progress_notify_interval: Duration,
+    /// The largest write request accepted, encoded (etcd's --max-request-bytes, 1.5 MiB):
+    /// larger ones get `etcdserver: request is too large`, and gRPC itself refuses messages
+    /// more than 512 KiB past it.
+    #[arg(long, default_value_t = crate::server::DEFAULT_MAX_REQUEST_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 30)))]
+    pub max_request_bytes: usize,
     /// Check the Raft core's whole state after every input and at every role change and commit
     /// advance (the simulator always does); a broken invariant stops the node with its name.
     #[arg(long)]
@@ -261,6 +266,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     config.compact_every = args.snapshot_count;
     config.auto_compaction = auto_compaction;
     config.watch_progress = args.watch_progress_notify_interval;
+    config.max_request_bytes = args.max_request_bytes;
     if args.validate {
         config.raft.validate_every = 1;
     }

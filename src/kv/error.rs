@@ -57,6 +57,12 @@ impl ApiError {
         ApiError::new(Code::InvalidArgument, "etcdserver: too many operations in txn request")
     }
 
+    /// A message larger than gRPC accepts, refused as grpc-go refuses it.
+    pub fn message_too_large(size: usize, max: usize) -> ApiError {
+        let message = format!("grpc: received message larger than max ({size} vs. {max})");
+        ApiError::new(Code::ResourceExhausted, message)
+    }
+
     /// A request larger than allowed.
     pub fn request_too_large() -> ApiError {
         ApiError::new(Code::InvalidArgument, "etcdserver: request is too large")

@@ -62,6 +62,7 @@ pub fn loopback_config(
         auto_compaction: None,
         watch_progress: crate::server::DEFAULT_WATCH_PROGRESS,
         campaign_first: false,
+        max_request_bytes: crate::server::DEFAULT_MAX_REQUEST_BYTES,
     }
 }
 

@@ -34,6 +34,14 @@ pub const VERSION: &str = concat!("3.4.0-raftbed.", env!("CARGO_PKG_VERSION"));
 /// etcd's default progress-notification interval for watches.
 pub const DEFAULT_WATCH_PROGRESS: Duration = Duration::from_secs(600);
 
+/// The largest request a node proposes, encoded (etcd's `--max-request-bytes`, 1.5 MiB):
+/// larger ones are refused with `etcdserver: request is too large`.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+/// What gRPC accepts beyond `max_request_bytes` before it refuses a message itself
+/// (ResourceExhausted), as etcd's `grpcOverheadBytes`.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
 /// Deliberately broken server behaviours (all off by default), for the checks to catch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServerBugs {
@@ -110,6 +118,8 @@ pub struct NodeConfig {
     /// Campaign as soon as the start-up vote stickiness ends, if nothing was ever elected: a
     /// scenario's designated first leader.
     pub campaign_first: bool,
+    /// The largest write the API proposes, encoded (etcd's `--max-request-bytes`).
+    pub max_request_bytes: usize,
 }
 
 /// A running node's state behind its admin port: the faults it obeys (a partition is

@@ -144,6 +144,7 @@ impl NodeSpec {
             auto_compaction: self.auto_compaction,
             watch_progress: crate::server::DEFAULT_WATCH_PROGRESS,
             campaign_first: self.first_leader == Some(index),
+            max_request_bytes: crate::server::DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct Api<N: Net> {
     election_timeout: Duration,
     watch_progress: Duration,
     bugs: super::ServerBugs,
+    /// The largest write proposed, encoded (etcd's `--max-request-bytes`).
+    max_request_bytes: usize,
     /// This API itself, for tasks that outlive a handler's borrow.
     me: std::sync::Weak<Api<N>>,
 }
@@ -107,6 +109,7 @@ impl<N: Net + Send + Sync> Api<N> {
             election_timeout: config.timing.election_timeout,
             watch_progress: config.watch_progress,
             bugs: config.bugs,
+            max_request_bytes: config.max_request_bytes,
             me: me.clone(),
         })
     }
@@ -128,6 +131,16 @@ impl<N: Net + Send + Sync> Api<N> {
         &self,
         command: crate::proto::raftbed::Command,
     ) -> Result<Served<Outcome>, CallError> {
+        // etcd's two layers, on whichever member the request arrives at (both definite:
+        // nothing was proposed): gRPC refuses a message more than its overhead past
+        // --max-request-bytes, the server one past --max-request-bytes.
+        let (size, max) = (prost::Message::encoded_len(&command), self.max_request_bytes);
+        if size > max + super::GRPC_OVERHEAD_BYTES {
+            return Err(ApiError::message_too_large(size, max + super::GRPC_OVERHEAD_BYTES).into());
+        }
+        if size > max {
+            return Err(ApiError::request_too_large().into());
+        }
         self.call(|reply| Call::Propose { command, reply }).await
     }
 
@@ -216,13 +229,19 @@ pub async fn serve<N: Net + Send + Sync>(
     keepalive: Duration,
     auto_compaction: Option<compactor::AutoCompaction>,
 ) {
-    let routes = tonic::service::Routes::new(KvServer::from_arc(api.clone()))
-        .add_service(LeaseServer::from_arc(api.clone()))
-        .add_service(ClusterServer::from_arc(api.clone()))
-        .add_service(MaintenanceServer::from_arc(api.clone()))
-        .add_service(WatchServer::from_arc(api.clone()))
-        .add_service(LockServer::from_arc(api.clone()))
-        .prepare();
+    // etcd's gRPC limit (--max-request-bytes and gRPC's overhead) is enforced in `propose`,
+    // with grpc-go's code: tonic's own refusal says OutOfRange. tonic's limit stays above it,
+    // at twice, so that only a message no etcd would take meets it.
+    let limit = 2 * (api.max_request_bytes + super::GRPC_OVERHEAD_BYTES);
+    let routes = tonic::service::Routes::new(
+        KvServer::from_arc(api.clone()).max_decoding_message_size(limit),
+    )
+    .add_service(LeaseServer::from_arc(api.clone()).max_decoding_message_size(limit))
+    .add_service(ClusterServer::from_arc(api.clone()).max_decoding_message_size(limit))
+    .add_service(MaintenanceServer::from_arc(api.clone()).max_decoding_message_size(limit))
+    .add_service(WatchServer::from_arc(api.clone()).max_decoding_message_size(limit))
+    .add_service(LockServer::from_arc(api.clone()).max_decoding_message_size(limit))
+    .prepare();
     if let Some(mode) = auto_compaction {
         hyper::rt::Executor::execute(
             &crate::transport::net::Spawner::of::<N>(),

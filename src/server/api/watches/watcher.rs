@@ -14,7 +14,7 @@ use crate::proto::mvccpb::Event;
 use crate::proto::mvccpb::event::EventType;
 
 /// etcd's `--max-request-bytes` default: fragments are cut at this size.
-pub const MAX_REQUEST_BYTES: usize = 1536 * 1024;
+pub const MAX_REQUEST_BYTES: usize = crate::server::DEFAULT_MAX_REQUEST_BYTES;
 
 /// A response takes whole revisions until it reaches about this size.
 const RESPONSE_BYTES: usize = 1 << 20;
