@@ -25,6 +25,12 @@ fn client(cluster: &LocalCluster, id: u64) -> Client<TokioNet> {
     client
 }
 
+/// A raw gRPC channel to `endpoint`, for requests the client would not send.
+async fn connect(endpoint: &str) -> tonic::transport::Channel {
+    let uri = format!("http://{endpoint}");
+    tonic::transport::Endpoint::from_shared(uri).unwrap().connect().await.unwrap()
+}
+
 /// Waits until a write commits.
 async fn wait_for_leader(client: &mut Client<TokioNet>) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -53,11 +59,7 @@ fn sessions_leases_locks_and_fencing_on_real_sockets() {
         // A write retried with its session through every node applies once.
         let mut revisions = Vec::new();
         for endpoint in &cluster.endpoints {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
+            let channel = connect(endpoint).await;
             let mut request = tonic::Request::new(PutRequest {
                 key: Bytes::from_static(b"once"),
                 value: Bytes::from_static(b"v"),
@@ -157,12 +159,7 @@ fn garbage_requests_get_errors_and_the_node_keeps_serving() {
     runtime().block_on(async {
         let mut a = client(&cluster, 1);
         wait_for_leader(&mut a).await;
-        let channel =
-            tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.endpoints[0]))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
+        let channel = connect(&cluster.endpoints[0]).await;
         // A LeaseGrantRequest's bytes sent as a Put: field 1 is a varint, not the key's bytes.
         let mut grpc = tonic::client::Grpc::new(channel.clone());
         grpc.ready().await.unwrap();
@@ -248,11 +245,7 @@ fn requests_past_etcds_size_limits_are_refused_as_etcd_refuses_them() {
         let value = |bytes: usize| Bytes::from(vec![b'v'; bytes]);
         a.put(Bytes::from_static(b"big"), value(1400 * 1024)).await.unwrap();
         for endpoint in &cluster.endpoints {
-            let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
-                .unwrap()
-                .connect()
-                .await
-                .unwrap();
+            let channel = connect(endpoint).await;
             let mut kv = raftbed::proto::etcdserverpb::kv_client::KvClient::new(channel);
             let put = |bytes: usize| PutRequest {
                 key: Bytes::from_static(b"big"),

@@ -170,11 +170,7 @@ fn restored_configurations(
     snapshot: Option<&Snapshot>,
     entries: &[Entry],
 ) -> Result<Configurations, Error> {
-    let base = match snapshot {
-        Some(s) if !s.membership.voters.is_empty() => s.membership.clone(),
-        _ => Membership::of_voters(config.voters.iter().copied()),
-    };
-    let mut configs = Configurations::new(base);
+    let mut configs = Configurations::new(super::reconfig::base_membership(config, snapshot));
     for entry in entries.iter().filter(|e| e.kind == EntryKind::Config) {
         let membership = Membership::decode(&entry.data).map_err(|e| {
             Error::InvalidState(format!("entry {}/{}: {e}", entry.term, entry.index))

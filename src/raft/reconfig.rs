@@ -3,6 +3,7 @@
 //! by a snapshot (§4.1), leaving a committed joint configuration (§4.3), and stepping down
 //! once a configuration without the leader is committed (§4.2.2).
 
+use super::config::Config;
 use super::membership::{Membership, MembershipChange};
 use super::message::Body;
 use super::node::{Error, Node, Proposal};
@@ -124,15 +125,15 @@ impl Node {
 
     /// The log was replaced by `snapshot`: its configuration is in effect (§5.1).
     pub(super) fn restore_configs(&mut self, snapshot: &Snapshot) {
-        self.configs.restore(self.snapshot_membership(snapshot));
+        self.configs.restore(base_membership(&self.config, Some(snapshot)));
     }
+}
 
-    /// `snapshot`'s configuration, or the bootstrap voters when it recorded none.
-    pub(super) fn snapshot_membership(&self, snapshot: &Snapshot) -> Membership {
-        if snapshot.membership.voters.is_empty() {
-            Membership::of_voters(self.config.voters.iter().copied())
-        } else {
-            snapshot.membership.clone()
-        }
+/// The configuration as of `snapshot` (none: the log's start), or the bootstrap voters of
+/// `config` when there is no snapshot or it recorded none (written before membership changes).
+pub(super) fn base_membership(config: &Config, snapshot: Option<&Snapshot>) -> Membership {
+    match snapshot {
+        Some(s) if !s.membership.voters.is_empty() => s.membership.clone(),
+        _ => Membership::of_voters(config.voters.iter().copied()),
     }
 }

@@ -128,6 +128,19 @@ pub struct MemNode {
     pub config: Config,
 }
 
+impl MemNode {
+    /// A running node with empty storage, configured by `config`.
+    fn fresh(config: Config) -> MemNode {
+        let node = Node::new(config.clone(), Restored::default()).expect("valid test config");
+        MemNode {
+            node: Some(node),
+            storage: MemStorage::default(),
+            machine: DigestMachine::default(),
+            config,
+        }
+    }
+}
+
 /// What happened to a message on delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -158,14 +171,7 @@ impl MemCluster {
         for id in &voters {
             let mut config = Config::new(*id, voters.clone());
             configure(&mut config);
-            let node = Node::new(config.clone(), Restored::default()).expect("valid test config");
-            let member = MemNode {
-                node: Some(node),
-                storage: MemStorage::default(),
-                machine: DigestMachine::default(),
-                config,
-            };
-            nodes.insert(*id, member);
+            nodes.insert(*id, MemNode::fresh(config));
         }
         MemCluster { nodes, in_flight: VecDeque::new(), cut: BTreeSet::new() }
     }
@@ -179,14 +185,7 @@ impl MemCluster {
     pub fn add_node(&mut self, id: NodeId) {
         assert!(!self.nodes.contains_key(&id), "{id} exists");
         let template = self.nodes.values().next().expect("a cluster to join");
-        let config = Config { id, ..template.config.clone() };
-        let node = Node::new(config.clone(), Restored::default()).expect("valid test config");
-        let member = MemNode {
-            node: Some(node),
-            storage: MemStorage::default(),
-            machine: DigestMachine::default(),
-            config,
-        };
+        let member = MemNode::fresh(Config { id, ..template.config.clone() });
         self.nodes.insert(id, member);
     }
 

@@ -388,19 +388,14 @@ fn client_groups(
     first_appender: u64,
     appenders: usize,
 ) -> Vec<ClientGroupSpec> {
-    let mut groups = Vec::new();
-    if appenders > 0 {
-        let ids = first_appender..first_appender + appenders as u64;
-        groups.push(ClientGroupSpec {
-            host: "appenders".into(),
-            params: ClientParams { workload: Workload::Append, ..params.clone() },
-            clients: ids.map(|id| (id, Role::Mixed)).collect(),
-        });
-    }
-    if !clients.is_empty() {
-        groups.insert(0, ClientGroupSpec { host: "clients".into(), params, clients });
-    }
-    groups
+    let ids = first_appender..first_appender + appenders as u64;
+    let appending = ClientGroupSpec {
+        host: "appenders".into(),
+        params: ClientParams { workload: Workload::Append, ..params.clone() },
+        clients: ids.map(|id| (id, Role::Mixed)).collect(),
+    };
+    let single = ClientGroupSpec { host: "clients".into(), params, clients };
+    [single, appending].into_iter().filter(|group| !group.clients.is_empty()).collect()
 }
 
 /// The world `options` describe, from the seed's parameters.
