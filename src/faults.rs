@@ -14,6 +14,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::raft::{Membership, MembershipChange};
+
 /// A one-way latency, fixed or a uniform range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Latency {
@@ -137,6 +139,8 @@ pub enum Applied {
     LinkLoss(String, String, f64),
     /// A link's latency set.
     LinkLatency(String, String, Latency),
+    /// A membership change was asked of the cluster.
+    Member(MembershipChange),
     /// A line the driver wrote into the trace, saying what it was doing.
     Note(String),
 }
@@ -224,8 +228,25 @@ pub trait Faults {
     /// Sets the one-way latency between two hosts (both ways).
     fn link_latency(&mut self, a: &str, b: &str, latency: Latency) -> Effect;
     /// Undoes every fault: heals every cut, resumes every paused node, restarts every crashed
-    /// one, runs every clock true and puts every link back as it was built.
+    /// one, runs every clock true and puts every link back as it was built. Membership changes
+    /// are not faults to undo: the cluster keeps its configuration.
     fn heal_all(&mut self) -> Healed;
+
+    /// Asks the cluster's leader to make `change`, as an operator would: asked again while
+    /// the leader cannot take it yet (no leader, a change in flight, a learner behind), until
+    /// it is appended or refused for good.
+    fn change_membership(&mut self, _change: MembershipChange) -> Effect {
+        Effect::Nothing("this backend makes no membership changes")
+    }
+    /// The configuration the cluster last applied, if the backend knows it.
+    fn membership(&self) -> Option<Membership> {
+        None
+    }
+    /// A node that has never been a member and is running, to add; it is taken (not offered
+    /// again).
+    fn fresh_node(&mut self) -> Option<usize> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -24,12 +24,12 @@ fn a_run_prints_its_verdict_and_trace_hash() {
 
 #[test]
 fn a_caught_bug_exits_1_with_the_replay_command() {
-    let output = raftbed(&["sim", "--seed", "5", "--no-swarm", "--bug", "commit-old-term"]);
+    let output = raftbed(&["sim", "--seed", "37", "--no-swarm", "--bug", "commit-old-term"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("committed entry not safe"), "{stdout}");
     assert!(
-        stdout.contains("replay: raftbed sim --seed 5 --no-swarm --bug commit-old-term"),
+        stdout.contains("replay: raftbed sim --seed 37 --no-swarm --bug commit-old-term"),
         "{stdout}"
     );
 }
@@ -55,7 +55,7 @@ fn a_swarm_run_draws_its_world_from_the_seed_alone() {
     // What the command line fixes stays fixed.
     let pinned = raftbed(&["sim", "--seed", "5", "--duration", "3s", "--nodes", "3"]);
     let pinned = String::from_utf8_lossy(&pinned.stdout).into_owned();
-    assert!(pinned.starts_with("seed 5: 3 nodes,"), "{pinned}");
+    assert!(pinned.starts_with("seed 5: 3 nodes"), "{pinned}");
     // Seeds draw different worlds; the fixed world has no swarm line.
     let others: Vec<Vec<String>> = (6..12)
         .map(|s| {
@@ -68,7 +68,7 @@ fn a_swarm_run_draws_its_world_from_the_seed_alone() {
     let fixed = String::from_utf8_lossy(&fixed.stdout).into_owned();
     assert!(
         fixed.starts_with(
-            "seed 5: 5 nodes, 8 clients, 1s, faults [partition,crash,pause,clock,loss]"
+            "seed 5: 5 nodes and 3 spares, 8 clients, 1s, faults [partition,crash,pause,clock,loss,member]"
         ),
         "{fixed}"
     );

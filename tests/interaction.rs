@@ -66,7 +66,8 @@ fn dispatch(cluster: &mut MemCluster, case: &mut TestCase, ids: &[NodeId]) -> Re
         // Example: tick-election 1
         "tick-election" => each(&ids, |id| {
             let node = cluster.node(id);
-            let remaining = node.randomized_election_timeout() - node.election_elapsed();
+            let remaining =
+                node.randomized_election_timeout().saturating_sub(node.election_elapsed());
             (0..remaining.max(1)).for_each(|_| cluster.tick(id));
         }),
         // Example: tick-heartbeat 1 n=3

@@ -135,6 +135,40 @@ fn a_lease_without_a_drift_margin_is_caught_as_overlapping_leadership() {
     assert!(overlap.contains("lease outlived its leadership"), "{overlap}");
 }
 
+#[test]
+fn the_2015_membership_bug_splits_only_the_build_without_its_rules() {
+    // Ongaro's raft-dev post of July 2015, in the whole server stack: the same timeline, and
+    // only `--bug unsafe-membership` changes (the code under test).
+    let path = scenario("membership-2015.toml");
+    let run = |bugs: &[&str]| {
+        let mut args = vec!["replay", path.as_str(), "--system", "raft", "--json"];
+        for bug in bugs {
+            args.extend(["--bug", bug]);
+        }
+        let output = raftbed(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let value: Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+        (output.status.code(), value)
+    };
+    let (code, correct) = run(&[]);
+    let replay = correct["replay"].as_str().unwrap_or("?").to_string();
+    assert_eq!(
+        (code, &correct["split_brain"]),
+        (Some(0), &Value::Bool(false)),
+        "{replay}: {correct}"
+    );
+    assert_eq!(correct["verdict"]["checks"]["invariants"]["outcome"], "held", "{replay}");
+    let (code, buggy) = run(&["unsafe-membership"]);
+    let replay = format!("{replay} --bug unsafe-membership");
+    assert_eq!((code, &buggy["split_brain"]), (Some(1), &Value::Bool(true)), "{replay}: {buggy}");
+    assert!(buggy["acked_writes_lost"].as_u64().unwrap_or(0) > 0, "{replay}: {buggy}");
+    let invariants = buggy["verdict"]["checks"]["invariants"]["detail"].as_str().unwrap_or("");
+    assert!(invariants.starts_with("committed entry not safe: index 98"), "{replay}: {invariants}");
+    let (_, again) = run(&["unsafe-membership"]);
+    assert_eq!(buggy["trace_hash"], again["trace_hash"], "{replay} did not replay");
+}
+
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("raftbed-replay-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -201,6 +235,23 @@ fn a_malformed_scenario_names_its_line_and_field() {
             "heal = true\n[expect]\nraft = [\"read-index\", \"read-index\"]",
             17,
             "\"read-index\" is listed twice",
+        ),
+        ("heal = true", "add = \"n9\"", 15, "event[0].add: unknown node \"n9\""),
+        ("heal = true", "replace = \"n1\"", 13, "event[0].with: replace names the node replaced"),
+        ("heal = true", "replace = \"n1\"\nwith = \"n1\"", 13, "a node cannot replace itself"),
+        ("heal = true", "learner = true", 13, "event[0].learner: learner goes with add"),
+        ("heal = true", "remove = \"n2\"\nadd = \"n3\"", 13, "one action per event"),
+        (
+            "heal = true",
+            "heal = true\n[raft]\nspares = [\"n1\"]",
+            17,
+            "raft.spares: spares are the last nodes in site order (here n3)",
+        ),
+        (
+            "heal = true",
+            "heal = true\n[raft]\nspares = [\"n1\", \"n2\", \"n3\"]",
+            17,
+            "every node is a spare",
         ),
     ];
     for (from, to, line, message) in cases {

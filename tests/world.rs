@@ -31,6 +31,7 @@ fn spec() -> WorldSpec {
     WorldSpec {
         seed: 1,
         nodes: vec!["n1".into()],
+        voters: 1,
         node: NodeSpec {
             timing: Timing::from_ticks(Duration::from_millis(10), 10, 2),
             lease_reads: false,

@@ -269,6 +269,10 @@ fn handle_call(node: &Shared, call: Call) {
             };
             let _ = reply.send(answer.map(|value| served(value, epoch)).map_err(CallError::Api));
         }
+        Call::ChangeMembership { reply, .. } => {
+            let why = "naive failover has no membership to change".to_string();
+            let _ = reply.send(Err(crate::raft::Error::InvalidChange(why)));
+        }
         Call::Status { reply } => {
             let disk = n.disk.borrow();
             let status = StatusResponse {

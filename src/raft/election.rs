@@ -7,9 +7,14 @@ use super::types::{LogIndex, NodeId, Role, Term};
 
 impl Node {
     /// A follower or candidate tick: campaign once the randomized election timeout passes.
+    /// A node that may not campaign (a learner, a spare, a removed node) keeps counting: the
+    /// time since it last heard a leader must grow past the minimum timeout, or it would
+    /// ignore vote requests (§4.2.3's rule) in a cycle that can keep in step with a
+    /// candidate's forever — a learner promoted without knowing it then blocks every
+    /// election its vote is needed for.
     pub(super) fn tick_election(&mut self) {
-        self.election_elapsed += 1;
-        if self.election_elapsed >= self.randomized_election_timeout {
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
+        if self.election_elapsed >= self.randomized_election_timeout && self.promotable() {
             self.election_elapsed = 0;
             self.hup(false);
         }
@@ -51,12 +56,24 @@ impl Node {
         active
     }
 
+    /// Whether this node may campaign: it votes in its latest configuration, or it did in
+    /// the configuration its commit index is in, so a change removing it may not be committed
+    /// yet. §4.2.2: "a server that is not part of its own latest configuration should still
+    /// start new elections, as it might still be needed until the C_new entry is committed";
+    /// it does not count its own vote then (the vote count uses the latest configuration).
+    /// Without this, a leader that removed itself and was cut off before replicating the
+    /// change refuses its vote to the others (its log is longer) and never campaigns, and
+    /// they may need its vote (`raftbed sim` seed 49). A learner, a spare, or a server whose
+    /// removal it knows committed never campaigns (§4.2.1, §4.2.3).
+    pub(super) fn promotable(&self) -> bool {
+        let id = self.config.id;
+        self.membership().is_voter(id) || self.membership_at(self.log.commit()).is_voter(id)
+    }
+
     /// Starts an election: a pre-vote round first when enabled, unless a leadership transfer
     /// asked for this election (§3.10), which goes straight to a real one.
     pub(super) fn hup(&mut self, leadership_transfer: bool) {
-        // A learner, a node removed from the configuration, or one that has not joined yet
-        // never campaigns (§4.2.1, §4.2.3).
-        if self.role == Role::Leader || !self.membership().is_voter(self.config.id) {
+        if self.role == Role::Leader || !self.promotable() {
             return;
         }
         if self.config.pre_vote && !leadership_transfer {

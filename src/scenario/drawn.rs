@@ -25,6 +25,7 @@ pub fn replay_drawn(
     let world = scenario.sim.as_ref().expect("replay_drawn needs a scenario with [sim]");
     let options = SimOptions {
         nodes: world.nodes,
+        spares: Some(world.spares),
         clients: world.clients,
         workload: world.workload,
         append_clients: world.append_clients,
@@ -56,7 +57,7 @@ pub fn replay_drawn(
 /// not read back as written.
 pub fn from_run(report: &SimReport) -> Result<Scenario, String> {
     let o = &report.options;
-    let nodes = SimWorld::node_names(o.nodes);
+    let nodes = SimWorld::node_names(o.nodes + o.spares());
     let index = |host: &str| {
         nodes.iter().position(|n| n == host).ok_or_else(|| {
             format!("a fault on host {host:?}, which is not a node, has no scenario form")
@@ -83,11 +84,13 @@ pub fn from_run(report: &SimReport) -> Result<Scenario, String> {
                 Action::SetLatency(Target::Node(index(a)?), Target::Node(index(b)?), *latency)
             }
             Applied::Note(text) => Action::Note(text.clone()),
+            Applied::Member(change) => Action::Member(change.clone()),
         };
         events.push(Event { at: *at, action, line: 0 });
     }
     let world = SimWorld {
         nodes: o.nodes,
+        spares: o.spares(),
         clients: o.clients,
         workload: o.workload,
         append_clients: o.append_clients,

@@ -71,6 +71,8 @@ pub struct Scenario {
 pub struct SimWorld {
     /// Raft nodes (`n1`..).
     pub nodes: usize,
+    /// Spare nodes after them, no members until added (absent in older files: none).
+    pub spares: usize,
     /// Workload clients (one reader per node besides them).
     pub clients: usize,
     /// What the workload clients do.
@@ -145,6 +147,9 @@ pub struct RaftOptions {
     pub max_entries_per_message: usize,
     /// Entries between snapshots.
     pub snapshot_every: u64,
+    /// The last this many nodes (in site order) are spares: running, but no members until
+    /// an `add` or `replace` event adds them.
+    pub spares: usize,
 }
 
 impl Default for RaftOptions {
@@ -154,6 +159,7 @@ impl Default for RaftOptions {
             check_quorum: true,
             max_entries_per_message: 64,
             snapshot_every: 1000,
+            spares: 0,
         }
     }
 }
@@ -296,6 +302,11 @@ pub enum Action {
     /// Write a line into the trace and the report (`raftbed sim`'s nemesis says what it is
     /// doing this way, and `--emit-scenario` keeps its words).
     Note(String),
+    /// Ask the leader for a membership change (`add`, `promote`, `remove`): asked again
+    /// while it cannot take it yet, as an operator would.
+    Member(crate::raft::MembershipChange),
+    /// Remove the first node and add the second as a voter, asked back to back.
+    Replace(usize, usize),
 }
 
 impl SimWorld {
@@ -306,6 +317,11 @@ impl SimWorld {
 }
 
 impl Scenario {
+    /// The voters the cluster starts with: the nodes but for the spares.
+    pub fn voters(&self) -> usize {
+        self.nodes.len() - self.raft.spares
+    }
+
     /// A scenario of a world `raftbed sim` drew: its nodes in one site, the site-world
     /// sections filled from `world` for what reads them (the timeline, the writer).
     pub fn drawn(
@@ -323,7 +339,7 @@ impl Scenario {
             name,
             description,
             duration,
-            nodes: SimWorld::node_names(world.nodes),
+            nodes: SimWorld::node_names(world.nodes + world.spares),
             leader: 0,
             seed,
             timing: Timing {
@@ -340,10 +356,11 @@ impl Scenario {
                 check_quorum: p.check_quorum,
                 max_entries_per_message: p.max_entries_per_message,
                 snapshot_every: p.compact_every,
+                spares: world.spares,
             },
             sites: vec![Site {
                 name: DRAWN_SITE.into(),
-                nodes: (0..world.nodes).collect(),
+                nodes: (0..world.nodes + world.spares).collect(),
                 latency,
             }],
             links: Vec::new(),

@@ -54,7 +54,7 @@ impl NodeProgram for NaiveProgram {
         spec: &WorldSpec,
         trace: &Rc<RefCell<Trace>>,
     ) -> Vec<String> {
-        let members = spec.node.config(0, &spec.nodes, spec.seed).members;
+        let members = spec.node.config(0, &spec.nodes, spec.voters, spec.seed).members;
         let (interval, failover_after) = self.monitor;
         let params = monitor::MonitorParams {
             nodes: members.iter().map(|(id, m)| (*id, m.peer_addr.clone())).collect(),

@@ -278,6 +278,7 @@ fn world_spec(scenario: &Scenario, seed: u64) -> (WorldSpec, Vec<String>) {
     let spec = WorldSpec {
         seed,
         nodes: scenario.nodes.clone(),
+        voters: scenario.voters(),
         node: NodeSpec {
             timing: timing.raft,
             lease_reads: timing.lease,

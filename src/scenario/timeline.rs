@@ -196,6 +196,18 @@ impl<'s> Timeline<'s> {
                 f.note(text);
                 None
             }
+            Action::Member(change) => {
+                self.say(f, &format!("ask the leader: {change}"));
+                let _ = f.change_membership(change.clone());
+                None
+            }
+            Action::Replace(old, new) => {
+                self.say(f, &format!("replace {} with {}", name(old), name(new)));
+                let id = |n: &usize| crate::raft::NodeId(*n as u64 + 1);
+                let _ = f.change_membership(crate::raft::MembershipChange::Remove(id(old)));
+                let _ = f.change_membership(crate::raft::MembershipChange::AddVoter(id(new)));
+                None
+            }
         }
     }
 }

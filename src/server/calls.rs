@@ -9,7 +9,7 @@ use crate::proto::etcdserverpb::{
     LeaseTimeToLiveResponse, RangeRequest, RangeResponse, StatusResponse,
 };
 use crate::proto::raftbed::{Command, Outcome};
-use crate::raft::NodeId;
+use crate::raft::{Error as RaftError, MembershipChange, NodeId};
 
 /// How a read is served.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -161,5 +161,14 @@ pub enum Call {
     Status {
         /// The answer.
         reply: Reply<NodeStatus>,
+    },
+    /// Make a membership change (leader only). Answered as soon as the configuration entry is
+    /// appended, with its index: a configuration takes effect when appended (§4.1), and the
+    /// leader refuses the next change until this one is committed. Refusals are the core's.
+    ChangeMembership {
+        /// The change.
+        change: MembershipChange,
+        /// The entry's index, or why the leader refused.
+        reply: oneshot::Sender<Result<u64, RaftError>>,
     },
 }

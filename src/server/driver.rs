@@ -314,6 +314,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 let status = NodeStatus { status: self.status(), lease_left: self.lease_left() };
                 let _ = reply.send(self.served(status, 0));
             }
+            Call::ChangeMembership { change, reply } => {
+                let _ = reply.send(self.node.propose_membership(&change).map(|p| p.index.0));
+            }
         }
     }
 

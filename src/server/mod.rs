@@ -124,10 +124,13 @@ pub struct NodeConfig {
 
 /// A running node's state behind its admin port: the faults it obeys (a partition is
 /// enforced here, in the node itself, for peer messages both ways and for requests it would
-/// forward), and, once asked for, when it knew a leader.
+/// forward), once asked for, when it knew a leader, and its driver's call queue (membership
+/// changes reach the leader's core through it).
 #[derive(Debug, Default)]
 pub struct LiveFaults {
     blocked: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
+    /// The running incarnation's call queue (replaced at every start).
+    calls: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<calls::Call>>>,
     /// `(Unix nanoseconds, whether it knew a leader from then on)`; `None` until
     /// [`LiveFaults::record_leaders`]. Real nodes only: the simulator reads no wall clock.
     leaders: std::sync::Mutex<Option<Vec<(i64, bool)>>>,
@@ -170,6 +173,18 @@ impl LiveFaults {
     /// Whether traffic with `peer` is cut.
     pub fn is_blocked(&self, peer: NodeId) -> bool {
         self.blocked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&peer)
+    }
+
+    /// The node (re)started with this call queue.
+    fn attach(&self, calls: tokio::sync::mpsc::Sender<calls::Call>) {
+        *self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(calls);
+    }
+
+    /// Queues `call` for the running node's driver; false if the node is down (its queue
+    /// closed) or not yet started.
+    pub fn call(&self, call: calls::Call) -> bool {
+        let calls = self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        calls.as_ref().is_some_and(|queue| queue.try_send(call).is_ok())
     }
 
     /// The peers cut off.
@@ -271,6 +286,7 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
     let client_listener = bind(&net, &me.client_addr).await?;
     let (inbox_tx, inbox) = tokio::sync::mpsc::channel(8192);
     let (calls_tx, calls) = tokio::sync::mpsc::channel(4096);
+    config.live.attach(calls_tx.clone());
     let (revision_tx, revision) = tokio::sync::watch::channel(0);
     let (leader_tx, leader) = tokio::sync::watch::channel(None);
     // The peer server first, then the API, then the senders: the order of their tasks is

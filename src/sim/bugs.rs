@@ -48,6 +48,13 @@ pub struct SimBugs {
     pub lease_until_step_down: bool,
     /// A follower answers read-only transactions from its own state.
     pub stale_follower_txn_read: bool,
+    /// Single-server changes without their two rules: several may be in flight, and a new
+    /// leader may change the configuration before its term has a committed entry (Ongaro,
+    /// raft-dev, July 2015).
+    pub unsafe_membership: bool,
+    /// A learner that was promoted without knowing it refuses to vote (etcd-io/etcd#10998,
+    /// tikv/raft-rs#57).
+    pub learner_refuses_vote: bool,
 }
 
 /// One switch: its command-line name, where the bug comes from, and its field.
@@ -65,7 +72,7 @@ pub struct Bug {
 const KV: super::Workload = super::Workload::Kv;
 
 /// Every switch, in the order reports list them.
-pub const BUGS: [Bug; 18] = [
+pub const BUGS: [Bug; 20] = [
     Bug { name: "skip-fsync", source: "invented", workload: KV, field: |b| &mut b.skip_fsync },
     Bug { name: "forget-vote", source: "invented", workload: KV, field: |b| &mut b.forget_vote },
     Bug {
@@ -163,6 +170,18 @@ pub const BUGS: [Bug; 18] = [
         source: "invented",
         workload: super::Workload::Append,
         field: |b| &mut b.stale_follower_txn_read,
+    },
+    Bug {
+        name: "unsafe-membership",
+        source: "Ongaro, raft-dev, July 2015 (the single-server change bug)",
+        workload: KV,
+        field: |b| &mut b.unsafe_membership,
+    },
+    Bug {
+        name: "learner-refuses-vote",
+        source: "etcd-io/etcd#10998, tikv/raft-rs#57",
+        workload: KV,
+        field: |b| &mut b.learner_refuses_vote,
     },
 ];
 

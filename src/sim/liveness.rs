@@ -30,6 +30,10 @@ pub struct Connectivity {
     whole: Vec<Vec<bool>>,
     /// `severed[a][b]`: cut both ways.
     severed: Vec<Vec<bool>>,
+    /// The voter sets a quorum needs a majority of (two while joint, §4.3).
+    voter_sets: Vec<Vec<usize>>,
+    /// The members (voters and learners): those that must know the leader.
+    members: Vec<bool>,
 }
 
 impl Connectivity {
@@ -43,11 +47,27 @@ impl Connectivity {
                 (whole[a][b], whole[b][a], severed[a][b], severed[b][a]) = (w, w, s, s);
             }
         }
-        Connectivity { up, whole, severed }
+        let voter_sets = vec![(0..n).collect()];
+        Connectivity { up, whole, severed, voter_sets, members: vec![true; n] }
     }
 
-    /// The running nodes that form a quorum of the cluster, are whole among themselves and
-    /// severed from every other running node, if there are such (at most one set can be).
+    /// The cluster's configuration: only its voters count toward a quorum, and only its
+    /// members must know the leader (spares and removed nodes need not).
+    pub fn with_membership(mut self, membership: &crate::raft::Membership) -> Connectivity {
+        let index = |id: &NodeId| id.0 as usize - 1;
+        let n = self.up.len();
+        self.voter_sets = [&membership.voters, &membership.outgoing]
+            .into_iter()
+            .filter(|set| !set.is_empty())
+            .map(|set| set.iter().map(index).filter(|i| *i < n).collect())
+            .collect();
+        self.members = (0..n).map(|i| membership.contains(NodeId(i as u64 + 1))).collect();
+        self
+    }
+
+    /// The running members that hold a quorum of the cluster's configuration, are whole among
+    /// themselves and with the other running nodes they reach, and severed from every other
+    /// running node, if there are such (at most one set can be).
     pub fn isolated_quorum(&self) -> Option<Vec<usize>> {
         let n = self.up.len();
         let mut seen = vec![false; n];
@@ -69,10 +89,14 @@ impl Connectivity {
                 }
                 i += 1;
             }
-            let quorum = component.len() > n / 2;
+            let quorum = self
+                .voter_sets
+                .iter()
+                .all(|set| set.iter().filter(|v| component.contains(v)).count() > set.len() / 2);
             let whole =
                 component.iter().all(|a| component.iter().all(|b| a == b || self.whole[*a][*b]));
             if quorum && whole {
+                component.retain(|node| self.members[*node]);
                 component.sort_unstable();
                 return Some(component);
             }

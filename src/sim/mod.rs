@@ -67,6 +67,9 @@ pub struct SimOptions {
     pub seed: u64,
     /// Raft nodes.
     pub nodes: usize,
+    /// Nodes beside them, running but no members until a membership change adds them;
+    /// `None`: as the faults need ([`SimOptions::spares`]).
+    pub spares: Option<usize>,
     /// Workload clients.
     pub clients: usize,
     /// List-append transaction clients beside the single-key clients (`workload` kv; with
@@ -165,6 +168,7 @@ impl SimOptions {
         SimOptions {
             seed,
             nodes: 5,
+            spares: None,
             clients: 8,
             append_clients: 0,
             lock_clients: 2,
@@ -209,6 +213,13 @@ impl SimOptions {
             density: drawn.density,
             ..self.clone()
         }
+    }
+
+    /// Spare nodes beside the voters: as set, else [`SPARE_NODES`] with membership faults
+    /// and none without.
+    pub fn spares(&self) -> usize {
+        let needed = if self.faults.contains(&FaultKind::Member) { SPARE_NODES } else { 0 };
+        self.spares.unwrap_or(needed)
     }
 
     /// The command that replays this run.
@@ -319,6 +330,10 @@ impl SimParams {
 /// with 8 clients at over 100x real time (1 ms steps: about 40x).
 pub(crate) const SIM_STEP: Duration = Duration::from_millis(5);
 
+/// Spare nodes beside the voters when the nemesis changes membership: enough to add a
+/// learner and to replace two nodes in one run.
+pub const SPARE_NODES: usize = 3;
+
 pub(crate) const PEER_PORT: u16 = 7000;
 pub(crate) const CLIENT_PORT: u16 = 7001;
 
@@ -400,7 +415,11 @@ fn client_groups(
 
 /// The world `options` describe, from the seed's parameters.
 pub(crate) fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec {
-    let nodes: Vec<String> = (1..=options.nodes).map(|n| format!("n{n}")).collect();
+    let hosts: Vec<String> =
+        (1..=options.nodes + options.spares()).map(|n| format!("n{n}")).collect();
+    // Clients know the voters the cluster starts with, as a client's endpoints are
+    // configured; spares are not among them.
+    let nodes = &hosts[..options.nodes];
     // All workload clients share one simulated host, and the lock clients another: they are
     // never partitioned one by one, and every host costs a runtime polled at every step.
     // No clients is an idle cluster: no readers and no lock clients either.
@@ -444,6 +463,7 @@ pub(crate) fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec 
     });
     WorldSpec {
         seed: options.seed,
+        voters: options.nodes,
         node: NodeSpec {
             timing: params.timing,
             lease_reads: params.lease_reads,
@@ -476,6 +496,6 @@ pub(crate) fn world_spec(options: &SimOptions, params: &SimParams) -> WorldSpec 
         watcher_count: options.watchers,
         keep_trace: options.keep_trace,
         sim_net: options.transport.net(),
-        nodes,
+        nodes: hosts,
     }
 }

@@ -110,7 +110,8 @@ pub fn run_world<D: Driver>(
         safety_phase(&mut world, &mut driver, &mut live, options.duration, options.keep_going);
     world.stop_clients();
     let liveness = if safe {
-        let endpoints = (1..=options.nodes).map(|n| format!("n{n}:{CLIENT_PORT}")).collect();
+        // Every node, spares too: membership changes may have left few of the first voters.
+        let endpoints = spec.nodes.iter().map(|n| format!("{n}:{CLIENT_PORT}")).collect();
         let (bound, net) = (options.liveness_bound, spec.sim_net);
         liveness_phase(&mut world, &mut driver, bound, endpoints, net)
     } else {
@@ -227,10 +228,15 @@ fn liveness_phase(
         let mut value = 0;
         while done.get().is_none() {
             value += 1;
+            let tried = client.current();
             if workload::put_once(&mut client, value).await.is_some() {
                 done.set(Some(sim_now()));
             }
-            client.prefer(client.current() + 1);
+            // Move on to the next node, unless the client already did: stepping twice
+            // would try only every other node.
+            if client.current() == tried {
+                client.prefer(tried + 1);
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())

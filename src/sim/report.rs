@@ -246,11 +246,14 @@ impl fmt::Display for SimReport {
             (_, 0) => format!("{} clients", o.clients),
             (_, appenders) => format!("{} clients and {appenders} list-append", o.clients),
         };
+        let nodes = match o.spares() {
+            0 => format!("{} nodes", o.nodes),
+            spares => format!("{} nodes and {spares} spares", o.nodes),
+        };
         writeln!(
             f,
-            "seed {}: {} nodes, {clients}, {:.0}s, {faults}{}",
+            "seed {}: {nodes}, {clients}, {:.0}s, {faults}{}",
             o.seed,
-            o.nodes,
             o.duration.as_secs_f64(),
             if o.bugs.names().is_empty() {
                 String::new()

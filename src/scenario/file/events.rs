@@ -55,12 +55,13 @@ pub(super) fn parse(
             }
         }
         clock(cx, names, e, &field, event.span(), &mut actions)?;
+        member(cx, names, e, &field, event.span(), &mut actions)?;
         link(cx, names, e, &field, event.span(), &mut actions)?;
         if let Some(text) = &e.note {
             actions.push(Action::Note(note(cx, text, &format!("{field}.note"))?));
         }
         match actions.len() {
-            0 => return cx.err(event.span(), &field, "an event needs one action: partition, cut, uncut, heal, isolate_leader, crash, restart, pause, resume, drift, jump, loss, latency or note"),
+            0 => return cx.err(event.span(), &field, "an event needs one action: partition, cut, uncut, heal, isolate_leader, crash, restart, pause, resume, drift, jump, loss, latency, note, add, promote, remove or replace"),
             1 => events.push(Event { at, action: actions.pop().expect("one"), line }),
             _ => return cx.err(event.span(), &field, "one action per event: split it into several [[event]]s"),
         }
@@ -179,6 +180,59 @@ fn clock(
             );
         }
         actions.push(Action::Jump(n, delta));
+    }
+    Ok(())
+}
+
+/// Membership: `add` (a learner with `learner = true`), `promote`, `remove`, and `replace`
+/// with `with`, the node that takes its place.
+fn member(
+    cx: &Ctx<'_>,
+    names: &Names<'_>,
+    e: &FileEvent,
+    field: &str,
+    span: Range<usize>,
+    actions: &mut Vec<Action>,
+) -> Result<(), ScenarioError> {
+    use crate::raft::{MembershipChange as C, NodeId};
+    let id = |n: usize| NodeId(n as u64 + 1);
+    if e.learner.is_some() && e.add.is_none() {
+        return cx.err(span, &format!("{field}.learner"), "learner goes with add");
+    }
+    if e.with.is_some() != e.replace.is_some() {
+        let message = "replace names the node replaced, and with the node that takes its place";
+        return cx.err(span, &format!("{field}.with"), message);
+    }
+    if let Some(n) = &e.add {
+        let n = names.node_field(cx, n, &format!("{field}.add"))?;
+        let learner = e.learner.unwrap_or(false);
+        actions.push(Action::Member(if learner {
+            C::AddLearner(id(n))
+        } else {
+            C::AddVoter(id(n))
+        }));
+    }
+    if let Some(n) = &e.promote {
+        actions.push(Action::Member(C::AddVoter(id(names.node_field(
+            cx,
+            n,
+            &format!("{field}.promote"),
+        )?))));
+    }
+    if let Some(n) = &e.remove {
+        actions.push(Action::Member(C::Remove(id(names.node_field(
+            cx,
+            n,
+            &format!("{field}.remove"),
+        )?))));
+    }
+    if let (Some(old), Some(new)) = (&e.replace, &e.with) {
+        let old = names.node_field(cx, old, &format!("{field}.replace"))?;
+        let new = names.node_field(cx, new, &format!("{field}.with"))?;
+        if old == new {
+            return cx.err(span, &format!("{field}.with"), "a node cannot replace itself");
+        }
+        actions.push(Action::Replace(old, new));
     }
     Ok(())
 }

@@ -247,7 +247,8 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         None => 0,
     };
     let timing = timing::parse(&cx, &names, raw.timing.as_ref(), leader)?;
-    let raft = raft::parse(&cx, raw.raft.as_ref(), timing.lease)?;
+    let mut raft = raft::parse(&cx, raw.raft.as_ref(), timing.lease)?;
+    raft.spares = raft::spares(&cx, &names, raw.raft.as_ref(), leader)?;
     let links = links::parse(&cx, &names, &raw.links, timing.default_latency)?;
     let clients = clients::parse_clients(&cx, &names, &raw.clients, timing.request_timeout)?;
     let locks = clients::parse_locks(&cx, &names, &raw.locks)?;

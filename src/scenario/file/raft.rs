@@ -12,6 +12,50 @@ const MAX_ENTRIES_PER_MESSAGE: i64 = 1024;
 /// The snapshot interval's range, in entries.
 const SNAPSHOT_EVERY: std::ops::RangeInclusive<i64> = 10..=1_000_000;
 
+/// `spares`: nodes that start as no member, to be added by `add` or `replace` events. They
+/// are the last nodes in site order (node ids follow that order, and the voters come first),
+/// and the first leader is not one of them. Returns how many.
+pub(super) fn spares(
+    cx: &Ctx<'_>,
+    names: &super::names::Names<'_>,
+    raft: Option<&Spanned<FileRaft>>,
+    leader: usize,
+) -> Result<usize, ScenarioError> {
+    let Some(list) = raft.and_then(|r| r.get_ref().spares.as_ref()) else { return Ok(0) };
+    let mut spares = Vec::new();
+    for name in list.get_ref() {
+        match names.node(name) {
+            Some(n) if !spares.contains(&n) => spares.push(n),
+            Some(_) => {
+                return cx.err(list.span(), "raft.spares", format!("{name} is listed twice"));
+            }
+            None => return cx.err(list.span(), "raft.spares", names.unknown_node(name)),
+        }
+    }
+    let total = names.nodes.len();
+    let voters = total - spares.len();
+    if voters == 0 {
+        return cx.err(
+            list.span(),
+            "raft.spares",
+            "every node is a spare: the cluster needs a voter",
+        );
+    }
+    if spares.iter().any(|n| *n < voters) {
+        let last: Vec<&str> = names.nodes[voters..].iter().map(String::as_str).collect();
+        let message = format!(
+            "spares are the last nodes in site order (here {}): list them after the voters",
+            last.join(", ")
+        );
+        return cx.err(list.span(), "raft.spares", message);
+    }
+    if leader >= voters {
+        let message = format!("the first leader {} cannot be a spare", names.nodes[leader]);
+        return cx.err(list.span(), "raft.spares", message);
+    }
+    Ok(spares.len())
+}
+
 /// The validated `[raft]` table, with defaults; `lease` says whether `[timing]` asked for
 /// leader leases, which need check-quorum.
 pub(super) fn parse(
@@ -49,6 +93,7 @@ pub(super) fn parse(
             SNAPSHOT_EVERY,
             defaults.snapshot_every,
         )?,
+        spares: 0,
     };
     if lease && !options.check_quorum {
         let message =

@@ -45,6 +45,8 @@ pub(super) struct FileSim {
     /// Absent in files written before the append workload: kv, and no append clients.
     pub(super) workload: Option<Spanned<String>>,
     pub(super) append_clients: Option<Spanned<i64>>,
+    /// Absent in files written before membership faults: none.
+    pub(super) spares: Option<Spanned<i64>>,
     pub(super) lock_clients: Spanned<i64>,
     pub(super) watchers: Spanned<i64>,
     pub(super) history_kept: Spanned<i64>,
@@ -110,6 +112,7 @@ pub(super) struct FileRaft {
     pub(super) check_quorum: Option<bool>,
     pub(super) max_entries_per_message: Option<Spanned<i64>>,
     pub(super) snapshot_every: Option<Spanned<i64>>,
+    pub(super) spares: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -168,4 +171,10 @@ pub(super) struct FileEvent {
     pub(super) latency: Option<Spanned<String>>,
     pub(super) between: Option<Spanned<Vec<String>>>,
     pub(super) note: Option<Spanned<String>>,
+    pub(super) add: Option<Spanned<String>>,
+    pub(super) learner: Option<bool>,
+    pub(super) promote: Option<Spanned<String>>,
+    pub(super) remove: Option<Spanned<String>>,
+    pub(super) replace: Option<Spanned<String>>,
+    pub(super) with: Option<Spanned<String>>,
 }

@@ -91,8 +91,13 @@ pub(super) fn parse(
         Some(n) => int(n, "append_clients", 0..=16)? as usize,
         None => 0,
     };
+    let spares = match &s.spares {
+        Some(n) => int(n, "spares", 0..=4)? as usize,
+        None => 0,
+    };
     Ok(SimWorld {
         nodes,
+        spares,
         clients: int(&s.clients, "clients", 0..=64)? as usize,
         workload,
         append_clients,

@@ -50,6 +50,9 @@ fn sim_world(out: &mut String, w: &SimWorld) {
     );
     let _ =
         writeln!(out, "workload = {}\nappend_clients = {}", q(w.workload.name()), w.append_clients);
+    if w.spares > 0 {
+        let _ = writeln!(out, "spares = {}", w.spares);
+    }
     let _ = writeln!(
         out,
         "tick = {}\nelection_ticks = {}\nheartbeat_ticks = {}",
@@ -107,6 +110,10 @@ fn sites_world(out: &mut String, s: &Scenario) {
             "\n[raft]\npre_vote = {}\ncheck_quorum = {}\nmax_entries_per_message = {}\nsnapshot_every = {}",
             r.pre_vote, r.check_quorum, r.max_entries_per_message, r.snapshot_every
         );
+        if r.spares > 0 {
+            let spares = s.nodes[s.voters()..].iter().map(String::as_str).collect();
+            let _ = writeln!(out, "spares = {}", list(spares));
+        }
     }
     for site in &s.sites {
         let _ = writeln!(out, "\n[[site]]\nname = {}", q(&site.name));
@@ -228,7 +235,25 @@ fn expect_and_events(out: &mut String, s: &Scenario) {
                 q(&l.to_string())
             ),
             Action::Note(text) => writeln!(out, "note = {}", q(text)),
+            Action::Member(change) => member(out, s, change),
+            Action::Replace(a, b) => writeln!(out, "replace = {}\nwith = {}", node(a), node(b)),
         };
+    }
+}
+
+/// `add` (with `learner = true`), `remove`; a joint change has no event of its own.
+fn member(
+    out: &mut String,
+    s: &Scenario,
+    change: &crate::raft::MembershipChange,
+) -> std::fmt::Result {
+    use crate::raft::MembershipChange as C;
+    let name = |id: &crate::raft::NodeId| q(&s.nodes[id.0 as usize - 1]);
+    match change {
+        C::AddLearner(id) => writeln!(out, "add = {}\nlearner = true", name(id)),
+        C::AddVoter(id) => writeln!(out, "add = {}", name(id)),
+        C::Remove(id) => writeln!(out, "remove = {}", name(id)),
+        C::Joint { .. } => writeln!(out, "note = {}", q(&format!("asked {change}"))),
     }
 }
 

@@ -6,6 +6,7 @@
 //! the committed prefix with the term in which each index was first known committed, and what
 //! was applied at each index.
 
+mod configs;
 mod violation;
 
 use std::collections::{BTreeMap, HashMap};
@@ -13,7 +14,7 @@ use std::time::Duration;
 
 pub use violation::Violation;
 
-use crate::raft::{Entry, EntryKind, LogIndex, Node, NodeId, Ready, Role, Term};
+use crate::raft::{Entry, EntryKind, LogIndex, Membership, Node, NodeId, Ready, Role, Term};
 use crate::resolved::LogSlot;
 
 /// What one node looks like to the checks.
@@ -30,6 +31,8 @@ struct NodeView {
     chain: Vec<u64>,
     /// The term of the last entry (or of the snapshot, with no entries after it).
     last_term: Term,
+    /// The configuration in effect on the node: the latest in its log (§4.1).
+    membership: Membership,
 }
 
 impl NodeView {
@@ -97,9 +100,28 @@ pub struct Checks {
     /// Per node, when it came to know a leader and when it stopped (a crash and a restart
     /// included), as its own API saw it: what require-leader watches are judged by.
     leader_known: BTreeMap<NodeId, Vec<(Duration, bool)>>,
+    /// The configuration of the highest configuration entry any node applied (the bootstrap
+    /// one, at index 0, until then).
+    membership: (LogIndex, Membership),
 }
 
 impl Checks {
+    /// The cluster starts with `membership`.
+    pub fn bootstrap(&mut self, membership: Membership) {
+        self.membership = (LogIndex(0), membership);
+    }
+
+    /// The configuration the cluster last applied: the latest committed one that any node
+    /// has applied so far.
+    pub fn membership(&self) -> &Membership {
+        &self.membership.1
+    }
+
+    /// The index of that configuration's entry (0: the bootstrap one).
+    pub fn membership_index(&self) -> LogIndex {
+        self.membership.0
+    }
+
     /// The violations found so far.
     pub fn violations(&self) -> &[Violation] {
         &self.violations
@@ -219,6 +241,7 @@ impl Checks {
             role: Some(node.role()),
             term: node.term(),
             commit: log.commit(),
+            membership: node.membership().clone(),
             ..NodeView::default()
         };
         view.chain = self.committed_chain_through(snapshot.index);
@@ -238,6 +261,11 @@ impl Checks {
     pub fn ready(&mut self, node: &Node, ready: &Ready, at: Duration) -> Vec<Event> {
         let id = node.id();
         let mut events = Vec::new();
+        if node.role() == Role::Leader && ready.entries.iter().any(|e| e.kind == EntryKind::Config)
+        {
+            let commit = self.nodes.get(&id).map_or(LogIndex(0), |v| v.commit);
+            self.check_quorums_overlap(node, &ready.entries, commit, at);
+        }
         if let Some(snapshot) = &ready.snapshot {
             let chain = self.committed_chain_through(snapshot.meta.index);
             let view = self.nodes.entry(id).or_default();
@@ -249,6 +277,9 @@ impl Checks {
         }
         let view = self.nodes.entry(id).or_default();
         view.term = node.term();
+        if view.membership != *node.membership() {
+            view.membership = node.membership().clone();
+        }
         if let Some(soft) = ready.soft_state {
             view.role = Some(soft.role);
             view.leader = soft.leader;
@@ -307,6 +338,12 @@ impl Checks {
                     EntryKind::Config => bytes::Bytes::new(),
                     EntryKind::Command => entry.data.clone(),
                 };
+                if entry.kind == EntryKind::Config
+                    && entry.index > self.membership.0
+                    && let Ok(membership) = Membership::decode(&entry.data)
+                {
+                    self.membership = (entry.index, membership);
+                }
                 let request = match LogSlot::of(&command) {
                     LogSlot::Request(client, seq) => Some((client, seq)),
                     LogSlot::Other | LogSlot::Unknown => None,
@@ -446,26 +483,25 @@ impl Checks {
         }
     }
 
-    /// The newest committed entry is electorally safe: every node lacking it is outvoted by a
-    /// majority of nodes holding it, each with a strictly more up-to-date log (§3.6.1). (An older
-    /// committed entry is lacked only by nodes that also lack the newest.)
+    /// The newest committed entry is electorally safe: every node lacking it that could
+    /// campaign (a voter of its own configuration) is refused by enough voters of that
+    /// configuration, each with a strictly more up-to-date log (§3.6.1), that it cannot win
+    /// (§4.1: a node uses the configuration in its log). Nodes holding the entry refuse first:
+    /// with one configuration, the node lacking it with the most up-to-date log is refused by
+    /// holders alone. (An older committed entry is lacked only by nodes that also lack the
+    /// newest.)
     fn check_committed_safe(&mut self, at: Duration) {
         let index = self.committed.len();
         let chain = self.committed[index - 1].0;
-        let majority = self.nodes.len() / 2 + 1;
-        let holders: Vec<(Term, LogIndex)> = self
-            .nodes
-            .values()
-            .filter(|v| v.chain.get(index) == Some(&chain))
-            .map(NodeView::last)
-            .collect();
         for (id, view) in &self.nodes {
-            if view.chain.get(index) == Some(&chain) {
+            if view.chain.get(index) == Some(&chain) || !view.membership.is_voter(*id) {
                 continue;
             }
             let last = view.last();
-            let outvoting = holders.iter().filter(|h| **h > last).count();
-            if outvoting < majority {
+            let refuses = |v: NodeId| self.nodes.get(&v).is_some_and(|w| w.last() > last);
+            if !configs::blocked(&view.membership, refuses) {
+                let members = view.membership.voters.iter().chain(&view.membership.outgoing);
+                let outvoting = members.filter(|v| refuses(**v)).count();
                 self.violations.push(Violation::CommittedNotSafe {
                     index: LogIndex(index as u64),
                     node: *id,
@@ -475,6 +511,42 @@ impl Checks {
                 });
                 return;
             }
+        }
+    }
+
+    /// A leader appending a configuration: its quorums must meet those of every
+    /// configuration that may still decide — the one in effect at its commit index `commit`
+    /// (as of its last `Ready`) and every one appended after it (`configs.rs`).
+    fn check_quorums_overlap(
+        &mut self,
+        node: &Node,
+        entries: &[Entry],
+        commit: LogIndex,
+        at: Duration,
+    ) {
+        let log = node.log();
+        let mut deciding = vec![(commit, node.membership_at(commit))];
+        let mut index = commit.next();
+        let last = entries.last().map_or(commit, |e| e.index);
+        while index <= last {
+            let Some(entry) = log.entry(index) else { break };
+            if entry.kind == EntryKind::Config
+                && let Ok(config) = Membership::decode(&entry.data)
+            {
+                if let Some(other) =
+                    deciding.iter().find(|(_, other)| !configs::quorums_overlap(&config, other))
+                {
+                    self.violations.push(Violation::QuorumsDisjoint {
+                        leader: node.id(),
+                        config: (index, config),
+                        other: other.clone(),
+                        at,
+                    });
+                    return;
+                }
+                deciding.push((index, config));
+            }
+            index = index.next();
         }
     }
 

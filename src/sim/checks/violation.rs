@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::raft::{LogIndex, NodeId, Term};
+use crate::raft::{LogIndex, Membership, NodeId, Term};
 
 /// A broken property, naming nodes, terms, indexes and the simulated time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub enum Violation {
         node: NodeId,
         /// That node's last log entry (term, index).
         last: (Term, LogIndex),
-        /// Holders whose logs are strictly more up-to-date than that node's.
+        /// Voters of its configuration whose logs are strictly more up-to-date than its own.
         outvoting: usize,
         /// When.
         at: Duration,
@@ -145,6 +145,18 @@ pub enum Violation {
         /// When.
         at: Duration,
     },
+    /// A leader appended a configuration whose quorums need not meet those of one that may
+    /// still decide (§4.2, §4.3).
+    QuorumsDisjoint {
+        /// The leader.
+        leader: NodeId,
+        /// The new configuration and its index.
+        config: (LogIndex, Membership),
+        /// The configuration it need not overlap: the last committed, or one appended after it.
+        other: (LogIndex, Membership),
+        /// When.
+        at: Duration,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -168,7 +180,7 @@ impl fmt::Display for Violation {
             }
             Violation::CommittedNotSafe { index, node, last, outvoting, at } => write!(
                 f,
-                "committed entry not safe: index {index} is committed, but {node}, which lacks it, ends at {}/{} and only {outvoting} holders would refuse it their vote, so it could be elected and overwrite the entry ({})",
+                "committed entry not safe: index {index} is committed, but {node}, which lacks it, ends at {}/{} and only {outvoting} voters of its configuration hold a more up-to-date log and would refuse it their vote, so it could be elected and overwrite the entry ({})",
                 last.0,
                 last.1,
                 t(at)
@@ -232,6 +244,15 @@ impl fmt::Display for Violation {
                     views.join(", ")
                 )
             }
+            Violation::QuorumsDisjoint { leader, config, other, at } => write!(
+                f,
+                "configuration quorums disjoint: {leader} appended {} at index {} while {} (index {}) may still decide, and a majority of each can be found without a common member: two leaders, or two committed histories, become possible ({})",
+                config.1,
+                config.0,
+                other.1,
+                other.0,
+                t(at)
+            ),
             Violation::NodeFailed { host, error, at } => {
                 write!(f, "{host} failed: {error} ({})", t(at))
             }

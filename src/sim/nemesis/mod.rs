@@ -29,16 +29,20 @@ pub enum FaultKind {
     Clock,
     /// Lossy (flapping) links.
     Loss,
+    /// Membership changes: a spare added as a learner and promoted, a voter (or the leader)
+    /// removed, a voter (or the leader) crashed and replaced by a spare.
+    Member,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::Partition,
         FaultKind::Crash,
         FaultKind::Pause,
         FaultKind::Clock,
         FaultKind::Loss,
+        FaultKind::Member,
     ];
 
     /// The command-line name.
@@ -49,6 +53,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Clock => "clock",
             FaultKind::Loss => "loss",
+            FaultKind::Member => "member",
         }
     }
 
@@ -107,11 +112,27 @@ pub enum Action {
     /// minority wins and replicates the old-term tail, the cut-off leader comes back 100-400 ms
     /// later, and half the time the winner is crashed first. Undone at the end.
     Figure8,
+    /// A membership change (`run/member.rs`).
+    Member(MemberFault),
     /// The bridge election (`run/bridge.rs`): the followers split into two sides that cannot
     /// hear each other, the leader between them crashed and restarted; the moment it votes it
     /// is crashed again and restarted at once with the winner's messages to it cut, so both
     /// sides need its vote in one term. Undone at the end.
     BridgeElection,
+}
+
+/// A membership fault. Victims and spares are chosen when it starts, from the configuration
+/// the cluster has applied then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberFault {
+    /// Add a spare as a learner; promote it when the fault ends.
+    Grow,
+    /// Remove a voter (the leader, if `true`), when more than three remain.
+    Shrink(bool),
+    /// Crash a voter (the leader, if `true`), remove it and add a spare as a voter at once,
+    /// as an operator replaces a dead machine; the removed node restarts when the fault ends
+    /// (and must not disrupt the cluster, §4.2.3).
+    Replace(bool),
 }
 
 /// One scheduled fault.
@@ -270,6 +291,12 @@ pub fn schedule(
                 Action::Drift(node, rng.float(0.9, 1.1))
             }
             FaultKind::Clock => Action::SkewedIsolation(rng.float(0.78, 0.82), rng.float(1.2, 1.3)),
+            // Replacing a node is what operators do most, and where they err most.
+            FaultKind::Member => Action::Member(match rng.below(4) {
+                0 => MemberFault::Grow,
+                1 => MemberFault::Shrink(rng.chance(0.3)),
+                _ => MemberFault::Replace(rng.chance(0.3)),
+            }),
             FaultKind::Loss => {
                 let mut pairs = Vec::new();
                 for a in 0..nodes {
@@ -364,6 +391,7 @@ impl fmt::Display for Action {
                 )
             }
             Action::Figure8 => write!(f, "the Figure 8 sequence"),
+            Action::Member(fault) => write!(f, "membership: {fault:?}"),
             Action::BridgeElection => write!(f, "the bridge election"),
         }
     }

@@ -4,6 +4,7 @@
 
 mod bridge;
 mod figure8;
+mod member;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ enum Undo {
     EndChaos,
     EndFigure8,
     EndBridge,
+    Promote(usize),
     Nothing,
 }
 
@@ -135,9 +137,20 @@ impl Nemesis {
         let now = f.now();
         match &fault.action {
             Action::Partition(shape) => {
-                let leader = f.leader();
+                // The sides are drawn from the cluster's members: a spare not yet added (or a
+                // node removed) on a side of its own would cut nothing that matters.
                 let n = f.nodes().len();
-                let cuts = cuts(*shape, n, leader, &mut self.rng);
+                let members: Vec<usize> = match f.membership() {
+                    Some(m) => {
+                        m.members().iter().map(|id| id.0 as usize - 1).filter(|i| *i < n).collect()
+                    }
+                    None => (0..n).collect(),
+                };
+                let leader = f.leader().and_then(|l| members.iter().position(|m| *m == l));
+                let cuts: Vec<(usize, usize)> = cuts(*shape, members.len(), leader, &mut self.rng)
+                    .into_iter()
+                    .map(|(a, b)| (members[a], members[b]))
+                    .collect();
                 let cut = Self::cut_of(f, &cuts);
                 f.note(&format!("start partition {shape:?}: {}", describe_cuts(&cuts, n)));
                 let _ = f.cut(&cut);
@@ -193,6 +206,7 @@ impl Nemesis {
             }
             Action::Figure8 => self.start_figure8(f),
             Action::BridgeElection => self.start_bridge(f),
+            Action::Member(fault) => self.start_member(f, *fault),
             Action::Loss(pairs, rate) => {
                 let names = f.nodes().to_vec();
                 let links: Vec<String> =
@@ -245,6 +259,7 @@ impl Nemesis {
             }
             Undo::EndFigure8 => self.end_figure8(f),
             Undo::EndBridge => self.end_bridge(f),
+            Undo::Promote(node) => Self::promote(f, node),
             Undo::Nothing => {}
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{World, link_key};
 use crate::faults::{Applied, Cut, Effect, Faults, Healed, Latency, NodeState};
-use crate::raft::NodeId;
+use crate::raft::{Membership, MembershipChange, NodeId};
 
 const NO_SUCH_NODE: Effect = Effect::Nothing("no such node");
 
@@ -195,5 +195,27 @@ impl Faults for World<'_> {
             self.sim.set_link_fail_rate(a.as_str(), b.as_str(), loss);
         }
         healed
+    }
+
+    fn change_membership(&mut self, change: MembershipChange) -> Effect {
+        if let MembershipChange::AddLearner(id) | MembershipChange::AddVoter(id) = &change {
+            self.ever_members.insert(id.0 as usize - 1);
+        }
+        self.record(Applied::Member(change.clone()));
+        let now = self.now();
+        self.changes.push(change, now);
+        self.drive_changes();
+        Effect::Done
+    }
+
+    fn membership(&self) -> Option<Membership> {
+        Some(self.checks.borrow().membership().clone())
+    }
+
+    fn fresh_node(&mut self) -> Option<usize> {
+        let fresh = (0..self.nodes.len())
+            .find(|n| !self.ever_members.contains(n) && self.state(*n) == NodeState::Up)?;
+        self.ever_members.insert(fresh);
+        Some(fresh)
     }
 }

@@ -13,6 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
+mod changes;
 mod faults;
 
 use super::checks::{Checks, Event, Violation};
@@ -71,8 +72,10 @@ pub struct NodeSpec {
 }
 
 impl NodeSpec {
-    /// The configuration of node `index` of the nodes `names`.
-    pub fn config(&self, index: usize, names: &[String], seed: u64) -> NodeConfig {
+    /// The configuration of node `index` of the nodes `names`, of which the first `voters`
+    /// are the cluster's voters at start; every node knows every address, and the others
+    /// wait, empty, to be added (`raftbed sim`'s spare nodes).
+    pub fn config(&self, index: usize, names: &[String], voters: usize, seed: u64) -> NodeConfig {
         let members: BTreeMap<NodeId, Member> = names
             .iter()
             .enumerate()
@@ -86,7 +89,7 @@ impl NodeSpec {
             .collect();
         let id = NodeId(index as u64 + 1);
         let bugs = self.bugs;
-        let mut raft = crate::raft::Config::new(id, members.keys().copied().collect());
+        let mut raft = crate::raft::Config::new(id, members.keys().copied().take(voters).collect());
         raft.seed = seed;
         raft.max_entries_per_message = self.max_entries_per_message;
         raft.pre_vote = self.pre_vote;
@@ -107,6 +110,8 @@ impl NodeSpec {
         raft.bugs.vote_by_index_only = bugs.vote_by_index_only;
         raft.bugs.keep_conflicting_tail = bugs.keep_conflicting_tail;
         raft.bugs.lease_until_step_down = bugs.lease_until_step_down;
+        raft.bugs.unsafe_membership = bugs.unsafe_membership;
+        raft.bugs.learner_refuses_vote = bugs.learner_refuses_vote;
         // The whole-state check after every input of every node (§ "The validator" in the
         // README measures what it costs).
         raft.validate_every = 1;
@@ -191,6 +196,9 @@ pub struct WorldSpec {
     pub seed: u64,
     /// The nodes' host names; node `i` has Raft id `i + 1`.
     pub nodes: Vec<String>,
+    /// The first this many nodes are the voters at start; the rest are spares, running but
+    /// no member until a membership change adds them.
+    pub voters: usize,
     /// How every node is configured.
     pub node: NodeSpec,
     /// The network.
@@ -303,6 +311,12 @@ pub struct World<'a> {
     lock_stop: Rc<Cell<bool>>,
     /// Set when a host failed or panicked: the world steps no further.
     broken: bool,
+    /// Each node's admin state: membership changes reach its driver through it.
+    lives: Vec<std::sync::Arc<crate::server::LiveFaults>>,
+    /// Membership changes asked and not yet appended.
+    changes: changes::Changes,
+    /// Nodes that are or were members (the voters at start, and every node added since).
+    ever_members: BTreeSet<usize>,
 }
 
 impl<'a> World<'a> {
@@ -323,9 +337,12 @@ impl<'a> World<'a> {
             .epoch(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000))
             .build();
         let checks = Rc::new(RefCell::new(Checks::default()));
+        let bootstrap = (1..=spec.voters as u64).map(NodeId);
+        checks.borrow_mut().bootstrap(crate::raft::Membership::of_voters(bootstrap));
         let trace = Rc::new(RefCell::new(Trace::new(spec.keep_trace)));
         let events = Rc::new(RefCell::new(Vec::new()));
         let coverage = Rc::new(RefCell::new(Coverage::default()));
+        let mut lives = Vec::with_capacity(spec.nodes.len());
         let clocks: Vec<SimClock> = (0..spec.nodes.len())
             .map(|_| SimClock::new(Duration::ZERO, Duration::ZERO, 1.0))
             .collect();
@@ -336,7 +353,8 @@ impl<'a> World<'a> {
                 events: events.clone(),
                 coverage: coverage.clone(),
             });
-            let config = spec.node.config(index, &spec.nodes, spec.seed);
+            let config = spec.node.config(index, &spec.nodes, spec.voters, spec.seed);
+            lives.push(config.live.clone());
             let clock = clocks[index].clone();
             let net = spec.sim_net;
             let node = NodeHost { index, name, config, clock, probe, trace: &trace, net };
@@ -417,6 +435,9 @@ impl<'a> World<'a> {
             fencing,
             lock_stop,
             broken: false,
+            lives,
+            changes: changes::Changes::default(),
+            ever_members: (0..spec.voters).collect(),
         }
     }
 
@@ -471,6 +492,9 @@ impl<'a> World<'a> {
         if self.broken {
             return false;
         }
+        if !self.changes.is_empty() {
+            self.drive_changes();
+        }
         let now = self.now();
         let failure = match std::panic::catch_unwind(AssertUnwindSafe(|| self.sim.step())) {
             Ok(Ok(_)) => None,
@@ -490,9 +514,10 @@ impl<'a> World<'a> {
         self.checks.borrow().violations().is_empty()
     }
 
-    /// Counts faults and heals: connectivity changes only when it does.
+    /// Counts faults, heals and applied configurations: connectivity (and what a quorum is)
+    /// changes only when it does.
     pub fn generation(&self) -> u64 {
-        self.generation
+        self.generation + self.checks.borrow().membership_index().0
     }
 
     /// The nodes running now, and for each pair of them whether their link is whole (neither
@@ -506,7 +531,8 @@ impl<'a> World<'a> {
             let changed = self.lossy_links.contains(&key) || self.slowed_links.contains(&key);
             (!cut.0 && !cut.1 && !changed, cut.0 && cut.1)
         };
-        super::liveness::Connectivity::new(up, pair)
+        let membership = self.checks.borrow().membership().clone();
+        super::liveness::Connectivity::new(up, pair).with_membership(&membership)
     }
 
     /// Whether a host failed: the run ends there, as a finding.
