@@ -197,6 +197,31 @@ mod tests {
     }
 
     #[test]
+    fn only_the_configurations_voters_make_a_quorum_and_only_members_must_know_the_leader() {
+        use crate::raft::Membership;
+        // Five nodes and three spares (n6..n8); n1 and n2 cut off from the rest.
+        let cut: Vec<(usize, usize)> =
+            [0, 1].iter().flat_map(|a| (2..8).map(move |b| (*a, b))).collect();
+        let eight = |up: [bool; 8]| {
+            let has = |a, b| cut.contains(&(a, b)) || cut.contains(&(b, a));
+            Connectivity::new(up.to_vec(), |a, b| (!has(a, b), has(a, b)))
+        };
+        let voters = |ids: &[u64]| Membership::of_voters(ids.iter().copied().map(NodeId));
+        // n3..n5 are three of five voters; the spares beside them are not members.
+        let first = eight([true; 8]).with_membership(&voters(&[1, 2, 3, 4, 5]));
+        assert_eq!(first.isolated_quorum(), Some(vec![2, 3, 4]));
+        // Once n1 and n2 are replaced by n6 and n7, the same side holds four of five voters.
+        let later = eight([true; 8]).with_membership(&voters(&[3, 4, 5, 6, 7]));
+        assert_eq!(later.isolated_quorum(), Some(vec![2, 3, 4, 5, 6]));
+        // Three spares do not make a quorum of five voters with two of them down.
+        let down = [true, true, false, false, true, true, true, true];
+        assert_eq!(eight(down).with_membership(&voters(&[1, 2, 3, 4, 5])).isolated_quorum(), None);
+        // While joint, a majority of each half is needed.
+        let joint = Membership { outgoing: voters(&[1, 2, 3]).voters, ..voters(&[3, 4, 5]) };
+        assert_eq!(eight([true; 8]).with_membership(&joint).isolated_quorum(), None);
+    }
+
+    #[test]
     fn a_quorum_that_stays_leaderless_for_the_window_is_reported_once() {
         let mut live = LiveQuorum::new(Duration::from_secs(3));
         let checks = Checks::default();
