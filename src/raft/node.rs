@@ -428,6 +428,12 @@ impl Node {
         self.configs.current()
     }
 
+    /// The index of the log entry that holds the configuration in effect; 0 when it comes
+    /// from the snapshot or the bootstrap (committed, either way).
+    pub fn membership_index(&self) -> LogIndex {
+        self.configs.latest_index()
+    }
+
     /// The configuration in effect as of `index` (for a snapshot taken there).
     pub fn membership_at(&self, index: LogIndex) -> Membership {
         self.configs.at(index).clone()

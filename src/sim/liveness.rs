@@ -53,15 +53,29 @@ impl Connectivity {
 
     /// The cluster's configuration: only its voters count toward a quorum, and only its
     /// members must know the leader (spares and removed nodes need not).
-    pub fn with_membership(mut self, membership: &crate::raft::Membership) -> Connectivity {
+    pub fn with_membership(self, membership: &crate::raft::Membership) -> Connectivity {
+        self.with_configurations(std::slice::from_ref(membership))
+    }
+
+    /// Several configurations that may decide at once (the applied one, and newer ones the
+    /// nodes already use): a quorum needs a majority of every voter set of each, and only
+    /// the members of all of them must know the leader. Judging fewer windows is the price
+    /// of never owing a leader to a side that Raft cannot elect one on.
+    pub fn with_configurations(
+        mut self,
+        configurations: &[crate::raft::Membership],
+    ) -> Connectivity {
         let index = |id: &NodeId| id.0 as usize - 1;
         let n = self.up.len();
-        self.voter_sets = [&membership.voters, &membership.outgoing]
-            .into_iter()
+        self.voter_sets = configurations
+            .iter()
+            .flat_map(|m| [&m.voters, &m.outgoing])
             .filter(|set| !set.is_empty())
             .map(|set| set.iter().map(index).filter(|i| *i < n).collect())
             .collect();
-        self.members = (0..n).map(|i| membership.contains(NodeId(i as u64 + 1))).collect();
+        self.members = (0..n)
+            .map(|i| configurations.iter().all(|m| m.contains(NodeId(i as u64 + 1))))
+            .collect();
         self
     }
 

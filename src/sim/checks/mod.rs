@@ -33,6 +33,8 @@ struct NodeView {
     last_term: Term,
     /// The configuration in effect on the node: the latest in its log (§4.1).
     membership: Membership,
+    /// The index of its entry.
+    membership_index: LogIndex,
 }
 
 impl NodeView {
@@ -103,6 +105,8 @@ pub struct Checks {
     /// The configuration of the highest configuration entry any node applied (the bootstrap
     /// one, at index 0, until then).
     membership: (LogIndex, Membership),
+    /// Counts changes of `membership` and of any node's configuration.
+    configurations_changed: u64,
 }
 
 impl Checks {
@@ -117,9 +121,24 @@ impl Checks {
         &self.membership.1
     }
 
-    /// The index of that configuration's entry (0: the bootstrap one).
-    pub fn membership_index(&self) -> LogIndex {
-        self.membership.0
+    /// Counts changes of any configuration: the applied one, or one a node uses.
+    pub fn configurations_changed(&self) -> u64 {
+        self.configurations_changed
+    }
+
+    /// The configurations a quorum must hold a majority of now: the one the cluster last
+    /// applied, and each newer one the nodes `nodes` use (the latest in a log, committed or
+    /// not: a node appends a configuration and uses it at once, §4.1). An older one a node
+    /// still uses (a removed node that restarted) decides nothing: the voters that applied a
+    /// newer one refuse its candidates.
+    pub fn deciding_configurations(&self, nodes: impl Iterator<Item = NodeId>) -> Vec<Membership> {
+        let mut all = vec![self.membership.1.clone()];
+        for view in nodes.filter_map(|n| self.nodes.get(&n)) {
+            if view.membership_index > self.membership.0 && !all.contains(&view.membership) {
+                all.push(view.membership.clone());
+            }
+        }
+        all
     }
 
     /// The violations found so far.
@@ -242,8 +261,10 @@ impl Checks {
             term: node.term(),
             commit: log.commit(),
             membership: node.membership().clone(),
+            membership_index: node.membership_index(),
             ..NodeView::default()
         };
+        self.configurations_changed += 1;
         view.chain = self.committed_chain_through(snapshot.index);
         view.last_term = snapshot.term;
         let mut index = log.first_index();
@@ -277,8 +298,12 @@ impl Checks {
         }
         let view = self.nodes.entry(id).or_default();
         view.term = node.term();
-        if view.membership != *node.membership() {
+        // A configuration folded into a snapshot keeps its content and loses its index (0).
+        if view.membership_index != node.membership_index() || view.membership != *node.membership()
+        {
             view.membership = node.membership().clone();
+            view.membership_index = node.membership_index();
+            self.configurations_changed += 1;
         }
         if let Some(soft) = ready.soft_state {
             view.role = Some(soft.role);
@@ -343,6 +368,7 @@ impl Checks {
                     && let Ok(membership) = Membership::decode(&entry.data)
                 {
                     self.membership = (entry.index, membership);
+                    self.configurations_changed += 1;
                 }
                 let request = match LogSlot::of(&command) {
                     LogSlot::Request(client, seq) => Some((client, seq)),

@@ -517,7 +517,7 @@ impl<'a> World<'a> {
     /// Counts faults, heals and applied configurations: connectivity (and what a quorum is)
     /// changes only when it does.
     pub fn generation(&self) -> u64 {
-        self.generation + self.checks.borrow().membership_index().0
+        self.generation + self.checks.borrow().configurations_changed()
     }
 
     /// The nodes running now, and for each pair of them whether their link is whole (neither
@@ -531,8 +531,9 @@ impl<'a> World<'a> {
             let changed = self.lossy_links.contains(&key) || self.slowed_links.contains(&key);
             (!cut.0 && !cut.1 && !changed, cut.0 && cut.1)
         };
-        let membership = self.checks.borrow().membership().clone();
-        super::liveness::Connectivity::new(up, pair).with_membership(&membership)
+        let running = (0..self.nodes.len()).filter(|n| up[*n]).map(|n| NodeId(n as u64 + 1));
+        let configurations = self.checks.borrow().deciding_configurations(running);
+        super::liveness::Connectivity::new(up, pair).with_configurations(&configurations)
     }
 
     /// Whether a host failed: the run ends there, as a finding.
