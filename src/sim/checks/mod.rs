@@ -33,7 +33,7 @@ struct NodeView {
     last_term: Term,
     /// The configuration in effect on the node: the latest in its log (§4.1).
     membership: Membership,
-    /// The index of its entry.
+    /// The index of its entry (0 when it comes from a snapshot or the bootstrap).
     membership_index: LogIndex,
 }
 
