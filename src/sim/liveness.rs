@@ -51,15 +51,10 @@ impl Connectivity {
         Connectivity { up, whole, severed, voter_sets, members: vec![true; n] }
     }
 
-    /// The cluster's configuration: only its voters count toward a quorum, and only its
-    /// members must know the leader (spares and removed nodes need not).
-    pub fn with_membership(self, membership: &crate::raft::Membership) -> Connectivity {
-        self.with_configurations(std::slice::from_ref(membership))
-    }
-
-    /// Several configurations that may decide at once (the applied one, and newer ones the
-    /// nodes already use): a quorum needs a majority of every voter set of each, and only
-    /// the members of all of them must know the leader. Judging fewer windows is the price
+    /// The configurations that may decide now (the applied one, and newer ones the nodes
+    /// already use): only their voters count toward a quorum, which needs a majority of every
+    /// voter set of each, and only the members of all of them must know the leader (spares and
+    /// removed nodes need not). Judging fewer windows is the price
     /// of never owing a leader to a side that Raft cannot elect one on.
     pub fn with_configurations(
         mut self,
@@ -222,17 +217,20 @@ mod tests {
         };
         let voters = |ids: &[u64]| Membership::of_voters(ids.iter().copied().map(NodeId));
         // n3..n5 are three of five voters; the spares beside them are not members.
-        let first = eight([true; 8]).with_membership(&voters(&[1, 2, 3, 4, 5]));
+        let first = eight([true; 8]).with_configurations(&[voters(&[1, 2, 3, 4, 5])]);
         assert_eq!(first.isolated_quorum(), Some(vec![2, 3, 4]));
         // Once n1 and n2 are replaced by n6 and n7, the same side holds four of five voters.
-        let later = eight([true; 8]).with_membership(&voters(&[3, 4, 5, 6, 7]));
+        let later = eight([true; 8]).with_configurations(&[voters(&[3, 4, 5, 6, 7])]);
         assert_eq!(later.isolated_quorum(), Some(vec![2, 3, 4, 5, 6]));
         // Three spares do not make a quorum of five voters with two of them down.
         let down = [true, true, false, false, true, true, true, true];
-        assert_eq!(eight(down).with_membership(&voters(&[1, 2, 3, 4, 5])).isolated_quorum(), None);
+        assert_eq!(
+            eight(down).with_configurations(&[voters(&[1, 2, 3, 4, 5])]).isolated_quorum(),
+            None
+        );
         // While joint, a majority of each half is needed.
         let joint = Membership { outgoing: voters(&[1, 2, 3]).voters, ..voters(&[3, 4, 5]) };
-        assert_eq!(eight([true; 8]).with_membership(&joint).isolated_quorum(), None);
+        assert_eq!(eight([true; 8]).with_configurations(&[joint]).isolated_quorum(), None);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use toml::Spanned;
 use super::names::Names;
 use super::raw::FileEvent;
 use super::{Ctx, MAX_DURATION, ScenarioError, links, parse_duration};
+use crate::raft::{MembershipChange as C, NodeId};
 use crate::scenario::{Action, Event, show};
 
 /// The validated timeline.
@@ -49,6 +50,8 @@ pub(super) fn parse(
             (&e.restart, "restart", Action::Restart),
             (&e.pause, "pause", Action::Pause),
             (&e.resume, "resume", Action::Resume),
+            (&e.promote, "promote", |n| Action::Member(C::AddVoter(NodeId(n as u64 + 1)))),
+            (&e.remove, "remove", |n| Action::Member(C::Remove(NodeId(n as u64 + 1)))),
         ] {
             if let Some(v) = value {
                 actions.push(make(names.node_field(cx, v, &format!("{field}.{name}"))?));
@@ -184,8 +187,8 @@ fn clock(
     Ok(())
 }
 
-/// Membership: `add` (a learner with `learner = true`), `promote`, `remove`, and `replace`
-/// with `with`, the node that takes its place.
+/// Membership: `add` (a learner with `learner = true`), and `replace` with `with`, the node
+/// that takes its place (`promote` and `remove` name a node alone, as `crash` does).
 fn member(
     cx: &Ctx<'_>,
     names: &Names<'_>,
@@ -194,7 +197,6 @@ fn member(
     span: Range<usize>,
     actions: &mut Vec<Action>,
 ) -> Result<(), ScenarioError> {
-    use crate::raft::{MembershipChange as C, NodeId};
     let id = |n: usize| NodeId(n as u64 + 1);
     if e.learner.is_some() && e.add.is_none() {
         return cx.err(span, &format!("{field}.learner"), "learner goes with add");
@@ -211,20 +213,6 @@ fn member(
         } else {
             C::AddVoter(id(n))
         }));
-    }
-    if let Some(n) = &e.promote {
-        actions.push(Action::Member(C::AddVoter(id(names.node_field(
-            cx,
-            n,
-            &format!("{field}.promote"),
-        )?))));
-    }
-    if let Some(n) = &e.remove {
-        actions.push(Action::Member(C::Remove(id(names.node_field(
-            cx,
-            n,
-            &format!("{field}.remove"),
-        )?))));
     }
     if let (Some(old), Some(new)) = (&e.replace, &e.with) {
         let old = names.node_field(cx, old, &format!("{field}.replace"))?;

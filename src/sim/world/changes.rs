@@ -152,9 +152,7 @@ impl super::World<'_> {
             };
             // What the cluster answered is not a fault: a replay of this run asks again and
             // hears the same answers, so the line goes to the trace and the report only.
-            let now = self.now();
-            self.trace.borrow_mut().record(now, format_args!("nemesis {text}"));
-            self.notes.push((now, text));
+            self.tell(&text);
         }
         let due = self.changes.due(now);
         if due.is_empty() {

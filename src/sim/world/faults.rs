@@ -15,9 +15,7 @@ impl Faults for World<'_> {
     }
 
     fn note(&mut self, text: &str) {
-        let now = self.now();
-        self.trace.borrow_mut().record(now, format_args!("nemesis {text}"));
-        self.notes.push((now, text.to_string()));
+        self.tell(text);
         self.record(Applied::Note(text.to_string()));
     }
 

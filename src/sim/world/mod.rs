@@ -457,6 +457,14 @@ impl<'a> World<'a> {
         &self.applied
     }
 
+    /// Writes `text` to the trace and the report's list of what faults did (a `note` also
+    /// keeps it among the applied primitives, for `--emit-scenario`).
+    fn tell(&mut self, text: &str) {
+        let now = self.now();
+        self.trace.borrow_mut().record(now, format_args!("nemesis {text}"));
+        self.notes.push((now, text.to_string()));
+    }
+
     fn record(&mut self, what: Applied) {
         let now = self.now();
         self.applied.push((now, what));
