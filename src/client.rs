@@ -13,6 +13,7 @@ use bytes::Bytes;
 use tonic::metadata::MetadataValue;
 use tonic::{Code, Request, Response, Status};
 
+use crate::proto::etcdserverpb::cluster_client::ClusterClient;
 use crate::proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use crate::proto::etcdserverpb::kv_client::KvClient;
 use crate::proto::etcdserverpb::lease_client::LeaseClient;
@@ -20,7 +21,9 @@ use crate::proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use crate::proto::etcdserverpb::request_op::Request as Op;
 use crate::proto::etcdserverpb::{
     Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseKeepAliveRequest, LeaseRevokeRequest, PutRequest, PutResponse, RangeRequest,
+    LeaseKeepAliveRequest, LeaseRevokeRequest, MemberAddRequest, MemberAddResponse,
+    MemberListRequest, MemberListResponse, MemberPromoteRequest, MemberPromoteResponse,
+    MemberRemoveRequest, MemberRemoveResponse, PutRequest, PutResponse, RangeRequest,
     RangeResponse, RequestOp, StatusRequest, StatusResponse, TxnRequest, TxnResponse,
 };
 use crate::proto::raftbed::lock_client::LockClient;
@@ -397,5 +400,34 @@ impl<N: Net + Send + Sync> Client<N> {
         self.current = current;
         let answer = answer?;
         Ok((answer.response, answer.lease_ms))
+    }
+
+    /// The cluster's members, as the endpoint tried answers (a learner refuses).
+    pub async fn member_list(&mut self) -> Result<MemberListResponse, ClientError> {
+        let list = |c, r| async move { ClusterClient::new(c).member_list(r).await };
+        Ok(self.unary(MemberListRequest::default(), false, None, list).await?.response)
+    }
+
+    /// Adds a member reached at `peer_urls` (a learner if `learner`).
+    pub async fn member_add(
+        &mut self,
+        peer_urls: Vec<String>,
+        learner: bool,
+    ) -> Result<MemberAddResponse, ClientError> {
+        let request = MemberAddRequest { peer_ur_ls: peer_urls, is_learner: learner };
+        let add = |c, r| async move { ClusterClient::new(c).member_add(r).await };
+        Ok(self.unary(request, true, None, add).await?.response)
+    }
+
+    /// Removes member `id`.
+    pub async fn member_remove(&mut self, id: u64) -> Result<MemberRemoveResponse, ClientError> {
+        let remove = |c, r| async move { ClusterClient::new(c).member_remove(r).await };
+        Ok(self.unary(MemberRemoveRequest { id }, true, None, remove).await?.response)
+    }
+
+    /// Promotes learner `id` to a voter.
+    pub async fn member_promote(&mut self, id: u64) -> Result<MemberPromoteResponse, ClientError> {
+        let promote = |c, r| async move { ClusterClient::new(c).member_promote(r).await };
+        Ok(self.unary(MemberPromoteRequest { id }, true, None, promote).await?.response)
     }
 }

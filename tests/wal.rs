@@ -238,6 +238,8 @@ fn a_snapshot_from_the_leader_replaces_the_whole_log() {
             voters: [NodeId(4), NodeId(5)].into(),
             outgoing: [NodeId(1), NodeId(2), NodeId(3)].into(),
             learners: [NodeId(6)].into(),
+            // What the server keeps of its members travels with the snapshot too.
+            attrs: [(NodeId(6), r#"{"name":"n6"}"#.to_string())].into(),
         },
     };
     let restore = Ready { snapshot: Some(snapshot.clone()), must_sync: true, ..Ready::default() };

@@ -74,6 +74,41 @@ enum ClusterCommand {
         #[arg(long, default_value = "raftbed-data")]
         data_dir: PathBuf,
     },
+    /// Add a node: the cluster adds a member (etcd's MemberAdd), and a new node process joins
+    /// as it.
+    Add {
+        /// The cluster's data dir.
+        #[arg(long, default_value = "raftbed-data")]
+        data_dir: PathBuf,
+        /// Add it as a learner (promote it with `cluster promote`).
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Promote a learner once it has caught up (etcd's MemberPromote).
+    Promote {
+        /// The node (n4).
+        node: String,
+        /// The cluster's data dir.
+        #[arg(long, default_value = "raftbed-data")]
+        data_dir: PathBuf,
+    },
+    /// Remove a member (etcd's MemberRemove); the removed node stops by itself.
+    Remove {
+        /// The node (n2).
+        node: String,
+        /// The cluster's data dir.
+        #[arg(long, default_value = "raftbed-data")]
+        data_dir: PathBuf,
+    },
+    /// Replace a voter with a new node: added as a learner, caught up, then swapped in with
+    /// one joint-consensus change (§4.3).
+    Replace {
+        /// The node to replace (n2).
+        node: String,
+        /// The cluster's data dir.
+        #[arg(long, default_value = "raftbed-data")]
+        data_dir: PathBuf,
+    },
     /// Per node: id, role, term, commit, applied.
     Status {
         /// The cluster's data dir.
@@ -92,6 +127,44 @@ pub struct ClusterFile {
     /// The arguments every node was started with beyond its address and data dir.
     #[serde(default)]
     pub node_args: Vec<String>,
+    /// Member ids, node 1 first (missing: a bootstrap node's id, its position).
+    #[serde(default)]
+    pub ids: Vec<u64>,
+    /// Which nodes joined the running cluster (`cluster add`), node 1 first (missing: no).
+    #[serde(default)]
+    pub joined: Vec<bool>,
+}
+
+impl ClusterFile {
+    /// The member id of node `slot` (n1 is slot 1).
+    pub fn id(&self, slot: usize) -> u64 {
+        self.ids.get(slot - 1).copied().unwrap_or(slot as u64)
+    }
+
+    /// The node whose member id is `id`.
+    pub fn slot_of(&self, id: u64) -> Option<usize> {
+        (1..=self.endpoints.len()).find(|slot| self.id(*slot) == id)
+    }
+
+    /// Whether node `slot` joined the running cluster.
+    pub fn joined(&self, slot: usize) -> bool {
+        self.joined.get(slot - 1).copied().unwrap_or(false)
+    }
+
+    /// The endpoints of the nodes that bootstrapped the cluster (what their --peers lists).
+    pub fn bootstrap_endpoints(&self) -> Vec<String> {
+        let slots = 1..=self.endpoints.len();
+        slots.filter(|s| !self.joined(*s)).map(|s| self.endpoints[s - 1].clone()).collect()
+    }
+
+    /// Records a node that joined as member `id` at `endpoint`, running as `pid`.
+    pub fn push_joined(&mut self, endpoint: String, pid: u32, id: u64) {
+        let n = self.endpoints.len();
+        self.ids = (1..=n).map(|slot| self.id(slot)).chain([id]).collect();
+        self.joined = (1..=n).map(|slot| self.joined(slot)).chain([true]).collect();
+        self.endpoints.push(endpoint);
+        self.pids.push(pid);
+    }
 }
 
 /// The admin token file of a cluster's data dir.
@@ -189,6 +262,10 @@ pub fn run(args: &ClusterArgs) -> ExitCode {
         }
         ClusterCommand::Down { data_dir } => down(data_dir).map(|()| ExitCode::SUCCESS),
         ClusterCommand::Status { data_dir } => status(data_dir),
+        ClusterCommand::Add { data_dir, learner } => said(super::members::add(data_dir, *learner)),
+        ClusterCommand::Promote { node, data_dir } => said(super::members::promote(data_dir, node)),
+        ClusterCommand::Remove { node, data_dir } => said(super::members::remove(data_dir, node)),
+        ClusterCommand::Replace { node, data_dir } => said(super::members::replace(data_dir, node)),
         ClusterCommand::KillLeader { data_dir } => {
             kill_leader(data_dir).map(|()| ExitCode::SUCCESS)
         }
@@ -216,11 +293,49 @@ pub fn node_command(id: usize, endpoints: &[String], dir: &Path) -> Command {
     command
 }
 
-/// Starts node `id`, logging to `DIR/nI.log`, in its own process group (so the terminal's
-/// Ctrl-C reaches only `up`, which stops the nodes in order).
+/// The command line of node `slot` of the cluster `file` records: a bootstrap node with the
+/// bootstrap nodes as --peers, a node that joined with --join and its name.
+pub fn slot_command(file: &ClusterFile, slot: usize, dir: &Path) -> Command {
+    if !file.joined(slot) {
+        return node_command(slot, &file.bootstrap_endpoints(), dir);
+    }
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("raftbed"));
+    let mut command = Command::new(exe);
+    let others: Vec<&String> =
+        file.endpoints.iter().enumerate().filter(|(i, _)| i + 1 != slot).map(|(_, e)| e).collect();
+    let others: Vec<&str> = others.into_iter().map(String::as_str).collect();
+    command
+        .arg("node")
+        .arg("--listen")
+        .arg(&file.endpoints[slot - 1])
+        .arg("--join")
+        .arg(others.join(","))
+        .arg("--name")
+        .arg(format!("n{slot}"))
+        .arg("--data-dir")
+        .arg(dir.join(format!("n{slot}")));
+    command
+}
+
+/// Starts node `slot` of `file`, logging to `DIR/nI.log`, in its own process group (so the
+/// terminal's Ctrl-C reaches only `up`, which stops the nodes in order).
+pub fn spawn_slot(file: &ClusterFile, slot: usize, dir: &Path) -> Result<Child, String> {
+    spawn_with(slot, slot_command(file, slot, dir), dir, &file.node_args)
+}
+
+/// Starts bootstrap node `id` of `endpoints`, as `spawn_slot`.
 pub fn spawn_node(
     id: usize,
     endpoints: &[String],
+    dir: &Path,
+    extra: &[String],
+) -> Result<Child, String> {
+    spawn_with(id, node_command(id, endpoints, dir), dir, extra)
+}
+
+fn spawn_with(
+    id: usize,
+    mut command: Command,
     dir: &Path,
     extra: &[String],
 ) -> Result<Child, String> {
@@ -232,7 +347,7 @@ pub fn spawn_node(
         .open(&log_path)
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
     let err = log.try_clone().map_err(|e| e.to_string())?;
-    node_command(id, endpoints, dir)
+    command
         .args(extra)
         .stdin(Stdio::null())
         .stdout(log)
@@ -320,6 +435,8 @@ pub fn start_cluster(
         endpoints: endpoints.clone(),
         pids: children.iter().map(Child::id).collect(),
         node_args,
+        ids: Vec::new(),
+        joined: Vec::new(),
     };
     write_cluster(dir, &file)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -374,9 +491,17 @@ fn up(
     stop_children(&mut children);
     // Nodes `nemesis restart` started are not our children; cluster.json names them.
     if stop_recorded(dir).is_err() {
-        let _ = write_cluster(dir, &ClusterFile { endpoints, pids: vec![0; nodes], node_args });
+        let pids = vec![0; nodes];
+        let file = ClusterFile { endpoints, pids, node_args, ids: Vec::new(), joined: Vec::new() };
+        let _ = write_cluster(dir, &file);
     }
     println!("raftbed cluster: stopped (data kept in {})", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what a command did.
+fn said(done: Result<String, String>) -> Result<ExitCode, String> {
+    println!("raftbed cluster: {}", done?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -475,12 +600,13 @@ fn kill_leader(dir: &Path) -> Result<(), String> {
     let leader = runtime
         .block_on(wait_for_leader(&file.endpoints, Duration::from_secs(5)))
         .ok_or("no leader to kill")?;
-    let kill = super::nemesis::Fault::Kill { node: format!("n{leader}") };
+    let slot = file.slot_of(leader).ok_or("the leader is no node of cluster.json")?;
+    let kill = super::nemesis::Fault::Kill { node: format!("n{slot}") };
     runtime.block_on(super::nemesis::apply(dir, &kill))?;
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    println!("n{leader} {at}");
+    println!("n{slot} {at}");
     Ok(())
 }
 
@@ -505,6 +631,8 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
                 let me = s.header.as_ref().map_or(0, |h| h.member_id);
                 let role = if s.leader == me {
                     "leader"
+                } else if s.is_learner {
+                    "learner"
                 } else if s.leader == 0 {
                     "no leader"
                 } else {
@@ -525,6 +653,10 @@ fn status(dir: &Path) -> Result<ExitCode, String> {
                     s.raft_index,
                     s.raft_applied_index
                 );
+            }
+            Err(_) if dir.join(format!("n{}", i + 1)).join(super::node::REMOVED_FILE).exists() => {
+                up += 1;
+                println!("n{:<4}{:<18}{:>8}  removed from the cluster", i + 1, endpoint, pid);
             }
             Err(e) => println!("n{:<4}{:<18}{:>8}  down ({})", i + 1, endpoint, pid, e.message),
         }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use super::cluster::{
-    libc_signal, node_pid_alive, read_cluster, signal, spawn_node, token_file, wait_for_leader,
-    write_cluster,
+    ClusterFile, libc_signal, node_pid_alive, read_cluster, signal, spawn_slot, token_file,
+    wait_for_leader, write_cluster,
 };
 use super::node::admin_addr;
 use crate::transport::frame::{read_frame, write_frame};
@@ -121,10 +121,11 @@ pub fn run(args: &NemesisArgs) -> ExitCode {
 }
 
 /// Tells each node which peers to ignore; returns the nodes that could not be told.
-async fn block(dir: &Path, endpoints: &[String], cuts: &[BTreeSet<usize>]) -> Vec<String> {
+/// Tells each node of `file` which nodes (by position, from 1) it is cut off from.
+async fn block(dir: &Path, file: &ClusterFile, cuts: &[BTreeSet<usize>]) -> Vec<String> {
     let mut failed = Vec::new();
-    for (i, endpoint) in endpoints.iter().enumerate() {
-        let list: Vec<String> = cuts[i].iter().map(usize::to_string).collect();
+    for (i, endpoint) in file.endpoints.iter().enumerate() {
+        let list: Vec<String> = cuts[i].iter().map(|slot| file.id(*slot).to_string()).collect();
         if let Err(e) = admin(dir, endpoint, &format!("block {}", list.join(","))).await {
             failed.push(format!("n{}: {e}", i + 1));
         }
@@ -164,13 +165,14 @@ pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
                         .collect()
                 })
                 .collect();
-            let failed = block(dir, &endpoints, &cuts).await;
+            let failed = block(dir, &file, &cuts).await;
             Ok(format!("partitioned {}{}", sides.join(" | "), note(failed)))
         }
         Fault::IsolateLeader => {
             let leader = wait_for_leader(&endpoints, Duration::from_secs(3))
                 .await
-                .ok_or("no leader to isolate")? as usize;
+                .and_then(|id| file.slot_of(id))
+                .ok_or("no leader to isolate")?;
             let cuts: Vec<BTreeSet<usize>> = (1..=n)
                 .map(|a| {
                     if a == leader {
@@ -180,11 +182,11 @@ pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
                     }
                 })
                 .collect();
-            let failed = block(dir, &endpoints, &cuts).await;
+            let failed = block(dir, &file, &cuts).await;
             Ok(format!("isolated the leader n{leader}{}", note(failed)))
         }
         Fault::Heal => {
-            let failed = block(dir, &endpoints, &vec![BTreeSet::new(); n]).await;
+            let failed = block(dir, &file, &vec![BTreeSet::new(); n]).await;
             Ok(format!("healed{}", note(failed)))
         }
         Fault::Kill { node } | Fault::Pause { node } | Fault::Resume { node } => {
@@ -219,7 +221,7 @@ pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
             if pid != 0 && node_pid_alive(pid, dir) {
                 return Err(format!("n{id} is running (pid {pid}): kill it first"));
             }
-            let child = spawn_node(id, &endpoints, dir, &file.node_args)?;
+            let child = spawn_slot(&file, id, dir)?;
             file.pids[id - 1] = child.id();
             write_cluster(dir, &file)?;
             Ok(format!("n{id} restarted (pid {}), with every link healed", child.id()))

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::join::Joined;
 use crate::clock::RealClock;
 use crate::raft::NodeId;
 use crate::server::api::cluster_id;
@@ -24,15 +25,24 @@ use crate::transport::net::TokioNet;
 /// `raftbed node` arguments.
 #[derive(Debug, Args)]
 pub struct NodeArgs {
-    /// This node's id: its position in --peers, from 1.
-    #[arg(long)]
-    pub id: u64,
+    /// This node's id: its position in --peers, from 1 (a node that joins learns its id).
+    #[arg(long, required_unless_present = "join")]
+    pub id: Option<u64>,
     /// This node's client address (etcd API); it talks to its peers on the next port.
     #[arg(long)]
     pub listen: String,
     /// Every member's client address, in id order, this node's included.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required_unless_present = "join", conflicts_with = "join")]
     pub peers: Vec<String>,
+    /// Join a running cluster at these client addresses, which has added this node (etcd's
+    /// `member add`, then `--initial-cluster-state existing`): its id, the cluster's id and
+    /// its peers come from the cluster's member list, where its peer URL (the port after
+    /// --listen) names it.
+    #[arg(long, value_delimiter = ',', conflicts_with = "id")]
+    pub join: Vec<String>,
+    /// The name a joining node publishes (default `n<id>`).
+    #[arg(long, requires = "join")]
+    pub name: Option<String>,
     /// Where the WAL and snapshots live. Created if its parent exists.
     #[arg(long)]
     pub data_dir: PathBuf,
@@ -98,11 +108,43 @@ async fn serve_admin(
             let (given, command) = text.split_once('\n').unwrap_or(("", ""));
             let answer = if given != token {
                 "error: bad admin token".to_string()
+            } else if let Some(change) = command.trim().strip_prefix("change ") {
+                admin_change(change, &live).await
             } else {
                 admin_command(command.trim(), &live, &clock)
             };
             let _ = write_frame(&mut stream, answer.as_bytes()).await;
         });
+    }
+}
+
+/// `change learner 6`, `change voter 6`, `change remove 2`, `change joint 1,3,4,6` (the
+/// voters after a joint-consensus change, §4.3): asked of this node's core, answered when the
+/// configuration entry is appended or refused (`raftbed cluster replace` and `raftbed test
+/// --faults member` use it; etcd's member API makes single-member changes only).
+async fn admin_change(change: &str, live: &crate::server::LiveFaults) -> String {
+    use crate::raft::MembershipChange as C;
+    let (kind, ids) = change.split_once(' ').unwrap_or((change, ""));
+    let ids: Result<Vec<NodeId>, _> =
+        ids.split(',').map(|id| id.trim().parse().map(NodeId)).collect();
+    let change = match (kind, ids.as_deref()) {
+        ("learner", Ok([id])) => C::AddLearner(*id),
+        ("voter", Ok([id])) => C::AddVoter(*id),
+        ("remove", Ok([id])) => C::Remove(*id),
+        ("joint", Ok(voters)) if !voters.is_empty() => {
+            C::Joint { voters: voters.iter().copied().collect(), learners: Default::default() }
+        }
+        _ => return format!("error: {change:?} is not learner|voter|remove ID or joint ID,ID,..."),
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let call = crate::server::calls::Call::ChangeMembership { change, attrs: None, reply };
+    if !live.call(call) {
+        return "error: the node is not running".into();
+    }
+    match tokio::time::timeout(Duration::from_secs(2), answer).await {
+        Ok(Ok(Ok(index))) => format!("ok appended at {index}"),
+        Ok(Ok(Err(refused))) => format!("error: {refused}"),
+        _ => "error: no answer within 2 s".into(),
     }
 }
 
@@ -145,6 +187,9 @@ fn admin_command(command: &str, live: &crate::server::LiveFaults, clock: &RealCl
 
 /// The file naming the cluster and node a data dir belongs to.
 pub const IDENTITY_FILE: &str = "raftbed-identity";
+
+/// Written in a data dir whose member was removed from its cluster: it never starts again.
+pub const REMOVED_FILE: &str = "raftbed-removed";
 
 /// The members of a cluster from its client addresses: peers listen on the next port.
 pub fn members(peers: &[String]) -> Result<BTreeMap<NodeId, Member>, String> {
@@ -214,6 +259,34 @@ pub fn claim_data_dir(dir: &Path, cluster: u64, id: NodeId) -> Result<(), String
     }
 }
 
+/// This node's id and its cluster's members: from `--peers` and `--id`, or from the cluster
+/// it joins.
+/// This node's id, its cluster's members, and what it learnt if it joined.
+type Who = (NodeId, BTreeMap<NodeId, Member>, Option<Joined>);
+
+fn who(args: &NodeArgs) -> Result<Who, String> {
+    let listen: SocketAddr = args
+        .listen
+        .parse()
+        .map_err(|_| format!("--listen {}: not an address like 127.0.0.1:24010", args.listen))?;
+    if !args.join.is_empty() {
+        let joined = super::join::join(&args.join, listen)?;
+        return Ok((joined.id, joined.members.clone(), Some(joined)));
+    }
+    let members = members(&args.peers)?;
+    let id = NodeId(args.id.unwrap_or(0));
+    let Some(me) = members.get(&id) else {
+        return Err(format!("--id {}: --peers lists {} members", id.0, members.len()));
+    };
+    if listen.to_string() != me.client_addr {
+        return Err(format!(
+            "--listen {} is not member {}'s address in --peers ({})",
+            args.listen, id.0, me.client_addr
+        ));
+    }
+    Ok((id, members, None))
+}
+
 /// Runs `raftbed node` until SIGTERM or SIGINT (exit 0), or a fatal error (exit 1); bad flags
 /// or a foreign data dir exit 2.
 pub fn run(args: &NodeArgs) -> ExitCode {
@@ -221,22 +294,18 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         eprintln!("raftbed node: {message}");
         ExitCode::from(2)
     };
-    let members = match members(&args.peers) {
-        Ok(m) => m,
+    let (id, members, joined) = match who(args) {
+        Ok(found) => found,
         Err(e) => return fail(e),
     };
-    let id = NodeId(args.id);
-    let Some(me) = members.get(&id) else {
-        return fail(format!("--id {}: --peers lists {} members", args.id, members.len()));
-    };
-    let listen: Option<SocketAddr> = args.listen.parse().ok();
-    if listen.map(|a| a.to_string()) != Some(me.client_addr.clone()) {
+    if args.data_dir.join(REMOVED_FILE).exists() {
         return fail(format!(
-            "--listen {} is not member {}'s address in --peers ({})",
-            args.listen, id.0, me.client_addr
+            "--data-dir {}: the member has been permanently removed from the cluster; a new member needs a new data dir",
+            args.data_dir.display()
         ));
     }
-    if let Err(e) = claim_data_dir(&args.data_dir, cluster_id(&members), id) {
+    let cluster = joined.as_ref().map_or_else(|| cluster_id(&members), |j| j.cluster);
+    if let Err(e) = claim_data_dir(&args.data_dir, cluster, id) {
         return fail(e);
     }
     let timing = Timing {
@@ -263,6 +332,11 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         ));
     }
     let mut config = loopback_config(id, members, args.data_dir.clone(), timing);
+    if let Some(joined) = joined {
+        config.raft.voters = joined.voters;
+        config.cluster_id = Some(joined.cluster);
+        config.name = Some(args.name.clone().unwrap_or_else(|| format!("{:x}", id.0)));
+    }
     config.compact_every = args.snapshot_count;
     config.auto_compaction = auto_compaction;
     config.watch_progress = args.watch_progress_notify_interval;
@@ -321,6 +395,12 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             result = run_node(config, TokioNet, StdFs, clock, None) => {
                 match result {
                     Ok(()) => ExitCode::SUCCESS,
+                    Err(crate::server::NodeError::Removed) => {
+                        let marker = args.data_dir.join(REMOVED_FILE);
+                        let _ = std::fs::write(&marker, "removed from the cluster\n");
+                        eprintln!("raftbed node {}: the member has been permanently removed from the cluster", id.0);
+                        ExitCode::SUCCESS
+                    }
                     Err(e) => {
                         eprintln!("raftbed node {}: {e}", id.0);
                         ExitCode::FAILURE

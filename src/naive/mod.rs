@@ -157,7 +157,9 @@ pub async fn run_naive_node<N: Net + Send + Sync>(
     let (role_tx, role_rx) = watch::channel((role, epoch));
     let (leader_tx, leader) = watch::channel(None);
     let (revision_tx, revision) = watch::channel(disk.borrow().kv.revision());
-    let api = api::Api::new(&config.node, calls_tx, revision, leader, net.clone());
+    let directory =
+        std::sync::Arc::new(crate::server::members::Directory::new(id, &config.node.members));
+    let api = api::Api::new(&config.node, calls_tx, revision, leader, net.clone(), directory);
     let (addr, keepalive) = (me.client_addr.clone(), config.node.transport.rpc_timeout);
     tokio::task::spawn_local(api::serve(net.clone(), addr, client, api, keepalive, None));
     let node = Rc::new(RefCell::new(NaiveNode {

@@ -32,6 +32,12 @@ pub struct Membership {
     pub outgoing: BTreeSet<NodeId>,
     /// Members that receive the log but never vote or count towards a majority.
     pub learners: BTreeSet<NodeId>,
+    /// What the server keeps of each member with the configuration (raftbed's etcd API: its
+    /// name and URLs), opaque to the core. A configuration names its servers and how to
+    /// reach them (§4.1), so a node that restarts or joins learns its peers' addresses from
+    /// its log. Empty for a configuration made without them (the bootstrap one, the
+    /// simulator's changes).
+    pub attrs: BTreeMap<NodeId, String>,
 }
 
 /// A change a leader is asked to make.
@@ -44,6 +50,9 @@ pub enum MembershipChange {
     /// Remove a voter or a learner: a single-server change; the leader may remove itself
     /// (§4.2.2).
     Remove(NodeId),
+    /// Change only what the server keeps of a member (`Membership::attrs`): etcd's
+    /// MemberUpdate and a member publishing its name.
+    Update(NodeId),
     /// Move to these voters and learners through joint consensus (§4.3).
     Joint {
         /// The new voters.
@@ -59,6 +68,7 @@ impl fmt::Display for MembershipChange {
             MembershipChange::AddLearner(id) => write!(f, "add learner {id}"),
             MembershipChange::AddVoter(id) => write!(f, "add voter {id}"),
             MembershipChange::Remove(id) => write!(f, "remove {id}"),
+            MembershipChange::Update(id) => write!(f, "update {id}"),
             MembershipChange::Joint { voters, learners } => {
                 write!(f, "joint to voters {}", list(voters))?;
                 if !learners.is_empty() {
@@ -205,6 +215,11 @@ impl Membership {
                 next.voters.remove(id);
                 next.learners.remove(id);
             }
+            MembershipChange::Update(id) => {
+                if !self.contains(*id) {
+                    return Err(format!("{id} is not a member of {self}"));
+                }
+            }
             MembershipChange::Joint { voters, learners } => {
                 if let Some(both) = voters.intersection(learners).next() {
                     return Err(format!("{both} cannot be both voter and learner"));
@@ -216,9 +231,11 @@ impl Membership {
                     voters: voters.clone(),
                     outgoing: self.voters.clone(),
                     learners: learners.clone(),
+                    attrs: self.attrs.clone(),
                 };
             }
         }
+        next.keep_members_attrs();
         if next.voters.is_empty() {
             return Err(format!("{change} would leave no voter"));
         }
@@ -230,10 +247,22 @@ impl Membership {
 
     /// C_new, once C_old,new is committed (§4.3).
     pub fn leave_joint(&self) -> Membership {
-        Membership { outgoing: BTreeSet::new(), ..self.clone() }
+        let mut next = Membership { outgoing: BTreeSet::new(), ..self.clone() };
+        next.keep_members_attrs();
+        next
     }
 
-    /// The entry data that carries this configuration: `voters=1,2,3;outgoing=;learners=4`.
+    /// Drops the attributes of servers that are no longer members.
+    pub fn keep_members_attrs(&mut self) {
+        if self.attrs.keys().any(|id| !self.contains(*id)) {
+            let attrs = std::mem::take(&mut self.attrs);
+            self.attrs = attrs.into_iter().filter(|(id, _)| self.contains(*id)).collect();
+        }
+    }
+
+    /// The entry data that carries this configuration: `voters=1,2,3;outgoing=;learners=4`,
+    /// then `;attrs=4:HEX,...` when members have attributes (hex, so that they may hold any
+    /// character).
     pub fn encode(&self) -> Bytes {
         let ids = |set: &BTreeSet<NodeId>| {
             set.iter().map(|id| id.0.to_string()).collect::<Vec<_>>().join(",")
@@ -244,7 +273,12 @@ impl Membership {
             ids(&self.outgoing),
             ids(&self.learners)
         );
-        Bytes::from(text)
+        if self.attrs.is_empty() {
+            return Bytes::from(text);
+        }
+        let attrs: Vec<String> =
+            self.attrs.iter().map(|(id, attrs)| format!("{}:{}", id.0, hex(attrs))).collect();
+        Bytes::from(format!("{text};attrs={}", attrs.join(",")))
     }
 
     /// The configuration `encode` wrote.
@@ -268,19 +302,49 @@ impl Membership {
                 })
                 .collect()
         };
-        let membership = Membership {
+        let mut membership = Membership {
             voters: field("voters")?,
             outgoing: field("outgoing")?,
             learners: field("learners")?,
+            attrs: BTreeMap::new(),
         };
+        if let Some(part) = parts.next() {
+            let list = part
+                .strip_prefix("attrs=")
+                .ok_or(format!("configuration {text:?}: expected attrs= in {part:?}"))?;
+            for item in list.split(',').filter(|item| !item.is_empty()) {
+                let bad = || format!("configuration {text:?}: bad member attributes {item:?}");
+                let (id, value) = item.split_once(':').ok_or_else(bad)?;
+                let id = id.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+                membership.attrs.insert(NodeId(id), unhex(value).ok_or_else(bad)?);
+            }
+        }
         if parts.next().is_some() {
-            return Err(format!("configuration {text:?} has more than three fields"));
+            return Err(format!("configuration {text:?} has more than four fields"));
         }
         if membership.voters.is_empty() {
             return Err(format!("configuration {text:?} has no voter"));
         }
+        if let Some(stray) = membership.attrs.keys().find(|id| !membership.contains(**id)) {
+            return Err(format!("configuration {text:?} has attributes of non-member {stray}"));
+        }
         Ok(membership)
     }
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<String> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..text.len())
+        .step_by(2)
+        .map(|i| text.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 /// The configurations a node knows: the one as of its snapshot (or its bootstrap one), and
@@ -393,13 +457,43 @@ mod tests {
 
     #[test]
     fn the_encoding_round_trips_and_refuses_garbage() {
-        let joint = Membership { voters: ids(&[4]), outgoing: ids(&[1, 2]), learners: ids(&[9]) };
+        let joint = Membership {
+            voters: ids(&[4]),
+            outgoing: ids(&[1, 2]),
+            learners: ids(&[9]),
+            ..Default::default()
+        };
         assert_eq!(&joint.encode()[..], b"voters=4;outgoing=1,2;learners=9");
-        assert_eq!(Membership::decode(&joint.encode()), Ok(joint));
-        for bad in ["", "voters=;outgoing=;learners=", "voters=1;outgoing=x;learners=", "voters=1"]
-        {
+        assert_eq!(Membership::decode(&joint.encode()), Ok(joint.clone()));
+        let mut named = joint;
+        named.attrs.insert(NodeId(9), "a;b=c,d:é".into());
+        assert_eq!(Membership::decode(&named.encode()), Ok(named));
+        for bad in [
+            "",
+            "voters=;outgoing=;learners=",
+            "voters=1;outgoing=x;learners=",
+            "voters=1",
+            "voters=1;outgoing=;learners=;attrs=1:6",
+            "voters=1;outgoing=;learners=;attrs=2:61",
+            "voters=1;outgoing=;learners=;attrs=1:61;x",
+        ] {
             assert!(Membership::decode(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn attributes_follow_their_members_through_changes() {
+        let mut three = Membership::of_voters(ids(&[1, 2, 3]));
+        three.attrs = (1..=3).map(|n| (NodeId(n), format!("n{n}"))).collect();
+        let removed = three.apply(&MembershipChange::Remove(NodeId(2))).unwrap();
+        assert_eq!(removed.attrs.keys().map(|id| id.0).collect::<Vec<_>>(), [1, 3]);
+        let joint = three
+            .apply(&MembershipChange::Joint { voters: ids(&[1, 4]), learners: ids(&[]) })
+            .unwrap();
+        assert_eq!(joint.attrs.len(), 3, "the outgoing voters keep theirs while joint");
+        assert_eq!(joint.leave_joint().attrs.keys().map(|id| id.0).collect::<Vec<_>>(), [1]);
+        assert_eq!(three.apply(&MembershipChange::Update(NodeId(3))).unwrap(), three);
+        assert!(three.apply(&MembershipChange::Update(NodeId(5))).is_err());
     }
 
     #[test]

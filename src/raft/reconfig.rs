@@ -3,12 +3,14 @@
 //! by a snapshot (§4.1), leaving a committed joint configuration (§4.3), and stepping down
 //! once a configuration without the leader is committed (§4.2.2).
 
+use std::collections::BTreeMap;
+
 use super::config::Config;
 use super::membership::{Membership, MembershipChange};
 use super::message::Body;
 use super::node::{Error, Node, Proposal};
 use super::progress::Progress;
-use super::types::{Entry, EntryKind, LogIndex, Role, Snapshot};
+use super::types::{Entry, EntryKind, LogIndex, NodeId, Role, Snapshot};
 
 impl Node {
     /// Appends a configuration entry that makes `change`, if this node leads and may change
@@ -19,6 +21,19 @@ impl Node {
     /// `NotLeader`, `ProposalDropped`, `ChangeInFlight`, `NotCommittedInTerm`,
     /// `LearnerBehind` or `InvalidChange`; all definite: nothing was appended.
     pub fn propose_membership(&mut self, change: &MembershipChange) -> Result<Proposal, Error> {
+        self.propose_configuration(change, None)
+    }
+
+    /// As `propose_membership`, with `attrs` as the new configuration's member attributes
+    /// (those of servers it does not name are dropped); `None` keeps the current ones.
+    ///
+    /// # Errors
+    /// As `propose_membership`.
+    pub fn propose_configuration(
+        &mut self,
+        change: &MembershipChange,
+        attrs: Option<&BTreeMap<NodeId, String>>,
+    ) -> Result<Proposal, Error> {
         self.assert_no_outstanding_ready();
         if self.role != Role::Leader {
             return Err(Error::NotLeader { leader_hint: self.leader });
@@ -46,7 +61,11 @@ impl Node {
                 return Err(Error::LearnerBehind { id: *id, matched, commit });
             }
         }
-        let next = self.membership().apply(change).map_err(Error::InvalidChange)?;
+        let mut next = self.membership().apply(change).map_err(Error::InvalidChange)?;
+        if let Some(attrs) = attrs {
+            next.attrs = attrs.clone();
+            next.keep_members_attrs();
+        }
         let proposal = Proposal { term: self.term, index: self.log.last_index().next() };
         self.append_config(next);
         self.broadcast_append();

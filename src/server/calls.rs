@@ -168,7 +168,20 @@ pub enum Call {
     ChangeMembership {
         /// The change.
         change: MembershipChange,
+        /// Every member's attributes in the new configuration (`None`: the current ones).
+        attrs: Option<std::collections::BTreeMap<NodeId, String>>,
         /// The entry's index, or why the leader refused.
         reply: oneshot::Sender<Result<u64, RaftError>>,
     },
+}
+
+impl Call {
+    /// Whether a learner serves it (etcd 3.4: its status and serializable reads).
+    pub fn learner_may(&self) -> bool {
+        match self {
+            Call::Status { .. } => true,
+            Call::Read { consistency, .. } => *consistency == Consistency::Serializable,
+            Call::Propose { .. } | Call::ChangeMembership { .. } => false,
+        }
+    }
 }

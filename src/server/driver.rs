@@ -88,6 +88,10 @@ pub struct Driver<F: Fs, C: Clock> {
     /// The node as of the last `Ready`, to tell what the next one changed (the core's own
     /// role and term have already moved by then, and a truncation lowers its durable mark).
     seen: events::Before,
+    /// Whether this incarnation has been a member (a joining node is not, at first).
+    was_member: bool,
+    /// When this node applied a configuration that removed it, on its clock.
+    removed_at: Option<Duration>,
 }
 
 impl<F: Fs, C: Clock> Drop for Driver<F, C> {
@@ -107,6 +111,8 @@ pub struct Published {
     pub revision: watch::Sender<i64>,
     /// The leader this node knows (forwarded requests watch it).
     pub leader: watch::Sender<Option<NodeId>>,
+    /// The members of the latest configuration, and how to reach them.
+    pub directory: std::sync::Arc<super::members::Directory>,
 }
 
 /// At most this many ticks are fired at once after the node was held up (a pause); the rest
@@ -195,6 +201,8 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             next_read: 0,
             lessor: Lessor::default(),
             published,
+            was_member: false,
+            removed_at: None,
         })
     }
 
@@ -314,8 +322,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 let status = NodeStatus { status: self.status(), lease_left: self.lease_left() };
                 let _ = reply.send(self.served(status, 0));
             }
-            Call::ChangeMembership { change, reply } => {
-                let _ = reply.send(self.node.propose_membership(&change).map(|p| p.index.0));
+            Call::ChangeMembership { change, attrs, reply } => {
+                let proposed = self.node.propose_configuration(&change, attrs.as_ref());
+                let _ = reply.send(proposed.map(|p| p.index.0));
             }
         }
     }
@@ -340,7 +349,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             raft_applied_index: log.applied().0,
             errors: Vec::new(),
             db_size_in_use: size,
-            is_learner: false,
+            is_learner: self.node.membership().learners.contains(&self.node.id()),
         }
     }
 
@@ -565,7 +574,34 @@ impl<F: Fs, C: Clock> Driver<F, C> {
         }
         self.report_lease();
         self.save_state(false)?;
-        self.maybe_compact()
+        self.maybe_compact()?;
+        self.follow_members()
+    }
+
+    /// Follows the latest configuration: the directory, the peer transport's addresses, and
+    /// this node's removal. A removed node stops an election timeout after it applied its
+    /// removal, so that what it still had to send (a leader's TimeoutNow to its successor,
+    /// §3.10) goes out first.
+    fn follow_members(&mut self) -> Result<(), NodeError> {
+        let membership = self.node.membership();
+        if self.published.directory.follow(membership) {
+            self.peers.set_addrs(&self.published.directory.peer_addrs());
+        }
+        if membership.contains(self.node.id()) {
+            self.was_member = true;
+            self.removed_at = None;
+            return Ok(());
+        }
+        let applied = self.node.membership_index() <= self.node.log().applied();
+        if !(self.config.exit_when_removed && self.was_member && applied) {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let since = *self.removed_at.get_or_insert(now);
+        if now >= since + self.config.timing.election_timeout {
+            return Err(NodeError::Removed);
+        }
+        Ok(())
     }
 
     fn emit(&self, event: NodeEvent) {

@@ -63,6 +63,9 @@ pub fn loopback_config(
         watch_progress: crate::server::DEFAULT_WATCH_PROGRESS,
         campaign_first: false,
         max_request_bytes: crate::server::DEFAULT_MAX_REQUEST_BYTES,
+        cluster_id: None,
+        exit_when_removed: true,
+        name: None,
     }
 }
 

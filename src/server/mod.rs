@@ -10,6 +10,7 @@ mod driver;
 pub mod events;
 mod lessor;
 pub mod local;
+pub mod members;
 pub mod timing;
 
 use std::collections::BTreeMap;
@@ -120,6 +121,16 @@ pub struct NodeConfig {
     pub campaign_first: bool,
     /// The largest write the API proposes, encoded (etcd's `--max-request-bytes`).
     pub max_request_bytes: usize,
+    /// The cluster's id, when the node did not bootstrap it (it joined): `None` is a hash of
+    /// `members`.
+    pub cluster_id: Option<u64>,
+    /// Stop once a configuration that removes this node is applied, as etcd does ("the
+    /// member has been permanently removed from the cluster"); simulated nodes keep running,
+    /// so that the checks see what a removed server does (§4.2.3).
+    pub exit_when_removed: bool,
+    /// A node that joined a running cluster publishes this name and its client URL once it
+    /// runs (etcd lists it "unstarted" until then); `None` for a bootstrap member.
+    pub name: Option<String>,
 }
 
 /// A running node's state behind its admin port: the faults it obeys (a partition is
@@ -223,6 +234,9 @@ pub enum NodeError {
         /// The log's last index.
         last: u64,
     },
+    /// A configuration that removes this node was applied.
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -306,10 +320,16 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
             Some(socket)
         }
     };
-    let api = api::Api::new(&config, calls_tx, revision, leader, net.clone());
+    let directory = std::sync::Arc::new(members::Directory::new(config.id, &config.members));
+    let api = api::Api::new(&config, calls_tx, revision, leader, net.clone(), directory.clone());
     let addr = me.client_addr.clone();
     let keepalive = config.transport.rpc_timeout;
     let compaction = config.auto_compaction;
+    // A member added by MemberAdd is "unstarted" until it publishes its name and client URL.
+    if let Some(name) = config.name.clone() {
+        let (api, addr) = (api.clone(), addr.clone());
+        spawn_local(async move { api.publish(name, addr).await });
+    }
     spawn_local(api::serve(net.clone(), addr, client_listener, api, keepalive, compaction));
     let peer_addrs: BTreeMap<NodeId, String> = config
         .members
@@ -324,7 +344,7 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
         }
         None => Outbound::Framed(peer::Peers::start(&net, &peer_addrs, &config.transport)),
     };
-    let published = driver::Published { revision: revision_tx, leader: leader_tx };
+    let published = driver::Published { revision: revision_tx, leader: leader_tx, directory };
     let driver = Driver::new(config, wal, recovered, peers, clock, observer, published)?;
     driver.run(inbox, calls).await
 }

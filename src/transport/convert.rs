@@ -98,6 +98,11 @@ impl From<&Membership> for pb::Membership {
             voters: ids(&m.voters),
             outgoing: ids(&m.outgoing),
             learners: ids(&m.learners),
+            attrs: m
+                .attrs
+                .iter()
+                .map(|(id, attrs)| pb::MemberAttrs { id: id.0, attrs: attrs.clone() })
+                .collect(),
         }
     }
 }
@@ -105,7 +110,14 @@ impl From<&Membership> for pb::Membership {
 impl From<pb::Membership> for Membership {
     fn from(m: pb::Membership) -> Membership {
         let ids = |list: Vec<u64>| list.into_iter().filter(|id| *id != 0).map(NodeId).collect();
-        Membership { voters: ids(m.voters), outgoing: ids(m.outgoing), learners: ids(m.learners) }
+        let mut membership = Membership {
+            voters: ids(m.voters),
+            outgoing: ids(m.outgoing),
+            learners: ids(m.learners),
+            attrs: m.attrs.into_iter().map(|a| (NodeId(a.id), a.attrs)).collect(),
+        };
+        membership.keep_members_attrs();
+        membership
     }
 }
 
@@ -213,7 +225,11 @@ mod tests {
 
     fn joint() -> Membership {
         let ids = |list: &[u64]| list.iter().map(|id| NodeId(*id)).collect();
-        Membership { voters: ids(&[4, 5]), outgoing: ids(&[1, 2, 3]), learners: ids(&[6]) }
+        let mut joint =
+            Membership { voters: ids(&[4, 5]), outgoing: ids(&[1, 2, 3]), ..Default::default() };
+        joint.learners = ids(&[6]);
+        joint.attrs.insert(NodeId(6), "{\"name\":\"n6\"}".into());
+        joint
     }
 
     #[test]

@@ -53,11 +53,22 @@ pub async fn serve<N: Net>(
     crate::transport::net::serve_http2::<N, _>(listener, service, keepalive, keepalive).await;
 }
 
+/// Starts a sender task to an address, answering its queue.
+type Dial = Rc<dyn Fn(&str) -> mpsc::Sender<Envelope>>;
+
 /// The sending side: a queue per peer, drained into one long-lived `Stream` RPC.
-#[derive(Debug)]
 pub struct GrpcPeers {
-    queues: BTreeMap<NodeId, mpsc::Sender<Envelope>>,
+    queues: BTreeMap<NodeId, (String, mpsc::Sender<Envelope>)>,
     dropped: Rc<std::cell::Cell<u64>>,
+    dial: Dial,
+}
+
+impl std::fmt::Debug for GrpcPeers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addrs: BTreeMap<&NodeId, &String> =
+            self.queues.iter().map(|(id, (addr, _))| (id, addr)).collect();
+        f.debug_struct("GrpcPeers").field("addrs", &addrs).finish_non_exhaustive()
+    }
 }
 
 impl GrpcPeers {
@@ -67,18 +78,30 @@ impl GrpcPeers {
         addrs: &BTreeMap<NodeId, String>,
         config: &TransportConfig,
     ) -> GrpcPeers {
-        let mut queues = BTreeMap::new();
-        for (id, addr) in addrs {
+        let (net, config) = (net.clone(), config.clone());
+        let dial: Dial = Rc::new(move |addr: &str| {
             let (tx, rx) = mpsc::channel(config.queue_depth);
-            tokio::task::spawn_local(send_loop(net.clone(), addr.clone(), rx, config.clone()));
-            queues.insert(*id, tx);
+            tokio::task::spawn_local(send_loop(net.clone(), addr.to_string(), rx, config.clone()));
+            tx
+        });
+        let dropped = Rc::new(std::cell::Cell::new(0));
+        let mut peers = GrpcPeers { queues: BTreeMap::new(), dropped, dial };
+        peers.set_addrs(addrs);
+        peers
+    }
+
+    /// A sender for every peer of `addrs` that has none at that address.
+    pub fn set_addrs(&mut self, addrs: &BTreeMap<NodeId, String>) {
+        for (id, addr) in addrs {
+            if self.queues.get(id).is_none_or(|(known, _)| known != addr) {
+                self.queues.insert(*id, (addr.clone(), (self.dial)(addr)));
+            }
         }
-        GrpcPeers { queues, dropped: Rc::new(std::cell::Cell::new(0)) }
     }
 
     /// Queues `message`; drops it if the queue is full.
     pub fn send(&self, message: &Message) {
-        let Some(queue) = self.queues.get(&message.to) else { return };
+        let Some((_, queue)) = self.queues.get(&message.to) else { return };
         if queue.try_send(Envelope::from(message)).is_err() {
             self.dropped.set(self.dropped.get() + 1);
         }

@@ -56,4 +56,14 @@ impl Outbound {
             Outbound::Datagram(peers) => peers.send(message),
         }
     }
+
+    /// Sends to `addrs` from now on: peers not known before get a sender, a changed address
+    /// a new one; peers not listed keep theirs.
+    pub fn set_addrs(&mut self, addrs: &std::collections::BTreeMap<crate::raft::NodeId, String>) {
+        match self {
+            Outbound::Framed(peers) => peers.set_addrs(addrs),
+            Outbound::Grpc(peers) => peers.set_addrs(addrs),
+            Outbound::Datagram(peers) => peers.set_addrs(addrs),
+        }
+    }
 }

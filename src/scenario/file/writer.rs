@@ -241,7 +241,8 @@ fn expect_and_events(out: &mut String, s: &Scenario) {
     }
 }
 
-/// `add` (with `learner = true`), `remove`; a joint change has no event of its own.
+/// `add` (with `learner = true`), `remove`; a joint change or an update has no event of its
+/// own.
 fn member(
     out: &mut String,
     s: &Scenario,
@@ -253,7 +254,7 @@ fn member(
         C::AddLearner(id) => writeln!(out, "add = {}\nlearner = true", name(id)),
         C::AddVoter(id) => writeln!(out, "add = {}", name(id)),
         C::Remove(id) => writeln!(out, "remove = {}", name(id)),
-        C::Joint { .. } => writeln!(out, "note = {}", q(&format!("asked {change}"))),
+        C::Joint { .. } | C::Update(_) => writeln!(out, "note = {}", q(&format!("asked {change}"))),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -14,14 +14,17 @@ use tonic::{Request, Response, Status};
 use super::{DEFINITE_HEADER, FORWARDED_HEADER, status};
 use crate::kv::ApiError;
 use crate::raft::NodeId;
+use crate::server::members::Directory;
 use crate::transport::channel::RpcChannel;
 use crate::transport::net::Net;
 
 /// Channels to the other members' client APIs.
 pub struct Forwarder<N: Net> {
     net: N,
-    addrs: BTreeMap<NodeId, String>,
-    channels: Mutex<BTreeMap<NodeId, RpcChannel>>,
+    /// Where the members' client APIs are.
+    directory: Arc<Directory>,
+    /// Channels by client address.
+    channels: Mutex<BTreeMap<String, RpcChannel>>,
     timeout: Duration,
     /// The leader this node knows, as the driver publishes it.
     leader: watch::Receiver<Option<NodeId>>,
@@ -30,27 +33,32 @@ pub struct Forwarder<N: Net> {
 }
 
 impl<N: Net + Send + Sync> Forwarder<N> {
-    /// Forwards to the client addresses `addrs`, giving each request `timeout`; `leader`
-    /// follows the leader this node knows; nothing goes to a peer `live` cuts off.
+    /// Forwards to the client addresses `directory` knows, giving each request `timeout`;
+    /// `leader` follows the leader this node knows; nothing goes to a peer `live` cuts off.
     pub fn new(
         net: N,
-        addrs: BTreeMap<NodeId, String>,
+        directory: Arc<Directory>,
         timeout: Duration,
         leader: watch::Receiver<Option<NodeId>>,
         live: std::sync::Arc<crate::server::LiveFaults>,
     ) -> Forwarder<N> {
-        Forwarder { net, addrs, channels: Mutex::new(BTreeMap::new()), timeout, leader, live }
+        Forwarder { net, directory, channels: Mutex::new(BTreeMap::new()), timeout, leader, live }
+    }
+
+    /// How long a forwarded request may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// A channel to `to`, dialled on first use.
     pub fn channel(&self, to: NodeId) -> Option<RpcChannel> {
+        let addr = self.directory.client_addr(to)?;
         let mut channels = self.channels.lock().expect("never poisoned: no panics under it");
-        if let Some(channel) = channels.get(&to) {
+        if let Some(channel) = channels.get(&addr) {
             return Some(channel.clone());
         }
-        let channel =
-            self.net.channel(self.addrs.get(&to)?, self.timeout, Some(self.timeout)).ok()?;
-        channels.insert(to, channel.clone());
+        let channel = self.net.channel(&addr, self.timeout, Some(self.timeout)).ok()?;
+        channels.insert(addr, channel.clone());
         Some(channel)
     }
 

@@ -1,19 +1,16 @@
-//! etcd's Cluster.MemberList and Maintenance.Status: answered by any node from what it knows.
+//! etcd's Maintenance.Status: answered by any node from what it knows.
 
 use tonic::{Request, Response, Status};
 
 use super::{Api, status};
 use crate::kv::ApiError;
-use crate::proto::etcdserverpb::cluster_server::Cluster;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
-use crate::proto::etcdserverpb::{
-    Member, MemberListRequest, MemberListResponse, StatusRequest, StatusResponse,
-};
+use crate::proto::etcdserverpb::{StatusRequest, StatusResponse};
 use crate::server::calls::{Call, CallError};
 use crate::transport::net::Net;
 
 impl<N: Net + Send + Sync> Api<N> {
-    async fn local_status(
+    pub(super) async fn local_status(
         &self,
     ) -> Result<(StatusResponse, u64, Option<std::time::Duration>), Status> {
         match self.call(|reply| Call::Status { reply }).await {
@@ -38,27 +35,5 @@ impl<N: Net + Send + Sync> Maintenance for Api<N> {
             response.metadata_mut().insert(super::LEASE_HEADER, value);
         }
         Ok(response)
-    }
-}
-
-#[tonic::async_trait]
-impl<N: Net + Send + Sync> Cluster for Api<N> {
-    async fn member_list(
-        &self,
-        _: Request<MemberListRequest>,
-    ) -> Result<Response<MemberListResponse>, Status> {
-        let (status, term, _) = self.local_status().await?;
-        let members = self
-            .members
-            .iter()
-            .map(|(id, member)| Member {
-                id: id.0,
-                name: id.to_string(),
-                peer_ur_ls: vec![format!("http://{}", member.peer_addr)],
-                client_ur_ls: vec![format!("http://{}", member.client_addr)],
-                is_learner: false,
-            })
-            .collect();
-        Ok(Response::new(MemberListResponse { header: self.header(status.header, term), members }))
     }
 }

@@ -12,6 +12,7 @@
 //! - on errors, `x-raftbed-definite: true|false` (false: the request may still take effect);
 //! - on answers to writes, `x-raftbed-index`: the log index the command applied at.
 
+mod cluster;
 pub mod compactor;
 mod forward;
 mod kv;
@@ -29,6 +30,7 @@ use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::{Response, Status};
 
 use super::calls::{Call, CallError, Consistency, Query, QueryAnswer, Reply, Served};
+use super::members::Directory;
 use super::{Member, NodeConfig};
 use crate::kv::ApiError;
 use crate::proto::etcdserverpb::ResponseHeader;
@@ -63,7 +65,8 @@ pub const FORWARDED_HEADER: &str = "x-raftbed-forwarded";
 pub struct Api<N: Net> {
     id: NodeId,
     cluster_id: u64,
-    members: BTreeMap<NodeId, Member>,
+    /// The members of this node's latest configuration, as the driver follows them.
+    directory: Arc<Directory>,
     calls: mpsc::Sender<Call>,
     revision: watch::Receiver<i64>,
     forward: Forwarder<N>,
@@ -87,20 +90,19 @@ impl<N: Net + Send + Sync> Api<N> {
         revision: watch::Receiver<i64>,
         leader: watch::Receiver<Option<NodeId>>,
         net: N,
+        directory: Arc<Directory>,
     ) -> Arc<Api<N>> {
-        let members = config.members.clone();
-        let client_addrs = members.iter().map(|(id, m)| (*id, m.client_addr.clone())).collect();
         let forward = Forwarder::new(
             net,
-            client_addrs,
+            directory.clone(),
             config.request_timeout,
             leader.clone(),
             config.live.clone(),
         );
         Arc::new_cyclic(|me| Api {
             id: config.id,
-            cluster_id: cluster_id(&members),
-            members,
+            cluster_id: config.cluster_id.unwrap_or_else(|| cluster_id(&config.members)),
+            directory,
             calls,
             revision,
             forward,
@@ -118,10 +120,15 @@ impl<N: Net + Send + Sync> Api<N> {
         self.me.upgrade().expect("an API is used only while it is alive")
     }
 
-    /// Sends a call to the driver and waits for its answer.
+    /// Sends a call to the driver and waits for its answer. A learner serves its status and
+    /// serializable reads only, as etcd 3.4's.
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Call) -> Result<Served<T>, CallError> {
         let (tx, rx) = oneshot::channel();
-        if self.calls.try_send(make(tx)).is_err() {
+        let call = make(tx);
+        if !call.learner_may() {
+            self.refuse_learner().map_err(CallError::Api)?;
+        }
+        if self.calls.try_send(call).is_err() {
             return Err(ApiError::too_many_requests().into());
         }
         rx.await.unwrap_or(Err(CallError::Api(ApiError::stopped())))
@@ -150,6 +157,17 @@ impl<N: Net + Send + Sync> Api<N> {
         consistency: Consistency,
     ) -> Result<Served<QueryAnswer>, CallError> {
         self.call(|reply| Call::Read { query, consistency, reply }).await
+    }
+
+    /// etcd's refusal of what a learner does not serve.
+    fn refuse_learner(&self) -> Result<(), ApiError> {
+        if self.directory.is_learner() {
+            return Err(ApiError::new(
+                tonic::Code::FailedPrecondition,
+                "etcdserver: rpc not supported for learner",
+            ));
+        }
+        Ok(())
     }
 
     /// A response header for an answer given in `term`.

@@ -165,7 +165,7 @@ impl super::World<'_> {
                 continue;
             };
             let (reply, receiver) = oneshot::channel();
-            let call = crate::server::calls::Call::ChangeMembership { change, reply };
+            let call = crate::server::calls::Call::ChangeMembership { change, attrs: None, reply };
             if self.lives[leader].call(call) {
                 self.changes.asked(i, leader, receiver);
             } else {

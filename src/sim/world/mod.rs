@@ -152,6 +152,9 @@ impl NodeSpec {
             watch_progress: crate::server::DEFAULT_WATCH_PROGRESS,
             campaign_first: self.first_leader == Some(index),
             max_request_bytes: crate::server::DEFAULT_MAX_REQUEST_BYTES,
+            cluster_id: None,
+            exit_when_removed: false,
+            name: None,
         }
     }
 }

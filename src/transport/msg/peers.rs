@@ -39,14 +39,18 @@ pub struct DatagramPeers {
 impl DatagramPeers {
     /// Sends from `socket` to the peers at `addrs` (`host:port`, resolved now).
     pub fn new(socket: Arc<UdpSocket>, addrs: &BTreeMap<NodeId, String>) -> DatagramPeers {
-        let addrs = addrs
-            .iter()
-            .filter_map(|(id, addr)| {
-                let (host, port) = addr.rsplit_once(':')?;
-                Some((*id, SocketAddr::new(turmoil::lookup(host), port.parse().ok()?)))
-            })
-            .collect();
-        DatagramPeers { socket, addrs }
+        let mut peers = DatagramPeers { socket, addrs: BTreeMap::new() };
+        peers.set_addrs(addrs);
+        peers
+    }
+
+    /// Sends to `addrs` from now on (peers not listed keep theirs).
+    pub fn set_addrs(&mut self, addrs: &BTreeMap<NodeId, String>) {
+        for (id, addr) in addrs {
+            let Some((host, port)) = addr.rsplit_once(':') else { continue };
+            let Ok(port) = port.parse() else { continue };
+            self.addrs.insert(*id, SocketAddr::new(turmoil::lookup(host), port));
+        }
     }
 
     /// Sends `message`; the network may lose it.
