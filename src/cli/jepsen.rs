@@ -25,6 +25,7 @@ use super::cluster::{
 use super::real::RealCluster;
 use crate::client::Client;
 use crate::faults::{Cut, Effect, Faults};
+use crate::raft::{MembershipChange, NodeId};
 use crate::rng::SplitMix64;
 use crate::scenario::{self, Evidence, ReplayReport, RoleSpan, RunInfo, System};
 use crate::server::calls::Consistency;
@@ -44,7 +45,10 @@ pub struct TestArgs {
     /// How long the workload and faults run (at most 1h).
     #[arg(long, default_value = "60s", value_parser = super::sim::parse_run_duration)]
     pub time: Duration,
-    /// Fault kinds, comma-separated: partition, kill, pause (or none).
+    /// Fault kinds, comma-separated: partition, kill, pause, member (or none). With member,
+    /// two spare nodes run beside the --nodes voters: the nemesis adds a spare as a learner
+    /// and promotes it, removes a voter (or the leader), or replaces a crashed voter with a
+    /// spare.
     #[arg(long, default_value = "partition,kill,pause", value_delimiter = ',')]
     pub faults: Vec<String>,
     /// Workload clients.
@@ -66,8 +70,10 @@ pub struct TestArgs {
 /// cluster could not be run, 4 when nothing was violated but a check could not be decided.
 pub fn run(args: &TestArgs) -> ExitCode {
     for fault in &args.faults {
-        if !["partition", "kill", "pause", "none"].contains(&fault.as_str()) {
-            eprintln!("raftbed test: unknown fault {fault:?} (partition, kill, pause, none)");
+        if !["partition", "kill", "pause", "member", "none"].contains(&fault.as_str()) {
+            eprintln!(
+                "raftbed test: unknown fault {fault:?} (partition, kill, pause, member, none)"
+            );
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     }
@@ -76,12 +82,15 @@ pub fn run(args: &TestArgs) -> ExitCode {
         return ExitCode::from(EXIT_BAD_INPUT);
     }
     let dir = std::env::temp_dir().join(format!("raftbed-test-{}", std::process::id()));
-    let nodes = args.nodes as usize;
+    let voters = args.nodes as usize;
+    let spares = if args.faults.iter().any(|f| f == "member") { SPARES.min(9 - voters) } else { 0 };
+    let nodes = voters + spares;
     let Some(base) = free_base_port(nodes) else {
         eprintln!("raftbed test: no free loopback ports");
         return ExitCode::from(EXIT_BAD_INPUT);
     };
-    let mut started = match start_cluster(nodes, &dir, base, &[]) {
+    let flags = ["--voters".to_string(), voters.to_string()];
+    let mut started = match start_cluster(nodes, &dir, base, &flags) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("raftbed test: {e}");
@@ -315,7 +324,8 @@ async fn nemesis(
     let sink = Box::new(move |at: Duration, text: &str| {
         let _ = notes.send((at, text.to_string()));
     });
-    let mut real = RealCluster::new(dir.to_path_buf(), endpoints.to_vec(), run.start, sink)?;
+    let real = RealCluster::new(dir.to_path_buf(), endpoints.to_vec(), run.start, sink)?;
+    let mut real = real.with_spares(args.nodes as usize);
     let kinds: Vec<String> = args.faults.iter().filter(|f| *f != "none").cloned().collect();
     let until = args.time;
     let (done, finished) = tokio::sync::oneshot::channel();
@@ -369,6 +379,11 @@ fn schedule(
             Undo::Heal(cut) => (f.heal(cut), format!("heal ({label})")),
             Undo::Restart(node) => (f.restart(*node), format!("restart {}", f.nodes()[*node])),
             Undo::Resume(node) => (f.resume(*node), format!("resume {}", f.nodes()[*node])),
+            Undo::Promote(node) => {
+                let promote = MembershipChange::AddVoter(NodeId(*node as u64 + 1));
+                (f.change_membership(promote), format!("promote {}", f.nodes()[*node]))
+            }
+            Undo::Nothing => (Effect::Done, format!("end of {label}")),
         };
         let text = match effect {
             Effect::Failed(e) => format!("{done} failed: {e}"),
@@ -387,6 +402,67 @@ enum Undo {
     Heal(Cut),
     Restart(usize),
     Resume(usize),
+    /// A learner a grow fault added.
+    Promote(usize),
+    Nothing,
+}
+
+/// Spare nodes beside the voters when membership faults are on.
+const SPARES: usize = 2;
+
+/// Fewer voters than this are not shrunk.
+const MIN_VOTERS: usize = 3;
+
+/// A membership fault, as the simulator's nemesis makes them: grow (a spare added as a learner,
+/// promoted when the fault ends), shrink (a voter or the leader removed) or replace (a voter
+/// crashed, removed, and a spare added as a voter in its place).
+fn member_fault(f: &mut impl Faults, rng: &mut SplitMix64) -> Option<(String, Undo, Effect)> {
+    let id = |node: usize| NodeId(node as u64 + 1);
+    let Some(membership) = f.membership() else {
+        f.note("membership: no member answered the member list");
+        return None;
+    };
+    let names = f.nodes().to_vec();
+    let leader = f.leader();
+    let mut voters: Vec<usize> = membership.voters.iter().map(|v| v.0 as usize - 1).collect();
+    if !rng.chance(1.0 / 3.0) {
+        voters.retain(|v| Some(*v) != leader);
+    }
+    let victim = (!voters.is_empty()).then(|| voters[rng.below(voters.len() as u64) as usize]);
+    match rng.below(3) {
+        0 => {
+            let spare = f.fresh_node()?;
+            let effect = f.change_membership(MembershipChange::AddLearner(id(spare)));
+            Some((
+                format!("grow: {} added as a learner", names[spare]),
+                Undo::Promote(spare),
+                effect,
+            ))
+        }
+        1 if membership.voters.len() > MIN_VOTERS => {
+            let victim = victim?;
+            let effect = f.change_membership(MembershipChange::Remove(id(victim)));
+            Some((format!("shrink: {} removed", names[victim]), Undo::Nothing, effect))
+        }
+        _ => {
+            let (victim, spare) = (victim?, f.fresh_node()?);
+            let crashed = f.crash(victim);
+            if let Effect::Failed(e) = crashed {
+                return Some((
+                    format!("replace {}", names[victim]),
+                    Undo::Nothing,
+                    Effect::Failed(e),
+                ));
+            }
+            let mut effect = f.change_membership(MembershipChange::Remove(id(victim)));
+            if effect == Effect::Done {
+                effect = f.change_membership(MembershipChange::AddVoter(id(spare)));
+            }
+            let label =
+                format!("replace: {} crashed and replaced by {}", names[victim], names[spare]);
+            Some((label, Undo::Restart(victim), effect))
+        }
+    }
 }
 
 /// Starts one fault of `kind`; its label and undo, or `None` (noted) if it could not start.
@@ -417,6 +493,7 @@ fn start_fault(
             (format!("partition {} | {}", a.join(","), b.join(",")), Undo::Heal(cut), effect)
         }
         "kill" => (format!("{} killed", names[node]), Undo::Restart(node), f.crash(node)),
+        "member" => member_fault(f, rng)?,
         _ => (format!("{} paused", names[node]), Undo::Resume(node), f.pause(node)),
     };
     match effect {

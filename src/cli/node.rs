@@ -40,7 +40,11 @@ pub struct NodeArgs {
     /// --listen) names it.
     #[arg(long, value_delimiter = ',', conflicts_with = "id")]
     pub join: Vec<String>,
-    /// The name a joining node publishes (default `n<id>`).
+    /// The first this many members of --peers are the voters at start; the others run as
+    /// spares, members of no configuration until the cluster adds them (default: all).
+    #[arg(long, conflicts_with = "join", value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub voters: Option<u64>,
+    /// The name a joining node publishes (default: its id in hex).
     #[arg(long, requires = "join")]
     pub name: Option<String>,
     /// Where the WAL and snapshots live. Created if its parent exists.
@@ -332,6 +336,15 @@ pub fn run(args: &NodeArgs) -> ExitCode {
         ));
     }
     let mut config = loopback_config(id, members, args.data_dir.clone(), timing);
+    if let Some(voters) = args.voters {
+        if voters as usize > config.members.len() {
+            return fail(format!(
+                "--voters {voters}: --peers lists {} members",
+                config.members.len()
+            ));
+        }
+        config.raft.voters.truncate(voters as usize);
+    }
     if let Some(joined) = joined {
         config.raft.voters = joined.voters;
         config.cluster_id = Some(joined.cluster);

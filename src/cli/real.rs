@@ -5,7 +5,8 @@
 //! Cuts are kept as desired state, counted like the simulator's, and each node is told the
 //! peers it must ignore whenever that set changes; a node that is paused or down is told when
 //! it comes back, so no call ever waits on a node that cannot answer. A node enforces a cut
-//! both ways, so a one-way cut is refused. Clock rates, link loss and latency are not
+//! both ways, so a one-way cut is refused. Membership changes go to the leader's core through
+//! its admin port, as the simulator's go through its driver. Clock rates, link loss and latency are not
 //! implemented on real processes yet: those primitives fail, saying so.
 //!
 //! It blocks (on a runtime of its own), so it runs on a thread of its own, beside the clients.
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant};
 use super::nemesis::{Fault, admin, apply};
 use crate::client::Client;
 use crate::faults::{Cut, Effect, Faults, Healed, Latency, NodeState};
+use crate::raft::{Membership, MembershipChange, NodeId};
 use crate::transport::net::TokioNet;
 
 /// Where a note goes: (time since the run began, text).
@@ -35,6 +37,8 @@ pub struct RealCluster {
     /// What each node was last told to ignore.
     told: Vec<BTreeSet<usize>>,
     sink: NoteSink,
+    /// Nodes running as spares (members of no configuration) not yet added.
+    spares: Vec<usize>,
 }
 
 impl RealCluster {
@@ -63,7 +67,14 @@ impl RealCluster {
             cuts: BTreeMap::new(),
             told: vec![BTreeSet::new(); n],
             sink,
+            spares: Vec::new(),
         })
+    }
+
+    /// Nodes `voters..` run as spares, to be added by membership faults.
+    pub fn with_spares(mut self, voters: usize) -> RealCluster {
+        self.spares = (voters..self.nodes.len()).collect();
+        self
     }
 
     fn index(&self, host: &str) -> Option<usize> {
@@ -298,5 +309,63 @@ impl Faults for RealCluster {
         }
         healed.failed.extend(self.push());
         healed
+    }
+
+    fn change_membership(&mut self, change: MembershipChange) -> Effect {
+        let command = match &change {
+            MembershipChange::AddLearner(id) => format!("change learner {}", id.0),
+            MembershipChange::AddVoter(id) => format!("change voter {}", id.0),
+            MembershipChange::Remove(id) => format!("change remove {}", id.0),
+            other => return Effect::Failed(format!("{other}: not asked of real clusters")),
+        };
+        let start = Instant::now();
+        loop {
+            let answer = match self.leader() {
+                Some(leader) => {
+                    let endpoint = self.endpoints[leader].clone();
+                    self.runtime.block_on(admin(&self.dir, &endpoint, &command))
+                }
+                None => Err("no leader".to_string()),
+            };
+            match answer {
+                Ok(appended) => {
+                    self.note(&format!("{change}: {}", appended.trim_start_matches("ok ")));
+                    return Effect::Done;
+                }
+                Err(e) if start.elapsed() > Duration::from_secs(10) => {
+                    return Effect::Failed(format!("{change}: {e}"));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    fn membership(&self) -> Option<Membership> {
+        let up: Vec<usize> =
+            (0..self.nodes.len()).filter(|n| self.states[*n] == NodeState::Up).collect();
+        let endpoints = self.endpoints.clone();
+        let list = self.runtime.block_on(async move {
+            let mut client = Client::new(TokioNet, endpoints, 0);
+            client.timeout = Duration::from_millis(500);
+            client.attempts = 1;
+            for i in up {
+                client.prefer(i);
+                if let Ok(list) = client.member_list().await {
+                    return Some(list);
+                }
+            }
+            None
+        })?;
+        let mut membership = Membership::default();
+        for member in list.members {
+            let set =
+                if member.is_learner { &mut membership.learners } else { &mut membership.voters };
+            set.insert(NodeId(member.id));
+        }
+        Some(membership)
+    }
+
+    fn fresh_node(&mut self) -> Option<usize> {
+        (!self.spares.is_empty()).then(|| self.spares.remove(0))
     }
 }

@@ -579,21 +579,24 @@ impl<F: Fs, C: Clock> Driver<F, C> {
     }
 
     /// Follows the latest configuration: the directory, the peer transport's addresses, and
-    /// this node's removal. A removed node stops an election timeout after it applied its
-    /// removal, so that what it still had to send (a leader's TimeoutNow to its successor,
+    /// this node's removal, applied here or told by the leader's member list (the leader stops
+    /// replicating to a server once it appends the configuration without it, §4.2.2, so the
+    /// removed server may never have the entry). A removed node stops an election timeout
+    /// later, so that what it still had to send (a leader's TimeoutNow to its successor,
     /// §3.10) goes out first.
     fn follow_members(&mut self) -> Result<(), NodeError> {
         let membership = self.node.membership();
         if self.published.directory.follow(membership) {
             self.peers.set_addrs(&self.published.directory.peer_addrs());
         }
-        if membership.contains(self.node.id()) {
+        let told = self.config.live.removed();
+        if membership.contains(self.node.id()) && !told {
             self.was_member = true;
             self.removed_at = None;
             return Ok(());
         }
         let applied = self.node.membership_index() <= self.node.log().applied();
-        if !(self.config.exit_when_removed && self.was_member && applied) {
+        if !(self.config.exit_when_removed && self.was_member && (applied || told)) {
             return Ok(());
         }
         let now = self.clock.now();

@@ -142,6 +142,8 @@ pub struct LiveFaults {
     blocked: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
     /// The running incarnation's call queue (replaced at every start).
     calls: std::sync::Mutex<Option<tokio::sync::mpsc::Sender<calls::Call>>>,
+    /// The cluster's leader no longer lists this node, which believes itself a member.
+    removed: std::sync::atomic::AtomicBool,
     /// `(Unix nanoseconds, whether it knew a leader from then on)`; `None` until
     /// [`LiveFaults::record_leaders`]. Real nodes only: the simulator reads no wall clock.
     leaders: std::sync::Mutex<Option<Vec<(i64, bool)>>>,
@@ -184,6 +186,16 @@ impl LiveFaults {
     /// Whether traffic with `peer` is cut.
     pub fn is_blocked(&self, peer: NodeId) -> bool {
         self.blocked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&peer)
+    }
+
+    /// The cluster's leader no longer lists this node as a member.
+    pub fn mark_removed(&self) {
+        self.removed.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether `mark_removed` was called.
+    pub fn removed(&self) -> bool {
+        self.removed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The node (re)started with this call queue.
@@ -329,6 +341,10 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
     if let Some(name) = config.name.clone() {
         let (api, addr) = (api.clone(), addr.clone());
         spawn_local(async move { api.publish(name, addr).await });
+    }
+    if config.exit_when_removed {
+        let (api, live) = (api.clone(), config.live.clone());
+        spawn_local(async move { api.watch_removal(&live).await });
     }
     spawn_local(api::serve(net.clone(), addr, client_listener, api, keepalive, compaction));
     let peer_addrs: BTreeMap<NodeId, String> = config

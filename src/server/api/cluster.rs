@@ -307,6 +307,46 @@ impl<N: Net + Send + Sync> Api<N> {
         None
     }
 
+    /// Asks the leader every second whether it still lists this node, while this node believes
+    /// itself a member: a removed server may never receive the configuration that removed it
+    /// (the leader stops replicating to it, §4.2.2), and etcd's peers tell such a member so.
+    pub(crate) async fn watch_removal(&self, live: &crate::server::LiveFaults) {
+        use crate::proto::etcdserverpb::StatusRequest;
+        use crate::proto::etcdserverpb::maintenance_client::MaintenanceClient;
+        let ask = Duration::from_millis(500);
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if !self.directory.membership().contains(self.id) {
+                continue;
+            }
+            for (peer, _) in self.directory.members().into_iter().filter(|(id, _)| *id != self.id) {
+                let Some(channel) = self.forward.channel(peer) else { continue };
+                let mut status = MaintenanceClient::new(channel.clone());
+                let Ok(Ok(answer)) =
+                    tokio::time::timeout(ask, status.status(StatusRequest {})).await
+                else {
+                    continue;
+                };
+                if answer.get_ref().leader != peer.0 {
+                    continue;
+                }
+                let mut cluster = ClusterClient::new(channel);
+                let request = MemberListRequest::default();
+                let Ok(Ok(list)) = tokio::time::timeout(ask, cluster.member_list(request)).await
+                else {
+                    break;
+                };
+                let list = list.into_inner();
+                let ours = list.header.is_some_and(|h| h.cluster_id == self.cluster_id);
+                if ours && !list.members.iter().any(|m| m.id == self.id.0) {
+                    live.mark_removed();
+                    return;
+                }
+                break;
+            }
+        }
+    }
+
     /// Publishes this member's name and client URLs through the leader, until they are in
     /// its configuration (a member added by MemberAdd is "unstarted" until then).
     pub(crate) async fn publish(&self, name: String, client_addr: String) {
