@@ -270,3 +270,36 @@ fn raftbed_test_checks_list_append_transactions_on_real_processes() {
         .unwrap();
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
 }
+
+#[test]
+fn raftbed_test_changes_the_membership_while_the_workload_runs() {
+    // Two spares beside three voters: seed 2 draws replacements (a voter crashed, removed, and
+    // a spare added as a voter), asked of the leader's core through its admin port.
+    let tmp = tempfile::tempdir().unwrap();
+    let report = tmp.path().join("report");
+    let output = raftbed(&[
+        "test",
+        "--nodes",
+        "3",
+        "--time",
+        "20s",
+        "--faults",
+        "member",
+        "--seed",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    let out = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(out.contains("linearizable: yes"), "{out}");
+    assert!(out.contains("5 nodes up"), "three voters and two spares: {out}");
+    let trace = std::fs::read_to_string(report.join("trace.txt")).unwrap();
+    let changes: Vec<&str> = trace.lines().filter(|l| l.contains(": appended at ")).collect();
+    assert!(changes.iter().any(|l| l.contains("nemesis remove n")), "{trace}");
+    assert!(changes.iter().any(|l| l.contains("nemesis add voter n")), "{trace}");
+    assert!(
+        out.contains("watch held"),
+        "the committed log replays without its configurations: {out}"
+    );
+}

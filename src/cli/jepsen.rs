@@ -535,7 +535,8 @@ async fn read_back(endpoints: &[String]) -> Result<BTreeSet<String>, String> {
 fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
     let Finished { run, faults, roles, lost_events, undecided, end, watch_streams, leaders } =
         finished;
-    let n = args.nodes as usize;
+    // Every node that ran, the spares of membership faults included.
+    let n = (1..).take_while(|i| dir.join(format!("n{i}")).exists()).count();
     // One read of the stopped nodes' logs serves both the writes' fates and the watch check.
     let stored = most_committed(dir, n);
     let watch = stored.as_ref().map_err(Clone::clone).and_then(|best| {
@@ -600,7 +601,8 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
         processes: args.clients as u64 + 1,
         wall: run.start.elapsed(),
         rerun: Some(format!(
-            "raftbed test --nodes {n} --time {}s --faults {} --clients {} --seed {}{} (real processes: timing differs run to run)",
+            "raftbed test --nodes {} --time {}s --faults {} --clients {} --seed {}{} (real processes: timing differs run to run)",
+            args.nodes,
             args.time.as_secs(),
             args.faults.join(","),
             args.clients,
@@ -646,7 +648,9 @@ fn committed_log(best: Option<&crate::raft::Restored>) -> Vec<crate::resolved::L
     let commit = best.hard_state.commit.0;
     let mut log = vec![LogSlot::Unknown; first as usize];
     for entry in best.entries.iter().take_while(|e| e.index.0 <= commit) {
-        log.push(LogSlot::of(&entry.data));
+        // A configuration entry (membership faults) is no client's write.
+        let config = entry.kind == crate::raft::EntryKind::Config;
+        log.push(if config { LogSlot::Other } else { LogSlot::of(&entry.data) });
     }
     if (log.len() as u64) < commit {
         // Committed entries this node's log no longer holds: nothing after them is known.

@@ -100,7 +100,8 @@ pub fn check(
         None => KvStore::default(),
     };
     let commit = best.hard_state.commit.0;
-    for entry in best.entries.iter().take_while(|e| e.index.0 <= commit) {
+    let commands = best.entries.iter().filter(|e| e.kind == crate::raft::EntryKind::Command);
+    for entry in commands.take_while(|e| e.index.0 <= commit) {
         kv.apply(entry.index.0, &entry.data)
             .map_err(|e| format!("entry {}: {}", entry.index.0, e.0))?;
     }
