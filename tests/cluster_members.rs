@@ -143,6 +143,18 @@ fn a_cluster_grows_to_five_and_shrinks_to_three_under_load_without_losing_a_writ
     // Every endpoint a node may have during the test: clients move on from those not serving.
     let endpoints: Vec<String> =
         (1..=6u16).map(|i| format!("127.0.0.1:{}", base + 10 * i)).collect();
+    // A node the cluster has not added cannot join it.
+    let stranger = tmp.path().join("stranger");
+    let listen = format!("127.0.0.1:{}", base + 80);
+    let refused = Command::new(env!("CARGO_BIN_EXE_raftbed"))
+        .args(["node", "--listen", &listen, "--join", &endpoints[..3].join(","), "--data-dir"])
+        .arg(&stranger)
+        .output()
+        .unwrap();
+    let refusal = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{refusal}");
+    let named = refusal.contains("no member has the peer URL");
+    assert!(named && refusal.contains("add it first"), "{refusal}");
     let stop = Arc::new(AtomicBool::new(false));
     let writer = {
         let (endpoints, stop) = (endpoints.clone(), stop.clone());
@@ -175,6 +187,25 @@ fn a_cluster_grows_to_five_and_shrinks_to_three_under_load_without_losing_a_writ
     assert_eq!(serving.count(), 3, "three voters after shrinking:\n{shrunk}");
     assert_eq!(shrunk.matches("removed from the cluster").count(), 3, "{shrunk}");
     assert!(acked.len() > 100, "the load ran: {} writes acknowledged", acked.len());
+    // A removed member never starts again on its data dir: one of the bootstrap nodes was
+    // removed (three of the five voters were, and only two joined).
+    let bootstrap: Vec<String> = endpoints[..3].to_vec();
+    let removed_slots = [first.as_str(), replaced.unwrap(), removed.unwrap()];
+    let slot = removed_slots
+        .iter()
+        .map(|n| n.trim_start_matches('n').parse::<usize>().unwrap())
+        .find(|slot| *slot <= 3)
+        .expect("a bootstrap node was removed");
+    let gone = format!("n{slot}");
+    let again = Command::new(env!("CARGO_BIN_EXE_raftbed"))
+        .args(["node", "--id", &slot.to_string(), "--listen", &bootstrap[slot - 1]])
+        .args(["--peers", &bootstrap.join(","), "--data-dir"])
+        .arg(dir.join(&gone))
+        .output()
+        .unwrap();
+    let said_again = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{said_again}");
+    assert!(said_again.contains("permanently removed"), "{said_again}");
     let lost = lost(endpoints, &acked);
     assert!(
         lost.is_empty(),

@@ -95,6 +95,24 @@ pub struct Directory {
 struct Current {
     membership: Membership,
     infos: BTreeMap<NodeId, MemberInfo>,
+    /// Client addresses of the members and the bootstrap nodes, parsed once (a follower
+    /// looks one up for every request it forwards).
+    clients: BTreeMap<NodeId, String>,
+}
+
+impl Current {
+    fn new(
+        membership: Membership,
+        infos: BTreeMap<NodeId, MemberInfo>,
+        bootstrap: &BTreeMap<NodeId, MemberInfo>,
+    ) -> Current {
+        let clients = bootstrap
+            .iter()
+            .chain(&infos)
+            .filter_map(|(id, info)| Some((*id, info.client_addr()?)))
+            .collect();
+        Current { membership, infos, clients }
+    }
 }
 
 impl Directory {
@@ -103,7 +121,7 @@ impl Directory {
         let bootstrap: BTreeMap<NodeId, MemberInfo> =
             members.iter().map(|(id, m)| (*id, MemberInfo::of_member(*id, m))).collect();
         let membership = Membership::of_voters(members.keys().copied());
-        let current = Current { membership, infos: bootstrap.clone() };
+        let current = Current::new(membership, bootstrap.clone(), &bootstrap);
         Directory { me, bootstrap, current: RwLock::new(current) }
     }
 
@@ -127,7 +145,7 @@ impl Directory {
             })
             .collect();
         let mut current = self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *current = Current { membership: membership.clone(), infos };
+        *current = Current::new(membership.clone(), infos, &self.bootstrap);
         true
     }
 
@@ -159,8 +177,12 @@ impl Directory {
 
     /// Where to reach `id`'s client API (a member's, or a bootstrap node's).
     pub fn client_addr(&self, id: NodeId) -> Option<String> {
-        let current = self.read();
-        current.infos.get(&id).or(self.bootstrap.get(&id)).and_then(MemberInfo::client_addr)
+        self.read().clients.get(&id).cloned()
+    }
+
+    /// `with(address)` of `id`'s client API, without copying it.
+    pub fn with_client_addr<T>(&self, id: NodeId, with: impl FnOnce(Option<&str>) -> T) -> T {
+        with(self.read().clients.get(&id).map(String::as_str))
     }
 
     /// Peer addresses of every other node known: the members, and the bootstrap nodes that

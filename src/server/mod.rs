@@ -246,7 +246,8 @@ pub enum NodeError {
         /// The log's last index.
         last: u64,
     },
-    /// A configuration that removes this node was applied.
+    /// This node applied a configuration without itself, or the leader's member list no
+    /// longer names it.
     #[error("the member has been permanently removed from the cluster")]
     Removed,
     /// A listener could not be bound.

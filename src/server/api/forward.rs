@@ -23,8 +23,8 @@ pub struct Forwarder<N: Net> {
     net: N,
     /// Where the members' client APIs are.
     directory: Arc<Directory>,
-    /// Channels by client address.
-    channels: Mutex<BTreeMap<String, RpcChannel>>,
+    /// Channels by member, with the client address each was dialled at.
+    channels: Mutex<BTreeMap<NodeId, (String, RpcChannel)>>,
     timeout: Duration,
     /// The leader this node knows, as the driver publishes it.
     leader: watch::Receiver<Option<NodeId>>,
@@ -52,13 +52,15 @@ impl<N: Net + Send + Sync> Forwarder<N> {
 
     /// A channel to `to`, dialled on first use.
     pub fn channel(&self, to: NodeId) -> Option<RpcChannel> {
-        let addr = self.directory.client_addr(to)?;
         let mut channels = self.channels.lock().expect("never poisoned: no panics under it");
-        if let Some(channel) = channels.get(&addr) {
-            return Some(channel.clone());
+        let known = channels.get(&to);
+        let same = |addr: Option<&str>| known.is_some_and(|(at, _)| Some(at.as_str()) == addr);
+        if self.directory.with_client_addr(to, same) {
+            return known.map(|(_, channel)| channel.clone());
         }
+        let addr = self.directory.client_addr(to)?;
         let channel = self.net.channel(&addr, self.timeout, Some(self.timeout)).ok()?;
-        channels.insert(addr, channel.clone());
+        channels.insert(to, (addr, channel.clone()));
         Some(channel)
     }
 
