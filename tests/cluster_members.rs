@@ -165,6 +165,16 @@ fn a_cluster_grows_to_five_and_shrinks_to_three_under_load_without_losing_a_writ
     said.push(ok(&["cluster", "add", "--learner", "--data-dir", d]));
     said.push(ok(&["cluster", "promote", "n4", "--data-dir", d]));
     said.push(ok(&["cluster", "add", "--data-dir", d]));
+    // A member's peer URLs cannot become another's.
+    let n4 = said[0].split("(member ").nth(1).and_then(|rest| rest.split(')').next()).unwrap();
+    let update = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints={}", endpoints[..3].join(",")))
+        .args(["member", "update", n4, &format!("--peer-urls=http://127.0.0.1:{}", base + 51)])
+        .output()
+        .expect("etcdctl runs (.ci/test installs etcd-client)");
+    let refusal = String::from_utf8_lossy(&update.stderr);
+    assert!(refusal.contains("Error: etcdserver: Peer URLs already exists"), "{refusal}");
     let grown = ok(&["cluster", "status", "--data-dir", d]);
     let voters = grown.lines().filter(|l| l.contains("leader") || l.contains("follower"));
     assert_eq!(voters.count(), 5, "five voters after growing:\n{grown}");

@@ -595,10 +595,8 @@ fn member_session(
     let voter = format!("{:x}", voter["ID"].as_u64().expect("an id"));
     step("promote a voter", member(&all, &["member", "promote", &voter]));
     step("update a learner", member(&all, &["member", "update", &learner, &flag(1)]));
-    let (_, members) = member_rows(&all);
-    let taken = members.iter().find(|m| m["isLearner"] != true).expect("a voter");
-    let taken = format!("--peer-urls={}", taken["peerURLs"][0].as_str().unwrap_or(""));
-    step("update to a taken peer URL", member(&all, &["member", "update", &learner, &taken]));
+    // Not compared: updating to a voter's peer URL, which etcd 3.4.23 refused in one run here
+    // and accepted in another; raftbed refuses it (`Peer URLs already exists`).
     step("remove the learner", member(&all, &["member", "remove", &learner]));
     step("remove it again", member(&all, &["member", "remove", &learner]));
     step("remove an unknown member", member(&all, &["member", "remove", "fffffffff"]));

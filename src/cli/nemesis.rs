@@ -68,6 +68,27 @@ pub(crate) enum Fault {
         /// How far: `+500ms`, `+2s`.
         jump: String,
     },
+    /// Grow the cluster by a node (`raftbed cluster add`).
+    Add {
+        /// As a learner.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Promote a learner (`raftbed cluster promote`).
+    Promote {
+        /// The node.
+        node: String,
+    },
+    /// Remove a member (`raftbed cluster remove`).
+    Remove {
+        /// The node.
+        node: String,
+    },
+    /// Replace a voter with a new node in one joint change (`raftbed cluster replace`).
+    Replace {
+        /// The node.
+        node: String,
+    },
 }
 
 fn node_index(name: &str, nodes: usize) -> Result<usize, String> {
@@ -104,6 +125,27 @@ pub(crate) async fn admin(dir: &Path, endpoint: &str, command: &str) -> Result<S
 
 /// Runs `raftbed nemesis`.
 pub fn run(args: &NemesisArgs) -> ExitCode {
+    // Membership changes drive the cluster as `raftbed cluster` does (on runtimes of their own).
+    let dir = args.data_dir.as_path();
+    let changed = match &args.command {
+        Fault::Add { learner } => Some(super::members::add(dir, *learner)),
+        Fault::Promote { node } => Some(super::members::promote(dir, node)),
+        Fault::Remove { node } => Some(super::members::remove(dir, node)),
+        Fault::Replace { node } => Some(super::members::replace(dir, node)),
+        _ => None,
+    };
+    if let Some(changed) = changed {
+        return match changed {
+            Ok(text) => {
+                println!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("raftbed nemesis: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         eprintln!("raftbed nemesis: cannot start the async runtime");
         return ExitCode::from(2);
@@ -146,6 +188,12 @@ pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
         }
     };
     match fault {
+        Fault::Add { .. }
+        | Fault::Promote { .. }
+        | Fault::Remove { .. }
+        | Fault::Replace { .. } => {
+            Err("membership changes run from `raftbed nemesis` or `raftbed cluster`".into())
+        }
         Fault::Partition { sides } => {
             let mut side_of = vec![None; n + 1];
             for (s, side) in sides.iter().enumerate() {

@@ -132,23 +132,22 @@ impl<N: Net + Send + Sync> Api<N> {
             if self.calls.try_send(call).is_err() {
                 return Err(status(&ApiError::too_many_requests()));
             }
-            let retry = match answer.await.map_err(|_| status(&ApiError::stopped()))? {
+            match answer.await.map_err(|_| status(&ApiError::stopped()))? {
                 Ok(index) => break index,
-                Err(RaftError::ChangeInFlight(_) | RaftError::NotCommittedInTerm(_)) => true,
+                Err(RaftError::ChangeInFlight(_) | RaftError::NotCommittedInTerm(_)) => {}
                 Err(RaftError::LearnerBehind { matched, commit, .. }) => {
                     if (matched.0 as f64) < commit.0 as f64 * LEARNER_READY {
                         return Err(failed(
                             "etcdserver: can only promote a learner member which is in sync with leader",
                         ));
                     }
-                    true
                 }
                 Err(RaftError::NotLeader { .. } | RaftError::ProposalDropped(_)) => {
                     return Err(status(&ApiError::leader_changed()));
                 }
                 Err(other) => return Err(failed(&format!("raftbed: {other}"))),
-            };
-            if retry && start.elapsed() > timeout {
+            }
+            if start.elapsed() > timeout {
                 return Err(status(&ApiError::timeout()));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
