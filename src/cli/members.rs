@@ -150,19 +150,21 @@ pub fn replace(dir: &Path, name: &str) -> Result<String, String> {
     let file = read_cluster(dir)?;
     let old = slot(&file, name)?;
     let old_id = file.id(old);
+    let runtime = runtime()?;
+    let is_voter = |file: &ClusterFile| -> Result<Vec<u64>, String> {
+        let list = runtime.block_on(client(file, dir)?.member_list()).map_err(|e| e.message)?;
+        let voters: Vec<u64> =
+            list.members.iter().filter(|m| !m.is_learner).map(|m| m.id).collect();
+        if voters.contains(&old_id) { Ok(voters) } else { Err(format!("n{old} is not a voter")) }
+    };
+    is_voter(&file)?;
     let added = add(dir, true)?;
     let mut file = read_cluster(dir)?;
     let new = file.endpoints.len();
     let new_id = file.id(new);
-    let runtime = runtime()?;
     caught_up(&runtime, &file, new)?;
+    let mut voters = is_voter(&file)?;
     let mut client = client(&file, dir)?;
-    let list = runtime.block_on(client.member_list()).map_err(|e| e.message)?;
-    let mut voters: Vec<u64> =
-        list.members.iter().filter(|m| !m.is_learner).map(|m| m.id).collect();
-    if !voters.contains(&old_id) {
-        return Err(format!("n{old} is not a voter"));
-    }
     voters.retain(|v| *v != old_id);
     voters.push(new_id);
     let ids: Vec<String> = voters.iter().map(u64::to_string).collect();
@@ -177,8 +179,8 @@ pub fn replace(dir: &Path, name: &str) -> Result<String, String> {
             runtime.block_on(super::nemesis::admin(dir, &file.endpoints[leader - 1], &command));
         match answer {
             Ok(_) => break,
-            Err(e) if start.elapsed() < Duration::from_secs(20) => {
-                let _ = e;
+            // Refused while another change is in flight or the leader has just changed.
+            Err(_) if start.elapsed() < Duration::from_secs(20) => {
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => return Err(format!("the joint change was refused: {e}")),

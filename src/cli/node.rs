@@ -403,7 +403,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-        eprintln!("raftbed node {} serving clients on {}", id.0, args.listen);
+        eprintln!("raftbed node {:x} serving clients on {}", id.0, args.listen);
         tokio::select! {
             result = run_node(config, TokioNet, StdFs, clock, None) => {
                 match result {
@@ -411,7 +411,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
                     Err(crate::server::NodeError::Removed) => {
                         let marker = args.data_dir.join(REMOVED_FILE);
                         let _ = std::fs::write(&marker, "removed from the cluster\n");
-                        eprintln!("raftbed node {}: the member has been permanently removed from the cluster", id.0);
+                        eprintln!("raftbed node {:x}: the member has been permanently removed from the cluster", id.0);
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
