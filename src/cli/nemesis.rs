@@ -125,32 +125,20 @@ pub(crate) async fn admin(dir: &Path, endpoint: &str, command: &str) -> Result<S
 
 /// Runs `raftbed nemesis`.
 pub fn run(args: &NemesisArgs) -> ExitCode {
-    // Membership changes drive the cluster as `raftbed cluster` does (on runtimes of their own).
     let dir = args.data_dir.as_path();
-    let changed = match &args.command {
-        Fault::Add { learner } => Some(super::members::add(dir, *learner)),
-        Fault::Promote { node } => Some(super::members::promote(dir, node)),
-        Fault::Remove { node } => Some(super::members::remove(dir, node)),
-        Fault::Replace { node } => Some(super::members::replace(dir, node)),
-        _ => None,
+    // Membership changes drive the cluster as `raftbed cluster` does (on runtimes of their own).
+    let done = match &args.command {
+        Fault::Add { learner } => super::members::add(dir, *learner),
+        Fault::Promote { node } => super::members::promote(dir, node),
+        Fault::Remove { node } => super::members::remove(dir, node),
+        Fault::Replace { node } => super::members::replace(dir, node),
+        fault => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the async runtime: {e}"))
+            .and_then(|runtime| runtime.block_on(apply(dir, fault))),
     };
-    if let Some(changed) = changed {
-        return match changed {
-            Ok(text) => {
-                println!("{text}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("raftbed nemesis: {e}");
-                ExitCode::from(2)
-            }
-        };
-    }
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        eprintln!("raftbed nemesis: cannot start the async runtime");
-        return ExitCode::from(2);
-    };
-    match runtime.block_on(apply(&args.data_dir, &args.command)) {
+    match done {
         Ok(text) => {
             println!("{text}");
             ExitCode::SUCCESS
@@ -162,8 +150,8 @@ pub fn run(args: &NemesisArgs) -> ExitCode {
     }
 }
 
-/// Tells each node which peers to ignore; returns the nodes that could not be told.
-/// Tells each node of `file` which nodes (by position, from 1) it is cut off from.
+/// Tells each node of `file` which nodes (by position, from 1) it is cut off from; returns
+/// the nodes that could not be told.
 async fn block(dir: &Path, file: &ClusterFile, cuts: &[BTreeSet<usize>]) -> Vec<String> {
     let mut failed = Vec::new();
     for (i, endpoint) in file.endpoints.iter().enumerate() {

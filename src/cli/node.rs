@@ -415,7 +415,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
                         ExitCode::SUCCESS
                     }
                     Err(e) => {
-                        eprintln!("raftbed node {}: {e}", id.0);
+                        eprintln!("raftbed node {:x}: {e}", id.0);
                         ExitCode::FAILURE
                     }
                 }

@@ -19,6 +19,7 @@ use super::pb::raft_peer_client::RaftPeerClient;
 use super::pb::raft_peer_server::{RaftPeer, RaftPeerServer};
 use super::pb::{Envelope, StreamAck};
 use super::peer::TransportConfig;
+use super::queues::{Dial, PeerQueues};
 use crate::raft::{Message, NodeId};
 
 struct PeerService {
@@ -53,22 +54,11 @@ pub async fn serve<N: Net>(
     crate::transport::net::serve_http2::<N, _>(listener, service, keepalive, keepalive).await;
 }
 
-/// Starts a sender task to an address, answering its queue.
-type Dial = Rc<dyn Fn(&str) -> mpsc::Sender<Envelope>>;
-
 /// The sending side: a queue per peer, drained into one long-lived `Stream` RPC.
+#[derive(Debug)]
 pub struct GrpcPeers {
-    queues: BTreeMap<NodeId, (String, mpsc::Sender<Envelope>)>,
+    queues: PeerQueues<Envelope>,
     dropped: Rc<std::cell::Cell<u64>>,
-    dial: Dial,
-}
-
-impl std::fmt::Debug for GrpcPeers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let addrs: BTreeMap<&NodeId, &String> =
-            self.queues.iter().map(|(id, (addr, _))| (id, addr)).collect();
-        f.debug_struct("GrpcPeers").field("addrs", &addrs).finish_non_exhaustive()
-    }
 }
 
 impl GrpcPeers {
@@ -79,29 +69,23 @@ impl GrpcPeers {
         config: &TransportConfig,
     ) -> GrpcPeers {
         let (net, config) = (net.clone(), config.clone());
-        let dial: Dial = Rc::new(move |addr: &str| {
+        let dial: Dial<Envelope> = Rc::new(move |addr: &str| {
             let (tx, rx) = mpsc::channel(config.queue_depth);
             tokio::task::spawn_local(send_loop(net.clone(), addr.to_string(), rx, config.clone()));
             tx
         });
         let dropped = Rc::new(std::cell::Cell::new(0));
-        let mut peers = GrpcPeers { queues: BTreeMap::new(), dropped, dial };
-        peers.set_addrs(addrs);
-        peers
+        GrpcPeers { queues: PeerQueues::new(dial, addrs), dropped }
     }
 
-    /// A sender for every peer of `addrs` that has none at that address.
+    /// Sends to `addrs` from now on (peers not listed keep their senders).
     pub fn set_addrs(&mut self, addrs: &BTreeMap<NodeId, String>) {
-        for (id, addr) in addrs {
-            if self.queues.get(id).is_none_or(|(known, _)| known != addr) {
-                self.queues.insert(*id, (addr.clone(), (self.dial)(addr)));
-            }
-        }
+        self.queues.set_addrs(addrs);
     }
 
     /// Queues `message`; drops it if the queue is full.
     pub fn send(&self, message: &Message) {
-        let Some((_, queue)) = self.queues.get(&message.to) else { return };
+        let Some(queue) = self.queues.get(message.to) else { return };
         if queue.try_send(Envelope::from(message)).is_err() {
             self.dropped.set(self.dropped.get() + 1);
         }

@@ -8,6 +8,7 @@ pub mod grpc;
 pub mod msg;
 pub mod net;
 pub mod peer;
+pub mod queues;
 
 pub use crate::proto::raft as pb;
 

@@ -25,6 +25,7 @@ use tokio::time::{Instant, timeout};
 use super::frame::{read_frame, write_frame};
 use super::net::Net;
 use super::pb;
+use super::queues::{Dial, PeerQueues};
 use crate::raft::{Message, NodeId};
 
 /// Timing and bounds of the peer transport.
@@ -48,22 +49,11 @@ impl Default for TransportConfig {
     }
 }
 
-/// Starts a sender task to an address, answering its queue.
-type Dial = Rc<dyn Fn(&str) -> mpsc::Sender<Vec<u8>>>;
-
 /// The sending side: one queue per peer.
+#[derive(Debug)]
 pub struct Peers {
-    queues: BTreeMap<NodeId, (String, mpsc::Sender<Vec<u8>>)>,
+    queues: PeerQueues<Vec<u8>>,
     dropped: Rc<Cell<u64>>,
-    dial: Dial,
-}
-
-impl std::fmt::Debug for Peers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let addrs: BTreeMap<&NodeId, &String> =
-            self.queues.iter().map(|(id, (addr, _))| (id, addr)).collect();
-        f.debug_struct("Peers").field("addrs", &addrs).finish_non_exhaustive()
-    }
 }
 
 impl Peers {
@@ -74,29 +64,22 @@ impl Peers {
         config: &TransportConfig,
     ) -> Peers {
         let (net, config) = (net.clone(), config.clone());
-        let dial: Dial = Rc::new(move |addr: &str| {
+        let dial: Dial<Vec<u8>> = Rc::new(move |addr: &str| {
             let (tx, rx) = mpsc::channel(config.queue_depth);
             tokio::task::spawn_local(send_loop(net.clone(), addr.to_string(), rx, config.clone()));
             tx
         });
-        let mut peers = Peers { queues: BTreeMap::new(), dropped: Rc::new(Cell::new(0)), dial };
-        peers.set_addrs(addrs);
-        peers
+        Peers { queues: PeerQueues::new(dial, addrs), dropped: Rc::new(Cell::new(0)) }
     }
 
-    /// A sender for every peer of `addrs` that has none at that address (the old one, if
-    /// any, ends with its queue).
+    /// Sends to `addrs` from now on (peers not listed keep their senders).
     pub fn set_addrs(&mut self, addrs: &BTreeMap<NodeId, String>) {
-        for (id, addr) in addrs {
-            if self.queues.get(id).is_none_or(|(known, _)| known != addr) {
-                self.queues.insert(*id, (addr.clone(), (self.dial)(addr)));
-            }
-        }
+        self.queues.set_addrs(addrs);
     }
 
     /// Queues `message` for its receiver; drops it if the queue is full.
     pub fn send(&self, message: &Message) {
-        let Some((_, queue)) = self.queues.get(&message.to) else { return };
+        let Some(queue) = self.queues.get(message.to) else { return };
         let bytes = pb::Envelope::from(message).encode_to_vec();
         if queue.try_send(bytes).is_err() {
             self.dropped.set(self.dropped.get() + 1);
