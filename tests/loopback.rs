@@ -179,6 +179,22 @@ fn garbage_requests_get_errors_and_the_node_keeps_serving() {
             .await
             .unwrap_err();
         assert!(error.message().contains("x-raftbed-seq"), "{error:?}");
+        // Membership requests without sense get etcd's refusals, and change nothing.
+        for urls in [vec![], vec!["not-a-peer-url".to_string()]] {
+            let error = a.member_add(urls, false).await.unwrap_err();
+            assert_eq!(error.code, tonic::Code::InvalidArgument, "{error:?}");
+            assert_eq!(error.message, "etcdserver: given member URLs are invalid");
+        }
+        for id in [0, 7] {
+            let error = a.member_remove(id).await.unwrap_err();
+            assert_eq!(error.message, "etcdserver: member not found", "{error:?}");
+        }
+        let error = a.member_promote(1).await.unwrap_err();
+        assert_eq!(error.message, "etcdserver: can only promote a learner member");
+        // The last voter cannot go (etcd's strict check refuses it too).
+        let error = a.member_remove(1).await.unwrap_err();
+        assert!(error.message.contains("not enough started members"), "{error:?}");
+        assert_eq!(a.member_list().await.unwrap().members.len(), 1);
         // Still serving.
         a.put(Bytes::from_static(b"k"), Bytes::from_static(b"v")).await.unwrap();
     });

@@ -66,16 +66,11 @@ fn mint_id(cluster: u64, peer_urls: &[String], term: u64, index: u64) -> NodeId 
     NodeId(hash.max(10))
 }
 
-/// A valid set of peer URLs (`http://host:port`).
+/// A valid set of peer URLs (`http://host:port`, at least one), or etcd's refusal.
 fn peer_urls(urls: &[String]) -> Result<Vec<String>, Status> {
-    if urls.is_empty() {
-        return Err(status(&ApiError::invalid("etcdserver: no peer URLs given")));
-    }
-    for url in urls {
-        if host_port(url).is_none() {
-            let message = format!("raftbed: peer URL {url:?} is not http://IP:PORT");
-            return Err(status(&ApiError::invalid(message)));
-        }
+    if urls.is_empty() || urls.iter().any(|url| host_port(url).is_none()) {
+        let message = "etcdserver: given member URLs are invalid";
+        return Err(status(&ApiError::new(tonic::Code::InvalidArgument, message)));
     }
     Ok(urls.to_vec())
 }
