@@ -123,6 +123,15 @@ pub(crate) async fn admin(dir: &Path, endpoint: &str, command: &str) -> Result<S
     if answer.starts_with("ok") { Ok(answer) } else { Err(answer) }
 }
 
+/// Whether process `pid` has exited: gone, or a zombie (its files, sockets included, are
+/// closed by then).
+fn exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
+    }
+}
+
 /// Runs `raftbed nemesis`.
 pub fn run(args: &NemesisArgs) -> ExitCode {
     let dir = args.data_dir.as_path();
@@ -242,8 +251,10 @@ pub(crate) async fn apply(dir: &Path, fault: &Fault) -> Result<String, String> {
             if sig == libc_signal::KILL {
                 // The process is dead, and its ports free, only once it has exited: a restart
                 // started before then found its admin port still taken and exited at once.
+                // Its command line is gone before its sockets are closed (the kernel releases
+                // its memory first), so the wait is for the process to be a zombie or gone.
                 let start = std::time::Instant::now();
-                while node_pid_alive(pid, dir) && start.elapsed() < Duration::from_secs(5) {
+                while !exited(pid) && start.elapsed() < Duration::from_secs(5) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                 }
                 file.pids[id - 1] = 0;
