@@ -439,10 +439,7 @@ pub fn start_cluster(
         joined: Vec::new(),
     };
     write_cluster(dir, &file)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = super::runtime()?;
     let leader = runtime.block_on(wait_for_leader(&endpoints, Duration::from_secs(20)));
     // A node that exited at once (a foreign data dir, a port taken meanwhile) says why in its log.
     for (i, child) in children.iter_mut().enumerate() {
@@ -481,10 +478,7 @@ fn up(
         return Ok(ExitCode::SUCCESS);
     }
     println!("Ctrl-C stops the cluster");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let _ = tokio::signal::ctrl_c().await;
     });
@@ -593,10 +587,7 @@ pub fn stop_recorded(dir: &Path) -> Result<usize, String> {
 
 fn kill_leader(dir: &Path) -> Result<(), String> {
     let file = read_cluster(dir)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = super::runtime()?;
     let leader = runtime
         .block_on(wait_for_leader(&file.endpoints, Duration::from_secs(5)))
         .ok_or("no leader to kill")?;
@@ -612,10 +603,7 @@ fn kill_leader(dir: &Path) -> Result<(), String> {
 
 fn status(dir: &Path) -> Result<ExitCode, String> {
     let file = read_cluster(dir)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let runtime = super::runtime()?;
     let mut client = Client::new(TokioNet, file.endpoints.clone(), 0);
     client.timeout = Duration::from_millis(500);
     println!(

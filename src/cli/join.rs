@@ -30,10 +30,7 @@ pub struct Joined {
 /// Asks `endpoints` (client addresses) for the member list, for up to `within`: the first
 /// member that answers (a learner refuses) is used.
 fn member_list(endpoints: &[String], within: Duration) -> Result<MemberListResponse, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = super::runtime()?;
     let mut client = Client::new(TokioNet, endpoints.to_vec(), 0);
     client.timeout = Duration::from_secs(1);
     client.attempts = 1;

@@ -12,15 +12,9 @@ use std::time::{Duration, Instant};
 use super::cluster::{
     ClusterFile, node_pid_alive, read_cluster, spawn_slot, wait_for_leader, write_cluster,
 };
+use super::runtime;
 use crate::client::Client;
 use crate::transport::net::TokioNet;
-
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
-}
 
 /// A client of the nodes of `file` that are running.
 fn client(file: &ClusterFile, dir: &Path) -> Result<Client<TokioNet>, String> {
@@ -171,10 +165,7 @@ pub fn replace(dir: &Path, name: &str) -> Result<String, String> {
     let command = format!("change joint {}", ids.join(","));
     let start = Instant::now();
     loop {
-        let leader = runtime
-            .block_on(wait_for_leader(&file.endpoints, Duration::from_secs(5)))
-            .and_then(|id| file.slot_of(id))
-            .ok_or("no leader")?;
+        let leader = leader_slot(&runtime, &file)?;
         let answer =
             runtime.block_on(super::nemesis::admin(dir, &file.endpoints[leader - 1], &command));
         match answer {
@@ -200,6 +191,12 @@ pub fn replace(dir: &Path, name: &str) -> Result<String, String> {
     Ok(format!("{added}; replaced n{old} with n{new} in one joint change{stopped}"))
 }
 
+/// The node (its position, from 1) that leads now, waiting up to 5 s for one.
+fn leader_slot(runtime: &tokio::runtime::Runtime, file: &ClusterFile) -> Result<usize, String> {
+    let leader = runtime.block_on(wait_for_leader(&file.endpoints, Duration::from_secs(5)));
+    leader.and_then(|id| file.slot_of(id)).ok_or_else(|| "no leader".to_string())
+}
+
 /// Waits (up to 60 s) until node `slot` has applied what the leader had committed when asked.
 fn caught_up(
     runtime: &tokio::runtime::Runtime,
@@ -208,10 +205,7 @@ fn caught_up(
 ) -> Result<(), String> {
     let mut client = Client::new(TokioNet, file.endpoints.clone(), 0);
     client.timeout = Duration::from_millis(500);
-    let leader = runtime
-        .block_on(wait_for_leader(&file.endpoints, Duration::from_secs(5)))
-        .and_then(|id| file.slot_of(id))
-        .ok_or("no leader")?;
+    let leader = leader_slot(runtime, file)?;
     let target = runtime.block_on(client.status(leader - 1)).map_err(|e| e.message)?.raft_index;
     let start = Instant::now();
     while runtime.block_on(client.status(slot - 1)).map_or(0, |s| s.raft_applied_index) < target {

@@ -112,3 +112,11 @@ pub fn main() -> ExitCode {
         Command::Cluster(args) => cluster::run(&args),
     }
 }
+
+/// A single-threaded runtime for a command's blocking steps, or why none could start.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}

@@ -141,11 +141,7 @@ pub fn run(args: &NemesisArgs) -> ExitCode {
         Fault::Promote { node } => super::members::promote(dir, node),
         Fault::Remove { node } => super::members::remove(dir, node),
         Fault::Replace { node } => super::members::replace(dir, node),
-        fault => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the async runtime: {e}"))
-            .and_then(|runtime| runtime.block_on(apply(dir, fault))),
+        fault => super::runtime().and_then(|runtime| runtime.block_on(apply(dir, fault))),
     };
     match done {
         Ok(text) => {

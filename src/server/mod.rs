@@ -348,12 +348,7 @@ pub async fn run_node<N: Net + Send + Sync, F: Fs, C: Clock>(
         spawn_local(async move { api.watch_removal(&live).await });
     }
     spawn_local(api::serve(net.clone(), addr, client_listener, api, keepalive, compaction));
-    let peer_addrs: BTreeMap<NodeId, String> = config
-        .members
-        .iter()
-        .filter(|(id, _)| **id != config.id)
-        .map(|(id, m)| (*id, m.peer_addr.clone()))
-        .collect();
+    let peer_addrs = directory.peer_addrs();
     let peers = match datagrams {
         Some(socket) => Outbound::Datagram(msg::peers::DatagramPeers::new(socket, &peer_addrs)),
         None if config.peer_transport == PeerTransport::Grpc => {
