@@ -27,27 +27,61 @@ pub trait Clock: 'static {
     }
 }
 
-/// tokio's monotonic clock (virtual inside turmoil, real elsewhere), plus a forward offset
-/// that `raftbed nemesis clock` can move (a clock jump, as after a VM is suspended).
+/// tokio's monotonic clock (virtual inside turmoil, real elsewhere), plus what `raftbed
+/// nemesis clock` and a scenario replayed on real processes do to it: a forward jump (as after
+/// a VM is suspended) and a rate (drift): `local = base_local + (now - base) * rate`.
 #[derive(Clone, Debug)]
 pub struct RealClock {
-    start: tokio::time::Instant,
-    offset_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    state: std::sync::Arc<std::sync::Mutex<RealClockState>>,
+}
+
+#[derive(Debug)]
+struct RealClockState {
+    base: tokio::time::Instant,
+    base_local: Duration,
+    rate: f64,
 }
 
 impl RealClock {
     /// A clock reading zero now.
     pub fn new() -> RealClock {
-        RealClock { start: tokio::time::Instant::now(), offset_ms: Default::default() }
+        let state = RealClockState {
+            base: tokio::time::Instant::now(),
+            base_local: Duration::ZERO,
+            rate: 1.0,
+        };
+        RealClock { state: std::sync::Arc::new(std::sync::Mutex::new(state)) }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut RealClockState) -> T) -> T {
+        f(&mut self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Reads the clock at `at` and starts counting from there.
+    fn rebase(state: &mut RealClockState, at: tokio::time::Instant) {
+        let elapsed = at.saturating_duration_since(state.base).as_secs_f64() * state.rate;
+        state.base_local += Duration::from_secs_f64(elapsed);
+        state.base = at;
     }
 
     /// Jumps the clock forward by `delta` (a monotonic clock never goes back).
     pub fn jump(&self, delta: Duration) {
-        self.offset_ms.fetch_add(delta.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.with(|s| {
+            RealClock::rebase(s, tokio::time::Instant::now());
+            s.base_local += delta;
+        });
     }
 
-    fn offset(&self) -> Duration {
-        Duration::from_millis(self.offset_ms.load(std::sync::atomic::Ordering::Relaxed))
+    /// Runs the clock at `rate` from now (1.0 is true).
+    ///
+    /// # Panics
+    /// If `rate` is not positive and finite (the admin port checks it first).
+    pub fn set_rate(&self, rate: f64) {
+        assert!(rate.is_finite() && rate > 0.0, "clock rate must be positive, got {rate}");
+        self.with(|s| {
+            RealClock::rebase(s, tokio::time::Instant::now());
+            s.rate = rate;
+        });
     }
 }
 
@@ -59,11 +93,19 @@ impl Default for RealClock {
 
 impl Clock for RealClock {
     fn now(&self) -> Duration {
-        self.start.elapsed() + self.offset()
+        self.with(|s| {
+            let elapsed = s.base.elapsed().as_secs_f64() * s.rate;
+            s.base_local + Duration::from_secs_f64(elapsed)
+        })
     }
 
+    /// A rate changed during the sleep makes it end early or late; callers re-check.
     async fn sleep_until(&self, deadline: Duration) {
-        tokio::time::sleep_until(self.start + deadline.saturating_sub(self.offset())).await;
+        let at = self.with(|s| {
+            let local = deadline.saturating_sub(s.base_local).as_secs_f64() / s.rate;
+            s.base + Duration::from_secs_f64(local)
+        });
+        tokio::time::sleep_until(at).await;
     }
 }
 

@@ -622,11 +622,20 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
 /// The stopped nodes' stored state (snapshot and log) of the one that recorded the highest
 /// commit index (Log Matching, §3.5: its log holds the committed prefix); `None` without nodes.
 fn most_committed(dir: &Path, nodes: usize) -> Result<Option<crate::raft::Restored>, String> {
+    let names: Vec<String> = (1..=nodes).map(|id| format!("n{id}")).collect();
+    most_committed_in(dir, &names)
+}
+
+/// `most_committed` over the data dirs `DIR/NAME` of these nodes.
+pub(super) fn most_committed_in(
+    dir: &Path,
+    names: &[String],
+) -> Result<Option<crate::raft::Restored>, String> {
     let mut best: Option<crate::raft::Restored> = None;
-    for id in 1..=nodes {
-        let path = dir.join(format!("n{id}"));
+    for name in names {
+        let path = dir.join(name);
         let restored = crate::storage::read_only(&crate::storage::fs::StdFs, &path)
-            .map_err(|e| format!("n{id}: {e}"))?;
+            .map_err(|e| format!("{name}: {e}"))?;
         if best.as_ref().is_none_or(|b| restored.hard_state.commit > b.hard_state.commit) {
             best = Some(restored);
         }
@@ -641,7 +650,7 @@ fn most_committed(dir: &Path, nodes: usize) -> Result<Option<crate::raft::Restor
 /// Why the logs and not reading back: the workload's writes share a few keys, each overwritten
 /// many times, so the final state tells nothing about most writes; the log names every one by
 /// its session.
-fn committed_log(best: Option<&crate::raft::Restored>) -> Vec<crate::resolved::LogSlot> {
+pub(super) fn committed_log(best: Option<&crate::raft::Restored>) -> Vec<crate::resolved::LogSlot> {
     use crate::resolved::LogSlot;
     let Some(best) = best else { return Vec::new() };
     let first = best.snapshot.as_ref().map_or(0, |s| s.meta.index.0);

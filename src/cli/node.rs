@@ -86,6 +86,57 @@ pub struct NodeArgs {
     /// advance (the simulator always does); a broken invariant stops the node with its name.
     #[arg(long)]
     pub validate: bool,
+    /// What the node runs: `raft`, or a comparison system, `naive-failover` or
+    /// `naive-failover-fenced` (its monitor is `raftbed monitor`).
+    #[arg(long, default_value = "raft", value_parser = ["raft", "naive-failover", "naive-failover-fenced"])]
+    pub system: String,
+    /// (naive systems) The first primary, by id; the monitor promotes others later.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub first_primary: u64,
+    /// Campaign at once on a fresh start instead of waiting an election timeout (a
+    /// scenario's designated first leader).
+    #[arg(long)]
+    pub campaign_first: bool,
+    /// The cluster's id in hex, when the nodes are given different addresses for the same
+    /// peers (a replay on real processes gives each node its links' proxies) and so cannot
+    /// derive it alike.
+    #[arg(long, hide = true, value_parser = parse_hex)]
+    pub cluster_id: Option<u64>,
+    /// The leader lease's margin for clock drift (default: half the election timeout).
+    #[arg(long, value_parser = super::sim::parse_duration)]
+    pub drift_margin: Option<Duration>,
+    /// A write with no outcome after this long is answered with a timeout.
+    #[arg(long, default_value = "3s", value_parser = super::sim::parse_duration)]
+    pub request_timeout: Duration,
+    /// Leader-lease reads (§6.4.1), with check-quorum.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub lease_reads: bool,
+    /// Pre-vote (§9.6).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub pre_vote: bool,
+    /// Check-quorum (§6.2), implied by lease reads.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub check_quorum: bool,
+    /// At most this many entries in one AppendEntries.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_entries_per_message: Option<u64>,
+}
+
+fn parse_hex(text: &str) -> Result<u64, String> {
+    u64::from_str_radix(text.trim_start_matches("0x"), 16)
+        .map_err(|_| format!("{text:?} is not a hex cluster id"))
+}
+
+/// The Raft options the flags set beyond `loopback_config`'s.
+fn raft_options(args: &NodeArgs, raft: &mut crate::raft::Config) {
+    raft.pre_vote = args.pre_vote;
+    if !args.lease_reads {
+        raft.lease_reads = false;
+        raft.check_quorum = args.check_quorum;
+    }
+    if let Some(n) = args.max_entries_per_message {
+        raft.max_entries_per_message = n as usize;
+    }
 }
 
 /// The admin port of the node whose client address is `client`.
@@ -95,7 +146,8 @@ pub fn admin_addr(client: &str) -> Option<String> {
 }
 
 /// Serves admin commands: `block 2,3` (cut this node off from those peers; `block` alone
-/// heals), `jump 500` (move the clock forward 500 ms), `status`.
+/// heals), `jump 500` (move the clock forward 500 ms), `rate 1.2` (run the clock 20% fast),
+/// `status`.
 async fn serve_admin(
     listener: tokio::net::TcpListener,
     token: String,
@@ -174,6 +226,13 @@ fn admin_command(command: &str, live: &crate::server::LiveFaults, clock: &RealCl
                 format!("ok jumped {ms}ms")
             }
             Err(_) => format!("error: {rest:?} is not a number of milliseconds"),
+        },
+        "rate" => match rest.trim().parse::<f64>() {
+            Ok(rate) if rate.is_finite() && (0.01..=100.0).contains(&rate) => {
+                clock.set_rate(rate);
+                format!("ok rate {rate}")
+            }
+            _ => format!("error: {rest:?} is not a clock rate from 0.01 to 100"),
         },
         "status" => format!("ok blocked={:?}", live.blocked()),
         // `UNIX_NANOS:1` from when the node knew a leader, `:0` from when it did not.
@@ -308,18 +367,26 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             args.data_dir.display()
         ));
     }
-    let cluster = joined.as_ref().map_or_else(|| cluster_id(&members), |j| j.cluster);
+    let cluster = joined
+        .as_ref()
+        .map(|j| j.cluster)
+        .or(args.cluster_id)
+        .unwrap_or_else(|| cluster_id(&members));
     if let Err(e) = claim_data_dir(&args.data_dir, cluster, id) {
         return fail(e);
     }
     let timing = Timing {
         heartbeat: args.heartbeat,
         election_timeout: args.election_timeout,
-        drift_margin: args.election_timeout / 2,
+        drift_margin: args.drift_margin.unwrap_or(args.election_timeout / 2),
         ..Timing::loopback()
     };
     if let Err(e) = timing.check() {
-        let flag = if e.field == "heartbeat" { "--heartbeat" } else { "--election-timeout" };
+        let flag = match e.field {
+            "heartbeat" => "--heartbeat",
+            "drift_margin" => "--drift-margin",
+            _ => "--election-timeout",
+        };
         return fail(format!("{flag}: {}", e.message));
     }
     let auto_compaction = match crate::server::api::compactor::AutoCompaction::parse(
@@ -356,6 +423,14 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     config.max_request_bytes = args.max_request_bytes;
     if args.validate {
         config.raft.validate_every = 1;
+    }
+    config.cluster_id = config.cluster_id.or(args.cluster_id);
+    config.campaign_first = args.campaign_first;
+    config.request_timeout = args.request_timeout;
+    raft_options(args, &mut config.raft);
+    if args.system != "raft" {
+        let fenced = args.system == "naive-failover-fenced";
+        return super::node_naive::run(config, fenced, NodeId(args.first_primary));
     }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
         return fail("cannot start the async runtime".into());

@@ -42,6 +42,14 @@ pub struct ReplayArgs {
     /// changes nothing else, and nothing in the naive systems.
     #[arg(long = "bug", value_parser = crate::sim::BUG_NAMES)]
     pub bugs: Vec<String>,
+    /// Run on real node processes on loopback instead of the simulator: the timeline at
+    /// wall-clock times, links through shaping proxies, crash as SIGKILL, pause as SIGSTOP.
+    #[arg(long, conflicts_with_all = ["shrink", "bugs", "compare"])]
+    pub real: bool,
+    /// Run each system in the simulator and on real processes, and print both side by side
+    /// with the differences that matter (exit 1 when their safety verdicts disagree).
+    #[arg(long, conflicts_with_all = ["shrink", "bugs"])]
+    pub compare: bool,
     #[command(flatten)]
     pub check: CheckArgs,
 }
@@ -130,6 +138,12 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
     let seed = args.seed.unwrap_or(scenario.seed);
     let path = args.scenario.display().to_string();
     super::quiet_panics();
+    if args.real {
+        return super::replay_compare::run_real(args, &scenario, seed, &path);
+    }
+    if args.compare {
+        return super::replay_compare::run_compare(args, &scenario, seed, &path);
+    }
     if scenario.sim.is_some() {
         return super::replay_drawn::run(args, &scenario, seed, &path);
     }

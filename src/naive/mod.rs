@@ -78,6 +78,9 @@ pub trait NaiveObserver {
     fn unstored(&self, node: NodeId, epoch: u64);
     /// Something to write in the trace.
     fn note(&self, node: NodeId, text: String);
+    /// The disk changed (a write applied, a snapshot installed, the role or epoch moved): a
+    /// node process saves it here before it answers; the simulator's disks live in memory.
+    fn stored(&self, _disk: &Disk) {}
 }
 
 /// A naive node's configuration.
@@ -125,6 +128,7 @@ impl NaiveNode {
             self.waiting.clear();
         }
         let epoch = self.disk.borrow().epoch;
+        self.observer.stored(&self.disk.borrow());
         self.observer.role(self.id, role, epoch);
         self.role_tx.send_replace((role, epoch));
         self.leader_tx.send_replace(self.primary());
@@ -211,6 +215,7 @@ fn handle_call(node: &Shared, call: Call) {
                 }
                 (position, applied)
             };
+            n.observer.stored(&n.disk.borrow());
             n.publish();
             let outcome = match outcome {
                 Ok(Some(applied)) => applied.outcome,
@@ -478,6 +483,7 @@ async fn pull<N: Net>(net: &N, addr: &str, node: &Shared, primary: NodeId, epoch
                     }
                     _ => return,
                 }
+                n.observer.stored(&disk);
                 drop(disk);
                 n.publish();
                 if fenced { reply } else { None }

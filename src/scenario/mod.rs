@@ -26,7 +26,9 @@ pub use naive_program::MONITOR_HOST;
 pub use report::write_report;
 pub use roles::RoleSpan;
 pub use run::{ReplayReport, RunInfo, System, replay};
+pub(crate) use run::{group_params, settle_time, site_of_host};
 pub use shrink::{shrink, shrink_drawn};
+pub(crate) use timeline::Timeline;
 
 /// A validated scenario. Nodes are indexes into `nodes`; node `i` has Raft id `i + 1`.
 #[derive(Clone, Debug, PartialEq)]

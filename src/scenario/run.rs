@@ -220,8 +220,31 @@ impl ReplayReport {
     }
 }
 
+/// How a client of `group` behaves, talking to `nodes`, one of `total` clients: the same in
+/// the simulator and on real processes.
+pub(crate) fn group_params(
+    group: &super::ClientGroup,
+    nodes: Vec<String>,
+    total: u64,
+) -> ClientParams {
+    let mix = group.mix;
+    ClientParams {
+        nodes,
+        keys: group.keys,
+        think_max: Duration::from_secs_f64(2.0 / group.rate),
+        timeout: group.timeout,
+        attempts: 2,
+        processes: total,
+        lease_reads: 0.0,
+        mix: [mix.put, mix.put + mix.get, mix.put + mix.get + mix.cas],
+        read_consistency: Some(group.consistency),
+        spread: false,
+        workload: crate::sim::Workload::Kv,
+    }
+}
+
 /// How long the cluster gets to converge after the scenario's end.
-fn settle_time(scenario: &Scenario) -> Duration {
+pub(crate) fn settle_time(scenario: &Scenario) -> Duration {
     let t = &scenario.timing;
     (t.failover_after + t.monitor_interval * 4)
         .max(t.raft.election_timeout * 6)
@@ -244,20 +267,7 @@ fn world_spec(scenario: &Scenario, seed: u64) -> (WorldSpec, Vec<String>) {
     let mut next = 0u64;
     let mut clients = Vec::new();
     for group in &scenario.clients {
-        let mix = group.mix;
-        let params = ClientParams {
-            nodes: endpoints(&group.talk_to),
-            keys: group.keys,
-            think_max: Duration::from_secs_f64(2.0 / group.rate),
-            timeout: group.timeout,
-            attempts: 2,
-            processes: total,
-            lease_reads: 0.0,
-            mix: [mix.put, mix.put + mix.get, mix.put + mix.get + mix.cas],
-            read_consistency: Some(group.consistency),
-            spread: false,
-            workload: crate::sim::Workload::Kv,
-        };
+        let params = group_params(group, endpoints(&group.talk_to), total);
         let ids = (next..next + group.count as u64).map(|id| (id, Role::Mixed)).collect();
         next += group.count as u64;
         groups.extend(std::iter::repeat_n(group.name.clone(), group.count));
@@ -309,7 +319,7 @@ fn world_spec(scenario: &Scenario, seed: u64) -> (WorldSpec, Vec<String>) {
 }
 
 /// The site a host of the world is in.
-fn site_of_host(scenario: &Scenario, host: &str) -> usize {
+pub(crate) fn site_of_host(scenario: &Scenario, host: &str) -> usize {
     if let Some(node) = scenario.nodes.iter().position(|n| n == host) {
         return scenario.site_of(node);
     }
