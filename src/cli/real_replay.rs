@@ -224,7 +224,8 @@ async fn poll_roles(
     stop: Rc<Cell<bool>>,
 ) -> Vec<RoleSpan> {
     let mut spans = Vec::new();
-    let mut current = vec![(names.1.to_string(), Duration::ZERO); endpoints.len()];
+    // Each node's first role is what its first answer says, from the start.
+    let mut current: Vec<Option<(String, Duration)>> = vec![None; endpoints.len()];
     let mut client = Client::new(TokioNet, endpoints.clone(), 0);
     client.timeout = Duration::from_millis(150);
     while !stop.get() {
@@ -242,15 +243,19 @@ async fn poll_roles(
                 },
             };
             let now = clock();
-            if cur.0 != role {
-                let (old, since) = std::mem::replace(cur, (role, now));
-                spans.push(RoleSpan { node: i, role: old, from: since, to: now });
+            match cur {
+                None => *cur = Some((role, Duration::ZERO)),
+                Some((was, _)) if *was == role => {}
+                Some(_) => {
+                    let (old, since) = cur.replace((role, now)).expect("matched");
+                    spans.push(RoleSpan { node: i, role: old, from: since, to: now });
+                }
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let stop = clock();
-    for (i, (role, since)) in current.into_iter().enumerate() {
+    for (i, (role, since)) in current.into_iter().enumerate().filter_map(|(i, c)| Some((i, c?))) {
         spans.push(RoleSpan { node: i, role, from: since, to: stop });
     }
     spans.sort_by_key(|s| (s.node, s.from));
@@ -296,6 +301,8 @@ struct Ran {
     roles: Vec<RoleSpan>,
     /// The naive survivor's binlog, or why it is not known.
     binlog: Option<Result<BTreeSet<(u64, u64)>, String>>,
+    /// The naive survivor's epoch.
+    epoch: u64,
 }
 
 /// Replays `scenario` against `system` on real processes in `dir` (kept), its history checked
@@ -364,9 +371,33 @@ pub fn replay_real(
         end: ran.end,
         roles: ran.roles,
         binlog: ran.binlog,
+        fenced: if system == System::Raft {
+            0
+        } else {
+            fenced_in_logs(dir, &scenario.nodes, ran.epoch)
+        },
         path: path.to_string(),
     };
     Ok(super::real_report::report(scenario, system, seed, budget, dir, parts, run, wall))
+}
+
+/// The naive nodes' fencing at work, from their logs (as the simulator counts it): every
+/// replication refused for an old epoch, and every write of a primary whose epoch was already
+/// superseded (`newest`) that no replica stored.
+fn fenced_in_logs(dir: &Path, names: &[String], newest: u64) -> u64 {
+    let mut count = 0;
+    for name in names {
+        let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
+        for line in log.lines() {
+            if line.contains(" refuses ") {
+                count += 1;
+            } else if let Some(rest) = line.split(": a write at epoch ").nth(1) {
+                let epoch: u64 = rest.split(' ').next().and_then(|e| e.parse().ok()).unwrap_or(0);
+                count += u64::from(epoch < newest && rest.ends_with("was stored by no replica"));
+            }
+        }
+    }
+    count
 }
 
 /// Serves every proxy on a thread of its own until the sender is used or dropped.
@@ -485,12 +516,14 @@ async fn drive(
     tokio::time::sleep(scenario::settle_time(scenario)).await;
     stop_polling.set(true);
     let roles = poller.await.unwrap_or_default();
+    let mut epoch = 0;
     let binlog = if system == System::Raft {
         None
     } else {
         let up: Vec<bool> = vec![true; plan.real.len()];
         Some(match leader_now(&plan.real, &up).await {
-            Some((survivor, _)) => {
+            Some((survivor, term)) => {
+                epoch = term;
                 let peer = format!("127.0.0.1:{}", port_of(&plan.real[survivor]) + 1);
                 binlog_of(&peer).await.map_err(|e| format!("{}: {e}", scenario.nodes[survivor]))
             }
@@ -504,7 +537,7 @@ async fn drive(
     let mut world = world;
     world.sink = Box::new(|_, _| {});
     let _ = recorder.await;
-    let ran = Ran { world, windows, end, roles, binlog };
+    let ran = Ran { world, windows, end, roles, binlog, epoch };
     Ok((ran, Recorded { shared, trace }))
 }
 

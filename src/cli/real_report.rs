@@ -20,6 +20,8 @@ pub(super) struct Parts {
     pub(super) roles: Vec<RoleSpan>,
     /// The naive survivor's binlog, or why it is not known (`None` for Raft).
     pub(super) binlog: Option<Result<BTreeSet<(u64, u64)>, String>>,
+    /// Fenced rejections the naive nodes logged.
+    pub(super) fenced: u64,
     /// The scenario file, for the replay command.
     pub(super) path: String,
 }
@@ -88,7 +90,7 @@ pub(super) fn report(
         roles: &parts.roles,
         lease_overlaps: Vec::new(),
         violations: Vec::new(),
-        fenced_rejections: 0,
+        fenced_rejections: parts.fenced,
         fencing: &FencingLog::default(),
         end: parts.end,
     });
