@@ -303,3 +303,61 @@ fn raftbed_test_changes_the_membership_while_the_workload_runs() {
         "the committed log replays without its configurations: {out}"
     );
 }
+
+#[test]
+fn a_naive_failover_cluster_serves_etcdctl_and_its_monitor_promotes_a_replica() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("naive");
+    let d = dir.to_str().unwrap();
+    let base = free_base();
+    let up = raftbed(&[
+        "cluster",
+        "up",
+        "--nodes",
+        "3",
+        "--system",
+        "naive-failover",
+        "--failover-after",
+        "1s",
+        "--monitor-interval",
+        "300ms",
+        "--data-dir",
+        d,
+        "--base-port",
+        &base.to_string(),
+        "--detach",
+    ]);
+    let _down = Down(&dir);
+    assert!(up.status.success(), "cluster up --system naive-failover: {}", text(&up));
+    assert!(text(&up).contains("failover monitor runs as pid"), "{}", text(&up));
+    let all: Vec<String> = (1..=3).map(|i| format!("127.0.0.1:{}", base + 10 * i)).collect();
+    let put = etcdctl(&all.join(","), &["put", "k", "v1"]);
+    assert!(put.status.success(), "etcdctl put on the primary: {}", text(&put));
+
+    // The primary dies; the monitor promotes a replica, which serves what it had copied.
+    let killed = raftbed(&["cluster", "kill-leader", "--data-dir", d]);
+    assert!(killed.status.success(), "{}", text(&killed));
+    assert!(text(&killed).starts_with("n1 "), "n1 was the first primary: {}", text(&killed));
+    let replicas = all[1..].join(",");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let put = etcdctl(&replicas, &["put", "k", "v2"]);
+        if put.status.success() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no replica promoted: {}", text(&put));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let get = etcdctl(&replicas, &["get", "k", "--print-value-only"]);
+    assert_eq!(String::from_utf8_lossy(&get.stdout).trim(), "v2", "{}", text(&get));
+    let log = std::fs::read_to_string(dir.join("monitor.log")).unwrap_or_default();
+    assert!(log.contains("promotes"), "the monitor says what it did: {log}");
+
+    let down = raftbed(&["cluster", "down", "--data-dir", d]);
+    assert!(down.status.success(), "{}", text(&down));
+    let monitor_left = std::process::Command::new("pgrep")
+        .args(["-f", &format!("monitor --nodes 127.0.0.1:{}", base + 11)])
+        .output()
+        .expect("pgrep runs");
+    assert!(!monitor_left.status.success(), "cluster down stops the monitor too");
+}

@@ -60,6 +60,17 @@ enum ClusterCommand {
         /// etcd's --max-request-bytes, passed to every node.
         #[arg(long, default_value_t = crate::server::DEFAULT_MAX_REQUEST_BYTES, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=(1 << 30)))]
         max_request_bytes: usize,
+        /// What the nodes run: `raft`, or a comparison system (`naive-failover`,
+        /// `naive-failover-fenced`), whose monitor (`raftbed monitor`) is started too.
+        #[arg(long, default_value = "raft", value_parser = ["raft", "naive-failover", "naive-failover-fenced"])]
+        system: String,
+        /// (naive systems) The monitor promotes a replica after the primary has not answered
+        /// for this long.
+        #[arg(long, default_value = "3s")]
+        failover_after: String,
+        /// (naive systems) Time between the monitor's ping rounds.
+        #[arg(long, default_value = "1s")]
+        monitor_interval: String,
     },
     /// Stop the nodes `up` started.
     Down {
@@ -133,6 +144,9 @@ pub struct ClusterFile {
     /// Which nodes joined the running cluster (`cluster add`), node 1 first (missing: no).
     #[serde(default)]
     pub joined: Vec<bool>,
+    /// The naive systems' monitor process (0: none).
+    #[serde(default)]
+    pub monitor_pid: u32,
 }
 
 impl ClusterFile {
@@ -233,6 +247,9 @@ pub fn run(args: &ClusterArgs) -> ExitCode {
             auto_compaction_retention,
             watch_progress_notify_interval,
             max_request_bytes,
+            system,
+            failover_after,
+            monitor_interval,
         } => {
             let compaction = crate::server::api::compactor::AutoCompaction::parse(
                 auto_compaction_mode,
@@ -257,8 +274,18 @@ pub fn run(args: &ClusterArgs) -> ExitCode {
                 watch_progress_notify_interval.clone(),
                 "--max-request-bytes".to_string(),
                 max_request_bytes.to_string(),
+                "--system".to_string(),
+                system.clone(),
             ];
-            up(*nodes as usize, data_dir, *base_port, *detach, &node_flags)
+            let monitor = (system != "raft").then(|| {
+                vec![
+                    "--interval".to_string(),
+                    monitor_interval.clone(),
+                    "--failover-after".to_string(),
+                    failover_after.clone(),
+                ]
+            });
+            up(*nodes as usize, data_dir, *base_port, *detach, &node_flags, monitor)
         }
         ClusterCommand::Down { data_dir } => down(data_dir).map(|()| ExitCode::SUCCESS),
         ClusterCommand::Status { data_dir } => status(data_dir),
@@ -437,6 +464,7 @@ pub fn start_cluster(
         node_args,
         ids: Vec::new(),
         joined: Vec::new(),
+        monitor_pid: 0,
     };
     write_cluster(dir, &file)?;
     let runtime = super::runtime()?;
@@ -457,14 +485,59 @@ pub fn start_cluster(
     Ok(Started { children, file, leader })
 }
 
+/// Starts naive-failover's monitor for the nodes at `endpoints` (their peer ports are the next
+/// ones), with `flags`, logging to `DIR/monitor.log`; the first node is the first primary.
+fn start_monitor(endpoints: &[String], dir: &Path, flags: &[String]) -> Result<Child, String> {
+    use std::os::unix::process::CommandExt;
+    let peers: Vec<String> = endpoints
+        .iter()
+        .map(|e| {
+            let addr: std::net::SocketAddr =
+                e.parse().map_err(|_| format!("{e}: not an address"))?;
+            Ok(std::net::SocketAddr::new(addr.ip(), addr.port() + 1).to_string())
+        })
+        .collect::<Result<_, String>>()?;
+    let log_path = dir.join("monitor.log");
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("raftbed"));
+    Command::new(exe)
+        .arg("monitor")
+        .arg("--nodes")
+        .arg(peers.join(","))
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the monitor: {e}"))
+}
+
 fn up(
     nodes: usize,
     dir: &Path,
     base: u16,
     detach: bool,
     node_flags: &[String],
+    monitor: Option<Vec<String>>,
 ) -> Result<ExitCode, String> {
-    let Started { mut children, file, leader } = start_cluster(nodes, dir, base, node_flags)?;
+    let Started { mut children, mut file, leader } = start_cluster(nodes, dir, base, node_flags)?;
+    if let Some(flags) = monitor {
+        match start_monitor(&file.endpoints, dir, &flags) {
+            Ok(child) => {
+                file.monitor_pid = child.id();
+                children.push(child);
+                write_cluster(dir, &file)?;
+            }
+            Err(e) => {
+                stop_children(&mut children);
+                return Err(e);
+            }
+        }
+        println!("raftbed cluster: the failover monitor runs as pid {}", file.monitor_pid);
+    }
     let endpoints = file.endpoints.clone();
     let node_args = file.node_args.clone();
     println!("raftbed cluster: {nodes} nodes up, leader n{leader}, data in {}", dir.display());
@@ -486,7 +559,14 @@ fn up(
     // Nodes `nemesis restart` started are not our children; cluster.json names them.
     if stop_recorded(dir).is_err() {
         let pids = vec![0; nodes];
-        let file = ClusterFile { endpoints, pids, node_args, ids: Vec::new(), joined: Vec::new() };
+        let file = ClusterFile {
+            endpoints,
+            pids,
+            node_args,
+            ids: Vec::new(),
+            joined: Vec::new(),
+            monitor_pid: 0,
+        };
         let _ = write_cluster(dir, &file);
     }
     println!("raftbed cluster: stopped (data kept in {})", dir.display());
@@ -548,6 +628,14 @@ pub fn node_pid_alive(pid: u32, dir: &Path) -> bool {
     !zombie && text.contains(" node ") && text.contains(&dir.display().to_string())
 }
 
+/// Whether `pid` is a running `raftbed monitor`.
+fn monitor_pid_alive(pid: u32) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    !zombie && String::from_utf8_lossy(&cmdline).replace('\0', " ").contains(" monitor --nodes ")
+}
+
 fn down(dir: &Path) -> Result<(), String> {
     let stopped = stop_recorded(dir)?;
     println!("raftbed cluster: stopped {stopped} nodes (data kept in {})", dir.display());
@@ -580,7 +668,15 @@ pub fn stop_recorded(dir: &Path) -> Result<usize, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    if file.monitor_pid != 0 && monitor_pid_alive(file.monitor_pid) {
+        signal(file.monitor_pid, libc_signal::TERM);
+        let start = Instant::now();
+        while monitor_pid_alive(file.monitor_pid) && start.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     file.pids.iter_mut().for_each(|p| *p = 0);
+    file.monitor_pid = 0;
     write_cluster(dir, &file)?;
     Ok(stopped)
 }

@@ -11,6 +11,7 @@ mod jepsen_watch;
 mod join;
 mod kv;
 mod members;
+mod monitor;
 mod nemesis;
 pub mod node;
 mod node_naive;
@@ -57,6 +58,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Run one node process (`cluster up` starts several).
     Node(node::NodeArgs),
+    /// Run naive-failover's monitor for `raftbed node --system naive-failover` processes.
+    Monitor(monitor::MonitorArgs),
     /// A local cluster of node processes: up, down, status.
     Cluster(cluster::ClusterArgs),
     /// Inject a fault into a running `raftbed cluster`: partition, isolate-leader, heal, kill,
@@ -112,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::Kv(args) => kv::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Node(args) => node::run(&args),
+        Command::Monitor(args) => monitor::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Test(args) => jepsen::run(&args),
         Command::Nemesis(args) => nemesis::run(&args),
