@@ -616,6 +616,7 @@ fn report(args: &TestArgs, finished: Finished, dir: &Path) -> ReplayReport {
         coverage: None,
         expected: Vec::new(),
         transactions,
+        real: true,
     }
 }
 

@@ -129,5 +129,6 @@ pub(super) fn report(
         coverage: None,
         expected: Vec::new(),
         transactions: None,
+        real: true,
     }
 }

@@ -117,7 +117,7 @@ fn finish(
 }
 
 fn world(report: &ReplayReport) -> &'static str {
-    if report.coverage.is_some() { "sim" } else { "real" }
+    if report.real { "real" } else { "sim" }
 }
 
 /// The safety verdict: (split brain, linearizable).

@@ -29,7 +29,7 @@ pub fn write_report(
     std::fs::create_dir_all(dir)?;
     for report in reports {
         let sub =
-            if reports.len() == 1 { dir.to_path_buf() } else { dir.join(report.system.name()) };
+            if reports.len() == 1 { dir.to_path_buf() } else { dir.join(report.label(reports)) };
         std::fs::create_dir_all(&sub)?;
         std::fs::write(
             sub.join("history.jsonl"),
@@ -79,7 +79,7 @@ fn html(reports: &[ReplayReport], path: &str, command: &str) -> String {
             "<tr><td><a href=\"#{sys}\">{sys}</a></td><td class=\"{lc}\">{lin}</td><td class=\"{sc}\">{split}</td>\
              <td>{lost}</td><td>{stale}</td><td>{tokens}</td><td>{overlap}</td><td>{fenced}</td><td>{max}</td><td>{unavail:.0} s</td>\
              <td class=\"{vc}\">{verdict}</td><td><code>{hash}</code></td></tr>",
-            sys = r.system.name(),
+            sys = r.label(reports),
             lc = match r.linearizable() {
                 Some(yes) => class(!yes),
                 None => "undecided",
@@ -109,18 +109,18 @@ fn html(reports: &[ReplayReport], path: &str, command: &str) -> String {
     }
     out += "</table>";
     for r in reports {
-        section(&mut out, r, path);
+        section(&mut out, r, reports, path);
     }
     out += "</body></html>\n";
     out
 }
 
-fn section(out: &mut String, r: &ReplayReport, path: &str) {
+fn section(out: &mut String, r: &ReplayReport, reports: &[ReplayReport], path: &str) {
     let _ = write!(
         out,
         "<section id=\"{sys}\" class=\"system\"><h2>{sys}</h2><p>Replay: <code>{replay}</code></p>\
          <h3>Roles and faults</h3>{timeline}<h3>Client latency</h3>{plot}",
-        sys = r.system.name(),
+        sys = r.label(reports),
         replay = esc(&r.replay_command(path)),
         timeline = timeline_svg(r),
         plot = latency_svg(r).unwrap_or_else(|e| format!("<p>(plot failed: {})</p>", esc(&e))),

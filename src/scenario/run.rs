@@ -145,6 +145,8 @@ pub struct ReplayReport {
     /// What the transaction checker found, when the clients ran transactions (`raftbed test
     /// --workload append`).
     pub transactions: Option<Result<jepsen_lite::txn::TxnReport, String>>,
+    /// Whether it ran on real processes (else in the simulator).
+    pub real: bool,
 }
 
 impl ReplayReport {
@@ -189,6 +191,17 @@ impl ReplayReport {
         }
         let coverage = self.coverage.clone().unwrap_or_default();
         verdict.with(Check::Coverage, Outcome::of_coverage(&coverage.missing(&self.expected)))
+    }
+
+    /// The name of its run among `reports`: the system's, with the world when both worlds ran
+    /// it (`raft-sim`, `raft-real`).
+    pub fn label(&self, reports: &[ReplayReport]) -> String {
+        let twice = reports.iter().filter(|r| r.system == self.system).count() > 1;
+        match (twice, self.real) {
+            (false, _) => self.system.name().to_string(),
+            (true, false) => format!("{}-sim", self.system.name()),
+            (true, true) => format!("{}-real", self.system.name()),
+        }
     }
 
     /// Whether the design held: every check held.
@@ -430,6 +443,7 @@ pub fn replay(
         coverage: Some(coverage),
         expected: scenario.expect.of(system).to_vec(),
         transactions: None,
+        real: false,
     }
 }
 
