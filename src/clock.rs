@@ -222,6 +222,30 @@ mod tests {
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 
+    /// Within a millisecond (the real clock computes in floating point).
+    fn near(a: Duration, b: Duration) -> bool {
+        a.abs_diff(b) < Duration::from_millis(1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_real_clock_drifts_jumps_and_sleeps_on_its_own_time() {
+        let clock = RealClock::new();
+        tokio::time::advance(S(2)).await;
+        assert!(near(clock.now(), S(2)), "{:?}", clock.now());
+        clock.set_rate(2.0);
+        tokio::time::advance(S(1)).await;
+        assert!(near(clock.now(), S(4)), "2 s true, then 1 s at 2x: {:?}", clock.now());
+        clock.jump(S(10));
+        assert!(near(clock.now(), S(14)), "{:?}", clock.now());
+        let before = tokio::time::Instant::now();
+        clock.sleep_until(S(18)).await;
+        let slept = before.elapsed();
+        assert!(near(slept, S(2)), "4 s of local time at 2x take 2 s: {slept:?}");
+        clock.set_rate(1.0);
+        tokio::time::advance(S(1)).await;
+        assert!(near(clock.now(), S(19)), "{:?}", clock.now());
+    }
+
     #[test]
     fn drift_changes_the_rate_from_now_on() {
         let clock = SimClock::new(S(0), S(5), 1.0);

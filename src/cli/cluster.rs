@@ -187,7 +187,7 @@ pub fn token_file(dir: &Path) -> PathBuf {
 }
 
 /// 128 random bits, in hex, from the OS.
-fn new_token() -> Result<String, String> {
+pub(super) fn new_token() -> Result<String, String> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")

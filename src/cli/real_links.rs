@@ -263,13 +263,12 @@ async fn pump(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Vec<u8>)>(256);
     let reader = async move {
         let mut last = Instant::now();
+        let mut buf = vec![0u8; 64 << 10];
         loop {
-            let mut buf = vec![0u8; 64 << 10];
             let n = match read.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
-            buf.truncate(n);
             let link = table.now(&dir.from, &dir.to);
             if link.cuts > 0 {
                 fate.send_replace(Fate::BrokenByCut);
@@ -291,7 +290,7 @@ async fn pump(
             };
             // In order: never before the chunk ahead of it.
             last = last.max(Instant::now() + delay);
-            if tx.send((last, buf)).await.is_err() {
+            if tx.send((last, buf[..n].to_vec())).await.is_err() {
                 return;
             }
         }

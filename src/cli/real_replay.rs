@@ -323,8 +323,7 @@ pub fn replay_real(
     }
     let wall = Instant::now();
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let token: String =
-        (0..4).map(|_| format!("{:08x}", SplitMix64::new(seed).next_u64() as u32)).collect();
+    let token = super::cluster::new_token()?;
     std::fs::write(super::cluster::token_file(dir), token).map_err(|e| e.to_string())?;
     let mut plan = plan(scenario)?;
     let table = Arc::new(links(scenario));
