@@ -17,6 +17,7 @@
 //! on its clock and replicated as a `LeaseExpire` command (the driver's lessor), so every node
 //! deletes the lease's keys at the same point of the log.
 
+mod crc32c;
 mod error;
 pub mod mvcc;
 mod range;
@@ -598,6 +599,23 @@ impl KvStore {
     /// The store's revision.
     pub fn revision(&self) -> i64 {
         self.revision
+    }
+
+    /// etcd's HashKV at `rev` (0: the current revision): the hash, the store's revision and
+    /// its compaction point (-1 before the first compaction, as etcd reports it).
+    ///
+    /// # Errors
+    /// etcd's: a revision already compacted, or one not reached yet.
+    pub fn hash_kv(&self, rev: i64) -> Result<(u32, i64, i64), ApiError> {
+        let compacted = self.history.compacted_at().unwrap_or(-1);
+        if rev > 0 && rev <= compacted {
+            return Err(ApiError::compacted());
+        }
+        if rev > self.revision {
+            return Err(ApiError::future_revision());
+        }
+        let at = if rev == 0 { self.revision } else { rev };
+        Ok((self.history.hash_kv(at), self.revision, compacted))
     }
 
     /// A lease's granted TTL in seconds, if it exists.

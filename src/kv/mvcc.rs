@@ -210,6 +210,48 @@ impl History {
         Ok(history)
     }
 
+    /// etcd's HashKV at `rev`: CRC-32C over `key` (its bucket's name), then, in revision order,
+    /// each kept record up to `rev` as etcd's backend holds it — the revision as 8 bytes of
+    /// main and of sub, big-endian, joined by `_` (with `t` after a tombstone), then the
+    /// encoded `KeyValue` (a tombstone's holds only its key). Records at or below the
+    /// compaction point count only if they are the newest put of their key at `rev` (etcd's
+    /// `kvindex.Keep`). So equal puts and deletes hash equal in raftbed and etcd.
+    pub fn hash_kv(&self, rev: i64) -> u32 {
+        use prost::Message as _;
+        let keep: std::collections::BTreeSet<Rev> = self
+            .keys
+            .values()
+            .filter_map(|versions| {
+                let newest = &versions[..versions.partition_point(|v| v.rev.main <= rev)];
+                newest.last().filter(|v| v.kv.is_some()).map(|v| v.rev)
+            })
+            .collect();
+        let mut crc = super::crc32c::Crc32c::default();
+        crc.write(b"key");
+        let upper = Rev { main: rev.saturating_add(1), sub: 0 };
+        for (r, key) in self.revs.range(..upper) {
+            if r.main <= self.compacted && !keep.is_empty() && !keep.contains(r) {
+                continue;
+            }
+            let versions = &self.keys[key];
+            let version = &versions[versions.partition_point(|v| v.rev < *r)];
+            let mut record = Vec::with_capacity(18);
+            record.extend_from_slice(&r.main.to_be_bytes());
+            record.push(b'_');
+            record.extend_from_slice(&r.sub.to_be_bytes());
+            let value = match &version.kv {
+                Some(kv) => kv.encode_to_vec(),
+                None => {
+                    record.push(b't');
+                    KeyValue { key: key.clone(), ..KeyValue::default() }.encode_to_vec()
+                }
+            };
+            crc.write(&record);
+            crc.write(&value);
+        }
+        crc.sum()
+    }
+
     /// The current version of every key, in key order (what the newest revision shows).
     pub fn current(&self) -> impl Iterator<Item = &KeyValue> {
         self.keys.values().filter_map(|versions| versions.last()?.kv.as_ref())

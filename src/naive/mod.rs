@@ -273,12 +273,18 @@ fn handle_call(node: &Shared, call: Call) {
                 Query::KeepAlive(_) | Query::TimeToLive { .. } => {
                     Err(ApiError::invalid("naive-failover keeps no lease deadlines"))
                 }
+                Query::HashKv(rev) => disk.kv.hash_kv(rev).map(|(hash, current, compacted)| {
+                    QueryAnswer::HashKv(hash, current, compacted)
+                }),
             };
             let _ = reply.send(answer.map(|value| served(value, epoch)).map_err(CallError::Api));
         }
         Call::ChangeMembership { reply, .. } => {
             let why = "naive failover has no membership to change".to_string();
             let _ = reply.send(Err(crate::raft::Error::InvalidChange(why)));
+        }
+        Call::TransferLeader { reply, .. } => {
+            let _ = reply.send(Err(crate::raft::Error::NotLeader { leader_hint: None }));
         }
         Call::Status { reply } => {
             let disk = n.disk.borrow();

@@ -75,6 +75,8 @@ pub enum Query {
         /// At most this many revisions a watch.
         limit: i64,
     },
+    /// etcd's HashKV of this node's store at a revision (0: the current one), always local.
+    HashKv(i64),
 }
 
 /// What a query answers.
@@ -98,6 +100,8 @@ pub enum QueryAnswer {
         /// Per watch, in the order asked.
         watches: Vec<Result<(Vec<Change>, i64), i64>>,
     },
+    /// For `Query::HashKv`: the hash, the store's revision and its compaction point.
+    HashKv(u32, i64, i64),
 }
 
 /// Why the driver did not answer a call itself.
@@ -173,6 +177,14 @@ pub enum Call {
         /// The entry's index, or why the leader refused.
         reply: oneshot::Sender<Result<u64, RaftError>>,
     },
+    /// Hand leadership to a voter (leader only, §3.10): answered when the transfer starts, or
+    /// with the core's refusal; the caller watches for the new leader.
+    TransferLeader {
+        /// The voter to lead.
+        target: NodeId,
+        /// Started, or why not.
+        reply: oneshot::Sender<Result<(), RaftError>>,
+    },
 }
 
 impl Call {
@@ -181,7 +193,9 @@ impl Call {
         match self {
             Call::Status { .. } => true,
             Call::Read { consistency, .. } => *consistency == Consistency::Serializable,
-            Call::Propose { .. } | Call::ChangeMembership { .. } => false,
+            Call::Propose { .. } | Call::ChangeMembership { .. } | Call::TransferLeader { .. } => {
+                false
+            }
         }
     }
 }

@@ -326,6 +326,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 let proposed = self.node.propose_configuration(&change, attrs.as_ref());
                 let _ = reply.send(proposed.map(|p| p.index.0));
             }
+            Call::TransferLeader { target, reply } => {
+                let _ = reply.send(self.node.transfer_leadership(target));
+            }
         }
     }
 
@@ -360,7 +363,9 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             read.query,
             Query::Range(_) | Query::Leases | Query::LockHolder { .. } | Query::Changes { .. }
         );
-        if local && consistency == Consistency::Serializable {
+        if (local && consistency == Consistency::Serializable)
+            || matches!(read.query, Query::HashKv(_))
+        {
             return self.answer(read);
         }
         if self.node.role() != Role::Leader {
@@ -404,6 +409,11 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 Ok(QueryAnswer::LockHolder(self.kv.lock_holder(&name), self.kv.get(&key).is_some()))
             }
             Query::Leases => Ok(QueryAnswer::Leases(self.kv.leases().map(|(id, _)| id).collect())),
+            Query::HashKv(rev) => self
+                .kv
+                .hash_kv(rev)
+                .map(|(hash, current, compacted)| QueryAnswer::HashKv(hash, current, compacted))
+                .map_err(Into::into),
             Query::Changes { watches, limit } => Ok(QueryAnswer::Changes {
                 revision: self.kv.revision(),
                 watches: self.kv.changes_of(&watches, limit),

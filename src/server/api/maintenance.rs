@@ -1,12 +1,22 @@
-//! etcd's Maintenance.Status: answered by any node from what it knows.
+//! etcd's Maintenance service. Status and HashKV are answered by the member asked, from what
+//! it holds; MoveLeader by the leader, once the transfer is done; Defragment and Alarm as
+//! raftbed's store needs (sled compacts itself; raftbed raises no alarm). Hash and Snapshot
+//! answer Unimplemented, saying why.
+
+use std::time::Duration;
 
 use tonic::{Request, Response, Status};
 
 use super::{Api, status};
 use crate::kv::ApiError;
 use crate::proto::etcdserverpb::maintenance_server::Maintenance;
-use crate::proto::etcdserverpb::{StatusRequest, StatusResponse};
-use crate::server::calls::{Call, CallError};
+use crate::proto::etcdserverpb::{
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
+    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+};
+use crate::raft::{Error as RaftError, NodeId};
+use crate::server::calls::{Call, CallError, Consistency, Query, QueryAnswer};
 use crate::transport::net::Net;
 
 impl<N: Net + Send + Sync> Api<N> {
@@ -15,10 +25,28 @@ impl<N: Net + Send + Sync> Api<N> {
     ) -> Result<(StatusResponse, u64, Option<std::time::Duration>), Status> {
         match self.call(|reply| Call::Status { reply }).await {
             Ok(served) => Ok((served.value.status, served.term, served.value.lease_left)),
-            Err(CallError::Api(error)) => Err(status(&error)),
-            Err(CallError::NotLeader(_)) => Err(status(&ApiError::not_leader())),
+            Err(e) => Err(call_status(e)),
         }
     }
+
+    /// This member's header, as of now.
+    async fn now_header(
+        &self,
+    ) -> Result<Option<crate::proto::etcdserverpb::ResponseHeader>, Status> {
+        let (response, term, _) = self.local_status().await?;
+        Ok(self.header(response.header, term))
+    }
+}
+
+fn call_status(error: CallError) -> Status {
+    match error {
+        CallError::Api(error) => status(&error),
+        CallError::NotLeader(_) => status(&ApiError::not_leader()),
+    }
+}
+
+fn failed(message: &str) -> Status {
+    status(&ApiError::new(tonic::Code::FailedPrecondition, message))
 }
 
 #[tonic::async_trait]
@@ -35,5 +63,106 @@ impl<N: Net + Send + Sync> Maintenance for Api<N> {
             response.metadata_mut().insert(super::LEASE_HEADER, value);
         }
         Ok(response)
+    }
+
+    /// No alarm is ever raised (raftbed has no backend quota yet), so the list is empty and
+    /// disarming has nothing to do, as on an etcd with no alarm.
+    async fn alarm(
+        &self,
+        request: Request<AlarmRequest>,
+    ) -> Result<Response<AlarmResponse>, Status> {
+        use crate::proto::etcdserverpb::alarm_request::AlarmAction;
+        match AlarmAction::try_from(request.get_ref().action) {
+            Ok(AlarmAction::Get | AlarmAction::Deactivate) => {}
+            Ok(AlarmAction::Activate) => {
+                return Err(Status::unimplemented(
+                    "raftbed: alarms are not raised through the API (raftbed raises no alarm yet)",
+                ));
+            }
+            Err(_) => return Err(Status::invalid_argument("unknown alarm action")),
+        }
+        Ok(Response::new(AlarmResponse { header: self.now_header().await?, alarms: Vec::new() }))
+    }
+
+    /// sled reclaims space as it goes; there is no file to rewrite.
+    async fn defragment(
+        &self,
+        _: Request<DefragmentRequest>,
+    ) -> Result<Response<DefragmentResponse>, Status> {
+        Ok(Response::new(DefragmentResponse { header: self.now_header().await? }))
+    }
+
+    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        Err(Status::unimplemented(
+            "raftbed: Hash hashes etcd's whole bbolt file, which raftbed does not have; HashKV hashes the key-value history as etcd does",
+        ))
+    }
+
+    async fn hash_kv(
+        &self,
+        request: Request<HashKvRequest>,
+    ) -> Result<Response<HashKvResponse>, Status> {
+        let rev = request.get_ref().revision;
+        let query = Query::HashKv(rev);
+        let consistency = Consistency::Serializable;
+        let served = self
+            .call(|reply| Call::Read { query, consistency, reply })
+            .await
+            .map_err(call_status)?;
+        let QueryAnswer::HashKv(hash, current, compact_revision) = served.value else {
+            return Err(Status::internal("HashKV answered with something else"));
+        };
+        let mut header = self.now_header().await?;
+        if let Some(h) = header.as_mut() {
+            h.revision = current;
+        }
+        Ok(Response::new(HashKvResponse { header, hash, compact_revision }))
+    }
+
+    type SnapshotStream = tokio_stream::Empty<Result<SnapshotResponse, Status>>;
+
+    async fn snapshot(
+        &self,
+        _: Request<SnapshotRequest>,
+    ) -> Result<Response<Self::SnapshotStream>, Status> {
+        Err(Status::unimplemented(
+            "raftbed: Snapshot is not served yet (etcd's snapshot is a bbolt file; raftbed's would be its own format)",
+        ))
+    }
+
+    /// Leader only (etcdctl sends it to the leader): hands leadership to `targetID` and
+    /// answers once this member sees it lead, within the request timeout (§3.10).
+    async fn move_leader(
+        &self,
+        request: Request<MoveLeaderRequest>,
+    ) -> Result<Response<MoveLeaderResponse>, Status> {
+        let target = NodeId(request.get_ref().target_id);
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.calls.try_send(Call::TransferLeader { target, reply }).is_err() {
+            return Err(status(&ApiError::too_many_requests()));
+        }
+        match answer.await.map_err(|_| status(&ApiError::stopped()))? {
+            Ok(()) => {}
+            Err(RaftError::NotLeader { .. }) => return Err(status(&ApiError::not_leader())),
+            Err(RaftError::UnknownNode(_)) => {
+                return Err(failed("etcdserver: bad leader transferee"));
+            }
+            Err(other) => return Err(failed(&format!("etcdserver: {other}"))),
+        }
+        let deadline = tokio::time::Instant::now() + self.forward.timeout();
+        loop {
+            let (response, term, _) = self.local_status().await?;
+            if response.leader == target.0 {
+                let header = self.header(response.header, term);
+                return Ok(Response::new(MoveLeaderResponse { header }));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(status(&ApiError::new(
+                    tonic::Code::Unavailable,
+                    "etcdserver: request timed out, leader transfer took too long",
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
