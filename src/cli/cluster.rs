@@ -366,22 +366,28 @@ fn spawn_with(
     dir: &Path,
     extra: &[String],
 ) -> Result<Child, String> {
+    command.args(extra);
+    spawn_logged(command, &dir.join(format!("n{id}.log")), &format!("node {id}"))
+}
+
+/// Starts `command` with its output appended to `log_path`, in a process group of its own (so
+/// a terminal's Ctrl-C reaches only the command that started it, which stops the rest in
+/// order).
+pub fn spawn_logged(mut command: Command, log_path: &Path, what: &str) -> Result<Child, String> {
     use std::os::unix::process::CommandExt;
-    let log_path = dir.join(format!("n{id}.log"));
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
+        .open(log_path)
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
     let err = log.try_clone().map_err(|e| e.to_string())?;
     command
-        .args(extra)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start node {id}: {e}"))
+        .map_err(|e| format!("cannot start {what}: {e}"))
 }
 
 /// Waits until some node reports a leader; returns its id.
@@ -488,7 +494,6 @@ pub fn start_cluster(
 /// Starts naive-failover's monitor for the nodes at `endpoints` (their peer ports are the next
 /// ones), with `flags`, logging to `DIR/monitor.log`; the first node is the first primary.
 fn start_monitor(endpoints: &[String], dir: &Path, flags: &[String]) -> Result<Child, String> {
-    use std::os::unix::process::CommandExt;
     let peers: Vec<String> = endpoints
         .iter()
         .map(|e| {
@@ -497,22 +502,10 @@ fn start_monitor(endpoints: &[String], dir: &Path, flags: &[String]) -> Result<C
             Ok(std::net::SocketAddr::new(addr.ip(), addr.port() + 1).to_string())
         })
         .collect::<Result<_, String>>()?;
-    let log_path = dir.join("monitor.log");
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let err = log.try_clone().map_err(|e| e.to_string())?;
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("raftbed"));
-    Command::new(exe)
-        .arg("monitor")
-        .arg("--nodes")
-        .arg(peers.join(","))
-        .args(flags)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start the monitor: {e}"))
+    let mut command = Command::new(exe);
+    command.arg("monitor").arg("--nodes").arg(peers.join(",")).args(flags);
+    spawn_logged(command, &dir.join("monitor.log"), "the monitor")
 }
 
 fn up(

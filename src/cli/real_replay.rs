@@ -305,8 +305,9 @@ struct Ran {
     epoch: u64,
 }
 
-/// Replays `scenario` against `system` on real processes in `dir` (kept), its history checked
-/// within `budget`.
+/// Replays `scenario` against `system` on real processes with their data dirs and logs in
+/// `dir`, its history checked within `budget`; `path` names the scenario file in the replay
+/// command.
 ///
 /// # Errors
 /// A scenario this backend cannot run, or a cluster that could not be started.
@@ -333,8 +334,15 @@ pub fn replay_real(
         (0..n).map(|i| node_args(scenario, system, &plan, dir, i)).collect();
     let mut children = Vec::new();
     for (i, args) in commands.iter().enumerate() {
-        children.push(Some(spawn(dir, &scenario.nodes[i], args)?));
+        match spawn(dir, &scenario.nodes[i], args) {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                super::cluster::stop_children(&mut children);
+                return Err(e);
+            }
+        }
     }
+    let children = children.into_iter().map(Some).collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -8,7 +8,7 @@
 //! thread of its own, beside the clients.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,26 +42,12 @@ pub struct RealWorld {
     pub(super) skewed: Vec<usize>,
 }
 
-/// Starts one node process from `args`, logging to `DIR/nI.log`, in its own process group
-/// (so a terminal's Ctrl-C reaches only the runner, which stops the nodes).
+/// Starts one node process from `args`, logging to `DIR/NAME.log`.
 pub fn spawn(dir: &Path, name: &str, args: &[String]) -> Result<Child, String> {
-    use std::os::unix::process::CommandExt;
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("raftbed"));
-    let log_path = dir.join(format!("{name}.log"));
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let err = log.try_clone().map_err(|e| e.to_string())?;
-    Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot start {name}: {e}"))
+    let mut command = Command::new(exe);
+    command.args(args);
+    super::cluster::spawn_logged(command, &dir.join(format!("{name}.log")), name)
 }
 
 impl RealWorld {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use super::real_replay::{replay_real, run_dir};
 use super::replay::{ReplayArgs, json, summary, table};
 use crate::scenario::{self, ReplayReport, RoleSpan, Scenario, System};
-use crate::verdict::{EXIT_BAD_INPUT, EXIT_HELD, EXIT_VIOLATED, Verdict};
+use crate::verdict::{EXIT_BAD_INPUT, EXIT_VIOLATED, Verdict};
 
 /// What a comparison cannot compare, printed with every `--compare`.
 pub const CRASH_NOTE: &str = "crash durability is not compared: a real SIGKILL keeps what the page cache holds, while the simulator's crash loses every unsynced write";
@@ -112,8 +112,7 @@ fn finish(
         .filter(|r| args.system.0.len() == 1 || r.system == System::Raft)
         .map(ReplayReport::verdict)
         .collect();
-    let worst = Verdict::worst(&judged);
-    if worst == EXIT_HELD { ExitCode::SUCCESS } else { ExitCode::from(worst) }
+    ExitCode::from(Verdict::worst(&judged))
 }
 
 fn world(report: &ReplayReport) -> &'static str {
