@@ -361,3 +361,114 @@ fn a_naive_failover_cluster_serves_etcdctl_and_its_monitor_promotes_a_replica() 
         .expect("pgrep runs");
     assert!(!monitor_left.status.success(), "cluster down stops the monitor too");
 }
+
+#[test]
+fn a_snapshot_of_a_loaded_cluster_restores_a_new_cluster_with_every_key_at_its_revision() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cluster");
+    let d = dir.to_str().unwrap();
+    let base = free_base();
+    let up =
+        raftbed(&["cluster", "up", "--data-dir", d, "--base-port", &base.to_string(), "--detach"]);
+    let _down = Down(&dir);
+    assert!(up.status.success(), "cluster up: {}", text(&up));
+    let all: Vec<String> = (1..=5).map(|i| format!("127.0.0.1:{}", base + 10 * i)).collect();
+    let endpoints = all.join(",");
+    // Load: two writers overwrite and delete keys while the snapshot is taken.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let (endpoints, stop) = (endpoints.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) || i < 40 {
+                    let key = format!("k/{w}/{}", i % 25);
+                    let _ = etcdctl(&endpoints, &["put", &key, &format!("v{i}")]);
+                    if i % 7 == 0 {
+                        let _ = etcdctl(&endpoints, &["del", &format!("k/{w}/{}", i % 5)]);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let file = tmp.path().join("snap.db");
+    let saved = etcdctl(&all[1], &["snapshot", "save", file.to_str().unwrap()]);
+    assert!(saved.status.success(), "etcdctl snapshot save: {}", text(&saved));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.join().unwrap();
+    }
+
+    // A new single-member cluster from it.
+    let restored_dir = tmp.path().join("restored");
+    // A client port and the peer port after it, free now.
+    let port = (0..100)
+        .find_map(|_| {
+            let first = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+            let port = first.local_addr().ok()?.port();
+            std::net::TcpListener::bind(("127.0.0.1", port.checked_add(1)?)).ok().map(|_| port)
+        })
+        .expect("two free ports");
+    let listen = format!("127.0.0.1:{port}");
+    let mut node = std::process::Command::new(env!("CARGO_BIN_EXE_raftbed"))
+        .args(["node", "--id", "1", "--listen", &listen, "--peers", &listen])
+        .args(["--data-dir", restored_dir.to_str().unwrap(), "--restore", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("raftbed node runs");
+    let status = (0..100)
+        .find_map(|_| {
+            let out = etcdctl(&listen, &["endpoint", "status", "-w", "json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let leader = v[0]["Status"]["leader"].as_u64().filter(|l| *l != 0);
+            if leader.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            leader.map(|_| v)
+        })
+        .expect("the restored node leads");
+    let revision = status[0]["Status"]["header"]["revision"].as_u64().expect("a revision");
+    assert!(revision > 10, "the snapshot holds the writes made before it: revision {revision}");
+    let read = |endpoints: &str, extra: &[&str]| {
+        let mut args = vec!["get", "k/", "--prefix", "-w", "json"];
+        args.extend(extra);
+        let out = etcdctl(endpoints, &args);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["kvs"].as_array().cloned().unwrap_or_default()
+    };
+    let restored = read(&listen, &[]);
+    let original = read(&endpoints, &["--rev", &revision.to_string()]);
+    let _ = node.kill();
+    let _ = node.wait();
+    assert!(!restored.is_empty(), "the restored cluster holds keys");
+    assert_eq!(
+        restored, original,
+        "every key, as the original cluster had it at revision {revision}"
+    );
+
+    // A damaged file is refused and nothing is written.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[30] ^= 0xff;
+    let damaged = tmp.path().join("damaged.db");
+    std::fs::write(&damaged, bytes).unwrap();
+    let fresh = tmp.path().join("fresh");
+    let refused = raftbed(&[
+        "node",
+        "--id",
+        "1",
+        "--listen",
+        &listen,
+        "--peers",
+        &listen,
+        "--data-dir",
+        fresh.to_str().unwrap(),
+        "--restore",
+        damaged.to_str().unwrap(),
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("digest does not match"), "{}", text(&refused));
+    assert!(!fresh.exists(), "nothing written for a damaged snapshot");
+}

@@ -800,6 +800,13 @@ fn maintenance(endpoints: &[String]) -> Vec<(String, String)> {
     step("alarm disarm", run(&all, &["alarm", "disarm"]));
     let defrag = run(endpoints[0].as_str(), &["defrag"]);
     step("defrag", defrag.replace(endpoints[0].as_str(), "<endpoint>"));
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let file = dir.path().join("snap.db");
+    let path = file.to_str().expect("a path");
+    let saved = run(endpoints[1].as_str(), &["snapshot", "save", path]);
+    step("snapshot save", saved.replace(path, "<file>"));
+    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    step("snapshot: 512-byte sectors and a SHA-256", (size % 512 == 32).to_string());
 
     let statuses = json(&all, &["endpoint", "status"]);
     let leader = statuses[0]["Status"]["leader"].as_u64().unwrap_or(0);

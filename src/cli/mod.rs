@@ -23,6 +23,7 @@ mod real_world;
 mod replay;
 mod replay_compare;
 mod replay_drawn;
+mod restore;
 pub mod sim;
 mod sweep;
 

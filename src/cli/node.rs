@@ -120,6 +120,10 @@ pub struct NodeArgs {
     /// At most this many entries in one AppendEntries.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_entries_per_message: Option<u64>,
+    /// Start a new single-member cluster from this snapshot (`etcdctl snapshot save` against a
+    /// raftbed member): its digest checked, the data dir new or empty, a new cluster id.
+    #[arg(long, conflicts_with_all = ["join", "system"])]
+    pub restore: Option<PathBuf>,
 }
 
 fn parse_hex(text: &str) -> Result<u64, String> {
@@ -367,10 +371,18 @@ pub fn run(args: &NodeArgs) -> ExitCode {
             args.data_dir.display()
         ));
     }
+    let restored = match &args.restore {
+        Some(file) => match super::restore::restore(file, &args.data_dir, id, members.len()) {
+            Ok(cluster) => Some(cluster),
+            Err(e) => return fail(e),
+        },
+        None => super::restore::restored_cluster(&args.data_dir),
+    };
     let cluster = joined
         .as_ref()
         .map(|j| j.cluster)
         .or(args.cluster_id)
+        .or(restored)
         .unwrap_or_else(|| cluster_id(&members));
     if let Err(e) = claim_data_dir(&args.data_dir, cluster, id) {
         return fail(e);
@@ -424,7 +436,7 @@ pub fn run(args: &NodeArgs) -> ExitCode {
     if args.validate {
         config.raft.validate_every = 1;
     }
-    config.cluster_id = config.cluster_id.or(args.cluster_id);
+    config.cluster_id = config.cluster_id.or(args.cluster_id).or(restored);
     config.campaign_first = args.campaign_first;
     config.request_timeout = args.request_timeout;
     raft_options(args, &mut config.raft);

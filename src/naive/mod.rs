@@ -273,6 +273,7 @@ fn handle_call(node: &Shared, call: Call) {
                 Query::KeepAlive(_) | Query::TimeToLive { .. } => {
                     Err(ApiError::invalid("naive-failover keeps no lease deadlines"))
                 }
+                Query::Snapshot => Ok(QueryAnswer::Snapshot(disk.kv.encode(), disk.kv.revision())),
                 Query::HashKv(rev) => disk.kv.hash_kv(rev).map(|(hash, current, compacted)| {
                     QueryAnswer::HashKv(hash, current, compacted)
                 }),

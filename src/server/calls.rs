@@ -77,6 +77,8 @@ pub enum Query {
     },
     /// etcd's HashKV of this node's store at a revision (0: the current one), always local.
     HashKv(i64),
+    /// This node's whole state machine, encoded as its Raft snapshots hold it, always local.
+    Snapshot,
 }
 
 /// What a query answers.
@@ -102,6 +104,8 @@ pub enum QueryAnswer {
     },
     /// For `Query::HashKv`: the hash, the store's revision and its compaction point.
     HashKv(u32, i64, i64),
+    /// For `Query::Snapshot`: the encoded state and its revision.
+    Snapshot(bytes::Bytes, i64),
 }
 
 /// Why the driver did not answer a call itself.

@@ -364,7 +364,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
             Query::Range(_) | Query::Leases | Query::LockHolder { .. } | Query::Changes { .. }
         );
         if (local && consistency == Consistency::Serializable)
-            || matches!(read.query, Query::HashKv(_))
+            || matches!(read.query, Query::HashKv(_) | Query::Snapshot)
         {
             return self.answer(read);
         }
@@ -414,6 +414,7 @@ impl<F: Fs, C: Clock> Driver<F, C> {
                 .hash_kv(rev)
                 .map(|(hash, current, compacted)| QueryAnswer::HashKv(hash, current, compacted))
                 .map_err(Into::into),
+            Query::Snapshot => Ok(QueryAnswer::Snapshot(self.kv.encode(), self.kv.revision())),
             Query::Changes { watches, limit } => Ok(QueryAnswer::Changes {
                 revision: self.kv.revision(),
                 watches: self.kv.changes_of(&watches, limit),

@@ -8,6 +8,7 @@
 //! `Ready` says `must_sync`, durable (`sync_data`): the driver sends the `Ready`'s messages only
 //! after that. A crash then loses at most records that were never acknowledged to anyone.
 
+pub mod backup;
 pub mod fs;
 pub mod state;
 mod wal;

@@ -1,7 +1,7 @@
 //! etcd's Maintenance service. Status and HashKV are answered by the member asked, from what
 //! it holds; MoveLeader by the leader, once the transfer is done; Defragment and Alarm as
-//! raftbed's store needs (sled compacts itself; raftbed raises no alarm). Hash and Snapshot
-//! answer Unimplemented, saying why.
+//! raftbed's store needs (sled compacts itself; raftbed raises no alarm); Snapshot streams the
+//! member's state machine in etcd's frame. Hash answers Unimplemented, saying why.
 
 use std::time::Duration;
 
@@ -119,15 +119,43 @@ impl<N: Net + Send + Sync> Maintenance for Api<N> {
         Ok(Response::new(HashKvResponse { header, hash, compact_revision }))
     }
 
-    type SnapshotStream = tokio_stream::Empty<Result<SnapshotResponse, Status>>;
+    type SnapshotStream = tokio_stream::Iter<std::vec::IntoIter<Result<SnapshotResponse, Status>>>;
 
+    /// This member's state machine as a raftbed snapshot file (`storage::backup`), in etcd's
+    /// frame: 32 KiB blobs counting down `remaining_bytes`, the first with the header of the
+    /// revision it holds, then the SHA-256 digest alone.
     async fn snapshot(
         &self,
         _: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        Err(Status::unimplemented(
-            "raftbed: Snapshot is not served yet (etcd's snapshot is a bbolt file; raftbed's would be its own format)",
-        ))
+        const CHUNK: usize = 32 << 10;
+        let (query, consistency) = (Query::Snapshot, Consistency::Serializable);
+        let served = self
+            .call(|reply| Call::Read { query, consistency, reply })
+            .await
+            .map_err(call_status)?;
+        let QueryAnswer::Snapshot(state, revision) = served.value else {
+            return Err(Status::internal("Snapshot answered with something else"));
+        };
+        let file = crate::storage::backup::encode(&state);
+        let (body, digest) = file.split_at(file.len() - 32);
+        let mut header = self.now_header().await?;
+        if let Some(h) = header.as_mut() {
+            h.revision = revision;
+        }
+        let mut sent = 0;
+        let mut parts = Vec::new();
+        for chunk in body.chunks(CHUNK) {
+            sent += chunk.len();
+            parts.push(Ok(SnapshotResponse {
+                header: if parts.is_empty() { header } else { None },
+                remaining_bytes: (body.len() - sent) as u64,
+                blob: bytes::Bytes::copy_from_slice(chunk),
+            }));
+        }
+        let blob = bytes::Bytes::copy_from_slice(digest);
+        parts.push(Ok(SnapshotResponse { header: None, remaining_bytes: 0, blob }));
+        Ok(Response::new(tokio_stream::iter(parts)))
     }
 
     /// Leader only (etcdctl sends it to the leader): hands leadership to `targetID` and
