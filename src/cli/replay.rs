@@ -161,25 +161,46 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
         .iter()
         .map(|system| scenario::replay(&scenario, *system, seed, budget, args.bugs()))
         .collect();
+    finish(args, &reports, &path, None)
+}
+
+/// Prints the reports (their summaries, then `compared` or the table; or, with `--json`, one
+/// object, or an array for several, each with its `world` when real processes ran), writes
+/// `--report`, and gives the exit code: Raft's verdict, or the one system's asked for.
+pub(super) fn finish(
+    args: &ReplayArgs,
+    reports: &[ReplayReport],
+    path: &str,
+    compared: Option<String>,
+) -> ExitCode {
     if args.json {
-        let objects: Vec<serde_json::Value> = reports.iter().map(|r| json(r, &path)).collect();
-        let value = if objects.len() == 1 {
-            objects.into_iter().next().expect("one")
-        } else {
-            serde_json::Value::Array(objects)
-        };
+        let real = reports.iter().any(|r| r.real);
+        let mut objects: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| {
+                let mut object = json(r, path);
+                if real {
+                    object["world"] = serde_json::json!(if r.real { "real" } else { "sim" });
+                }
+                object
+            })
+            .collect();
+        let value =
+            if objects.len() == 1 { objects.remove(0) } else { serde_json::Value::Array(objects) };
         println!("{value}");
     } else {
-        for report in &reports {
-            print!("{}", summary(report, &path));
+        for report in reports {
+            print!("{}", summary(report, path));
         }
-        if reports.len() > 1 {
-            print!("{}", table(&reports));
+        match compared {
+            Some(text) => print!("{text}"),
+            None if reports.len() > 1 => print!("{}", table(reports)),
+            None => {}
         }
     }
     if let Some(dir) = &args.report {
         let command = std::env::args().collect::<Vec<_>>().join(" ");
-        if let Err(e) = scenario::write_report(dir, &reports, &path, &command) {
+        if let Err(e) = scenario::write_report(dir, reports, path, &command) {
             eprintln!("raftbed replay: cannot write the report to {}: {e}", dir.display());
             return ExitCode::from(EXIT_BAD_INPUT);
         }

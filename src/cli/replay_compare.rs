@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use super::real_replay::{replay_real, run_dir};
-use super::replay::{ReplayArgs, json, summary, table};
+use super::replay::{ReplayArgs, finish, table};
 use crate::scenario::{self, ReplayReport, RoleSpan, Scenario, System};
-use crate::verdict::{EXIT_BAD_INPUT, EXIT_VIOLATED, Verdict};
+use crate::verdict::{EXIT_BAD_INPUT, EXIT_VIOLATED};
 
 /// What a comparison cannot compare, printed with every `--compare`.
 pub const CRASH_NOTE: &str = "crash durability is not compared: a real SIGKILL keeps what the page cache holds, while the simulator's crash loses every unsynced write";
@@ -70,49 +70,6 @@ pub fn run_compare(args: &ReplayArgs, scenario: &Scenario, seed: u64, path: &str
     let reports: Vec<ReplayReport> = pairs.into_iter().flat_map(|(s, r)| [s, r]).collect();
     let code = finish(args, &reports, path, Some(text));
     if disagree { ExitCode::from(EXIT_VIOLATED) } else { code }
-}
-
-/// Prints (or writes as JSON) the reports and the report directory; the exit code judges Raft
-/// (or the one system asked for), as the simulator's replay does.
-fn finish(
-    args: &ReplayArgs,
-    reports: &[ReplayReport],
-    path: &str,
-    compared: Option<String>,
-) -> ExitCode {
-    if args.json {
-        let objects: Vec<serde_json::Value> = reports
-            .iter()
-            .map(|r| {
-                let mut object = json(r, path);
-                object["world"] = serde_json::json!(world(r));
-                object
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(objects));
-    } else {
-        for report in reports {
-            print!("{}", summary(report, path));
-        }
-        match compared {
-            Some(text) => print!("{text}"),
-            None if reports.len() > 1 => print!("{}", table(reports)),
-            None => {}
-        }
-    }
-    if let Some(dir) = &args.report {
-        let command = std::env::args().collect::<Vec<_>>().join(" ");
-        if let Err(e) = scenario::write_report(dir, reports, path, &command) {
-            eprintln!("raftbed replay: cannot write the report to {}: {e}", dir.display());
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    }
-    let judged: Vec<Verdict> = reports
-        .iter()
-        .filter(|r| args.system.0.len() == 1 || r.system == System::Raft)
-        .map(ReplayReport::verdict)
-        .collect();
-    ExitCode::from(Verdict::worst(&judged))
 }
 
 fn world(report: &ReplayReport) -> &'static str {
