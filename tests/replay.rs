@@ -94,7 +94,7 @@ fn every_shipped_scenario_keeps_raft_safe() {
 
 #[test]
 fn a_scenario_that_never_reached_what_it_expects_is_undecided() {
-    let path = temp("expects.toml");
+    let (_dir, path) = temp("expects.toml");
     let text = format!("{GOOD}\n[expect]\nraft = [\"snapshot-installed\", \"leader-elected\"]\n");
     std::fs::write(&path, text).unwrap();
     let output = raftbed(&["replay", path.to_str().unwrap(), "--system", "raft"]);
@@ -127,7 +127,7 @@ fn a_lease_without_a_drift_margin_is_caught_as_overlapping_leadership() {
     let text = std::fs::read_to_string(scenario("leader-isolated-under-drift.toml")).unwrap();
     let broken = text.replace("drift_margin = \"400ms\"", "drift_margin = \"0ms\"");
     assert_ne!(text, broken, "the scenario sets a drift margin");
-    let path = temp("no-margin.toml");
+    let (_dir, path) = temp("no-margin.toml");
     std::fs::write(&path, broken).unwrap();
     let raft = replay_json(path.to_str().unwrap(), "raft");
     assert_eq!(raft["split_brain"], true, "{raft}");
@@ -169,10 +169,11 @@ fn the_2015_membership_bug_splits_only_the_build_without_its_rules() {
     assert_eq!(buggy["trace_hash"], again["trace_hash"], "{replay} did not replay");
 }
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("raftbed-replay-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A path named `name` in a temporary directory removed when the returned guard drops.
+fn temp(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    (dir, path)
 }
 
 const GOOD: &str = r#"
@@ -195,7 +196,7 @@ heal = true
 /// Replaces `from` in GOOD with `to`, runs it, and returns (exit code, stderr).
 fn malformed(from: &str, to: &str) -> (Option<i32>, String) {
     assert!(GOOD.contains(from), "{from}");
-    let path = temp(&format!("bad-{}.toml", from.len() * 31 + to.len()));
+    let (_dir, path) = temp(&format!("bad-{}.toml", from.len() * 31 + to.len()));
     std::fs::write(&path, GOOD.replacen(from, to, 1)).unwrap();
     let output = raftbed(&["replay", path.to_str().unwrap(), "--system", "raft"]);
     (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
@@ -272,7 +273,7 @@ fn a_malformed_scenario_names_its_line_and_field() {
 
 #[test]
 fn shrinking_keeps_the_failure_and_writes_a_smaller_valid_scenario() {
-    let out = temp("github-shrunk.toml");
+    let (_dir, out) = temp("github-shrunk.toml");
     let output = raftbed(&[
         "replay",
         &scenario("github-2018-10-21.toml"),
@@ -307,7 +308,7 @@ fn chromium() -> Option<&'static str> {
 
 #[test]
 fn the_report_renders_in_headless_chromium() {
-    let dir = temp("report");
+    let (_tmp, dir) = temp("report");
     let output = raftbed(&[
         "replay",
         &scenario("github-2018-10-21.toml"),
