@@ -6,35 +6,17 @@
 //! with exit 4, never a violation. Method: run the CLI on each case under a hard 10 s timeout
 //! (a hang guard, not a timing target) and assert on the exit code and the message.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+#[path = "support/process.rs"]
+mod process;
 
 /// Runs raftbed with `args`, killing it after `limit`; (exit code, stdout, stderr).
 fn raftbed_within(args: &[&str], limit: Duration) -> (Option<i32>, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raftbed"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("runs");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waits") {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("raftbed {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    child.stdout.take().expect("piped").read_to_string(&mut out).expect("stdout");
-    child.stderr.take().expect("piped").read_to_string(&mut err).expect("stderr");
-    (status.code(), out, err)
+    let output = process::raftbed_within(args, limit);
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code(), text(&output.stdout), text(&output.stderr))
 }
 
 fn raftbed(args: &[&str]) -> (Option<i32>, String, String) {

@@ -2,7 +2,6 @@
 //! on loopback (a free port range), etcdctl against them, faults injected live, and bad input
 //! refused with a clear error and no data touched.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 fn raftbed(args: &[&str]) -> Output {
@@ -17,28 +16,14 @@ fn text(output: &Output) -> String {
     )
 }
 
-/// A base port whose client, peer and admin ports for 5 nodes are free now: in 10000-16999,
-/// below the ephemeral range and apart from `raftbed test`'s and the durability test's.
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Down;
+
+/// A base port for 5 nodes, free now: in 10000-16999, below the ephemeral range and apart
+/// from `raftbed test`'s and the durability test's.
 fn free_base() -> u16 {
-    let seed = std::process::id() as u16;
-    for attempt in 0..200u16 {
-        let base = 10_000 + (seed.wrapping_add(attempt * 61) % 70) * 100;
-        let free = (1..=5u16)
-            .flat_map(|i| [0, 1, 2].map(|k| base + 10 * i + k))
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
-            return base;
-        }
-    }
-    panic!("no free ports");
-}
-
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = raftbed(&["cluster", "down", "--data-dir", self.0.to_str().unwrap()]);
-    }
+    cluster::free_base(10000, 5)
 }
 
 fn etcdctl(endpoints: &str, args: &[&str]) -> Output {

@@ -3,7 +3,6 @@
 //! and shrinks back to 3 (the leader removed, a voter replaced through one joint change, a
 //! voter removed) while 64 clients write, and every acknowledged write is read back at the end.
 
-use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,28 +28,13 @@ fn ok(args: &[&str]) -> String {
     text
 }
 
-/// A base port whose ports for 8 nodes are free now: in 17000-23999, apart from the other
-/// loopback tests' ranges.
+#[path = "support/cluster.rs"]
+mod cluster;
+use cluster::Down;
+
+/// A base port for 8 nodes, free now: in 17000-23999, apart from the other loopback tests' ranges.
 fn free_base() -> u16 {
-    let seed = std::process::id() as u16;
-    for attempt in 0..200u16 {
-        let base = 17_000 + (seed.wrapping_add(attempt * 61) % 70) * 100;
-        let free = (1..=8u16)
-            .flat_map(|i| [0, 1, 2].map(|k| base + 10 * i + k))
-            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
-            return base;
-        }
-    }
-    panic!("no free ports");
-}
-
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = raftbed(&["cluster", "down", "--data-dir", self.0.to_str().unwrap()]);
-    }
+    cluster::free_base(17000, 8)
 }
 
 /// The node that leads now, from `cluster status`.

@@ -10,7 +10,7 @@
 //! dirs. Every step's exit status and output must match after lease ids are normalised; the
 //! only differences allowed are the ones the README lists under "Deliberate differences".
 
-use std::io::{BufRead, BufReader, Write as _};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -18,43 +18,9 @@ use std::time::{Duration, Instant};
 use raftbed::server::local::{LocalCluster, free_ports};
 use serde_json::Value;
 
-/// Runs etcdctl against `endpoints` with `args` (and `stdin`), with a hard deadline.
-fn etcdctl(endpoints: &str, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut child = etcdctl_command(endpoints, args)
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("etcdctl runs (install Debian's etcd-client; .ci/test does)");
-    let mut input = child.stdin.take().expect("piped");
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).expect("etcdctl reads stdin");
-    }
-    drop(input);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("waitable").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("etcdctl {args:?} did not finish within 30s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end().to_string();
-    (output.status.success(), text(&output.stdout), text(&output.stderr))
-}
-
-/// Runs etcdctl and insists it succeeds.
-fn ok(endpoints: &str, args: &[&str]) -> String {
-    let (success, out, err) = etcdctl(endpoints, args, None);
-    assert!(success, "etcdctl {args:?} failed: {out} {err}");
-    out
-}
-
-fn json(endpoints: &str, args: &[&str]) -> Value {
-    let mut args = args.to_vec();
-    args.extend(["-w", "json"]);
-    let out = ok(endpoints, &args);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("etcdctl {args:?} printed {out}: {e}"))
-}
+#[path = "support/etcd.rs"]
+mod etcd;
+use etcd::{Etcd, etcdctl, etcdctl_command, json, member, ok, run, wait_for_leader};
 
 /// base64 of etcdctl's JSON output, decoded.
 fn unbase64(value: &Value) -> String {
@@ -74,23 +40,6 @@ fn unbase64(value: &Value) -> String {
         }
     }
     String::from_utf8(out).expect("utf-8")
-}
-
-/// Waits until every endpoint reports the same leader; answers the endpoint statuses.
-fn wait_for_leader(endpoints: &str) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (success, out, _) = etcdctl(endpoints, &["endpoint", "status", "-w", "json"], None);
-        if success && let Ok(Value::Array(statuses)) = serde_json::from_str::<Value>(&out) {
-            let leaders: Vec<u64> =
-                statuses.iter().map(|s| s["Status"]["leader"].as_u64().unwrap_or(0)).collect();
-            if leaders.len() == 3 && leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
-                return statuses;
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader within 30s: {out}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -177,77 +126,6 @@ fn etcdctl_works_against_raftbed() {
     // Errors reach etcdctl with etcd's messages.
     let (success, _, err) = etcdctl(&all, &["put", "--lease", "12345", "k", "v"], None);
     assert!(!success && err.contains("requested lease not found"), "{err}");
-}
-
-/// etcd 3.4 processes on loopback, stopped (SIGKILL) when dropped.
-struct Etcd {
-    children: Vec<Child>,
-    endpoints: Vec<String>,
-    _dir: tempfile::TempDir,
-}
-
-impl Etcd {
-    fn start(nodes: usize) -> Etcd {
-        let dir = tempfile::tempdir().expect("a temp dir");
-        let ports = free_ports(2 * nodes).expect("free ports");
-        let peer = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i + 1]);
-        let client = |i: usize| format!("http://127.0.0.1:{}", ports[2 * i]);
-        let initial: Vec<String> = (0..nodes).map(|i| format!("n{i}={}", peer(i))).collect();
-        let children = (0..nodes)
-            .map(|i| {
-                let log = std::fs::File::create(dir.path().join(format!("n{i}.log"))).expect("log");
-                Command::new("etcd")
-                    .args(["--name", &format!("n{i}")])
-                    .arg(format!("--data-dir={}", dir.path().join(format!("n{i}")).display()))
-                    .arg(format!("--listen-client-urls={}", client(i)))
-                    .arg(format!("--advertise-client-urls={}", client(i)))
-                    .arg(format!("--listen-peer-urls={}", peer(i)))
-                    .arg(format!("--initial-advertise-peer-urls={}", peer(i)))
-                    .arg(format!("--initial-cluster={}", initial.join(",")))
-                    .args(["--initial-cluster-token", "raftbed-compare", "--logger", "zap"])
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .expect("etcd runs (install Debian's etcd-server; .ci/test does)")
-            })
-            .collect();
-        let endpoints = (0..nodes).map(|i| format!("127.0.0.1:{}", ports[2 * i])).collect();
-        Etcd { children, endpoints, _dir: dir }
-    }
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn etcdctl_command(endpoints: &str, args: &[&str]) -> Command {
-    let mut command = Command::new("etcdctl");
-    command
-        .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={endpoints}"))
-        .arg("--command-timeout=10s")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Runs etcdctl to completion (30 s at most): "exit=.. out=.." and, on failure, its error.
-fn run(endpoints: &str, args: &[&str]) -> String {
-    let (success, out, err) = etcdctl(endpoints, args, None);
-    let mut result = format!("exit={success} out={out:?}");
-    if !success {
-        // clientv3 logs its retries as JSON lines with timestamps; etcdctl's own error is the rest.
-        let error: Vec<&str> = err.lines().filter(|l| !l.starts_with('{')).collect();
-        result.push_str(&format!(" err={:?}", error.join("\n")));
-    }
-    result
 }
 
 /// An etcdctl left running, its stdout lines collected as they come.
@@ -346,30 +224,11 @@ fn normalise(text: &str) -> String {
     out
 }
 
-/// Waits until every member reports the same leader.
-fn wait_for_one_leader(endpoints: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let output = etcdctl_command(endpoints, &["endpoint", "status", "-w", "json"]).output();
-        let out =
-            output.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
-        if let Ok(serde_json::Value::Array(statuses)) = serde_json::from_str(&out) {
-            let leaders: Vec<u64> =
-                statuses.iter().map(|s| s["Status"]["leader"].as_u64().unwrap_or(0)).collect();
-            if leaders.len() == 3 && leaders[0] != 0 && leaders.iter().all(|l| *l == leaders[0]) {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader within 30s: {out}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The session: (step, what it printed), in order.
 fn session(endpoints: &[String]) -> Vec<(String, String)> {
     let all = endpoints.join(",");
     let one = endpoints[0].as_str();
-    wait_for_one_leader(&all);
+    wait_for_leader(&all);
     let mut steps: Vec<(String, String)> = Vec::new();
     let mut step = |name: &str, result: String| steps.push((name.to_string(), normalise(&result)));
 
@@ -513,29 +372,6 @@ fn etcdctl_sees_raftbed_as_it_sees_etcd() {
     assert!(differences.is_empty(), "etcdctl saw differences:\n{}", differences.join("\n"));
 }
 
-/// Member ids and cluster ids (hex, or raftbed's small bootstrap ids) as `<id>`, spaces
-/// collapsed: `Member <id> added to cluster <id>`.
-fn hexless(line: &str) -> String {
-    let token = |t: &str| {
-        let hex = !t.is_empty() && t.chars().all(|c| c.is_ascii_hexdigit());
-        if hex && t.chars().any(|c| c.is_ascii_digit()) {
-            "<id>".to_string()
-        } else {
-            t.to_string()
-        }
-    };
-    line.split_whitespace().map(token).collect::<Vec<_>>().join(" ")
-}
-
-/// A member command: whether it succeeded, its first line of output with ids normalised, and
-/// etcdctl's error.
-fn member(endpoints: &str, args: &[&str]) -> String {
-    let (success, out, err) = etcdctl(endpoints, args, None);
-    let first = hexless(out.lines().next().unwrap_or(""));
-    let error: Vec<&str> = err.lines().filter(|l| !l.starts_with('{')).collect();
-    format!("exit={success} out={first:?} err={:?}", error.join("\n"))
-}
-
 /// A member as (started, peer URLs, client URLs, learner).
 type Row = (bool, usize, usize, bool);
 
@@ -570,7 +406,7 @@ fn member_session(
     start_learner: &dyn Fn(u16, &str) -> Child,
 ) -> Vec<(String, String)> {
     let all = endpoints.join(",");
-    wait_for_one_leader(&all);
+    wait_for_leader(&all);
     // etcd adds a member only once its leader has been connected to every voter for its
     // health interval (5 s); raftbed does not check it (README, "Deliberate differences").
     std::thread::sleep(Duration::from_secs(6));
@@ -747,112 +583,4 @@ fn etcdctl_member_commands_see_raftbed_as_they_see_etcd() {
     }
     assert_eq!(ours["the removed member stops by itself"], "true");
     assert!(ours["promote the caught-up learner"].starts_with("exit=true"));
-}
-
-/// The maintenance session: HashKV over puts, deletes and a transaction, before and after a
-/// compaction and at past revisions; alarms; defragmentation; moving the leader.
-fn maintenance(endpoints: &[String]) -> Vec<(String, String)> {
-    let all = endpoints.join(",");
-    wait_for_one_leader(&all);
-    let mut steps: Vec<(String, String)> = Vec::new();
-    let mut step = |name: &str, result: String| steps.push((name.to_string(), result));
-    for args in [["put", "a", "1"], ["put", "a", "2"], ["put", "b", "x"]] {
-        run(&all, &args);
-    }
-    run(&all, &["del", "a"]);
-    let _ = etcdctl(&all, &["txn"], Some("\nput p/1 one\nput p/2 two\ndel b\n\n\n"));
-    run(&all, &["put", "a", "3"]);
-    // Every member's hash of the same history: the hashes themselves must match etcd's.
-    let hashes = |rev: Option<&str>| {
-        let mut args = vec!["endpoint", "hashkv", "--cluster", "-w", "json"];
-        if let Some(rev) = rev {
-            args.extend(["--rev", rev]);
-        }
-        let (success, out, err) = etcdctl(&all, &args, None);
-        if !success {
-            let error = err.lines().find(|l| l.starts_with("Error:")).unwrap_or("(none)");
-            return format!("exit={success} {error}");
-        }
-        let Ok(Value::Array(list)) = serde_json::from_str::<Value>(&out) else {
-            return format!("exit={success} out={out:?}");
-        };
-        let mut seen: Vec<String> = list
-            .iter()
-            .map(|m| {
-                let h = &m["HashKV"];
-                format!(
-                    "hash={} compact={} rev={}",
-                    h["hash"], h["compact_revision"], h["header"]["revision"]
-                )
-            })
-            .collect();
-        seen.dedup();
-        format!("exit={success} members agree={} {}", seen.len() == 1, seen.join(" | "))
-    };
-    step("hashkv", hashes(None));
-    step("hashkv --rev 3", hashes(Some("3")));
-    step("hashkv --rev 99", hashes(Some("99")));
-    step("compaction 4", run(&all, &["compaction", "4"]));
-    step("hashkv after compaction 4", hashes(None));
-    step("hashkv --rev 5 after compaction 4", hashes(Some("5")));
-    step("hashkv --rev 3 after compaction 4", hashes(Some("3")));
-    step("alarm list", run(&all, &["alarm", "list"]));
-    step("alarm disarm", run(&all, &["alarm", "disarm"]));
-    let defrag = run(endpoints[0].as_str(), &["defrag"]);
-    step("defrag", defrag.replace(endpoints[0].as_str(), "<endpoint>"));
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let file = dir.path().join("snap.db");
-    let path = file.to_str().expect("a path");
-    let saved = run(endpoints[1].as_str(), &["snapshot", "save", path]);
-    step("snapshot save", saved.replace(path, "<file>"));
-    let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-    step("snapshot: 512-byte sectors and a SHA-256", (size % 512 == 32).to_string());
-
-    let statuses = json(&all, &["endpoint", "status"]);
-    let leader = statuses[0]["Status"]["leader"].as_u64().unwrap_or(0);
-    let follower = statuses
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| s["Status"]["header"]["member_id"].as_u64().unwrap_or(0))
-        .find(|id| *id != leader && *id != 0)
-        .expect("a follower");
-    let moved = member(&all, &["move-leader", &format!("{follower:x}")]);
-    step("move-leader to a follower", moved);
-    wait_for_one_leader(&all);
-    let now = json(&all, &["endpoint", "status"])[0]["Status"]["leader"].as_u64();
-    step("the follower leads", (now == Some(follower)).to_string());
-    step("move-leader to no member", member(&all, &["move-leader", "abcdef12"]));
-    steps
-}
-
-#[test]
-fn etcdctl_maintenance_commands_see_raftbed_as_they_see_etcd() {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let raftbed = LocalCluster::start(3, dir.path()).expect("a raftbed cluster");
-    let ours = maintenance(&raftbed.endpoints);
-    drop(raftbed);
-    let etcd = Etcd::start(3);
-    let theirs = maintenance(&etcd.endpoints);
-    drop(etcd);
-    assert_eq!(ours.len(), theirs.len());
-    let mut differences = Vec::new();
-    for ((step, ours), (_, theirs)) in ours.iter().zip(&theirs) {
-        println!("{step}: {ours}");
-        if ours != theirs {
-            differences.push(format!("{step}:\n  raftbed: {ours}\n  etcd:    {theirs}"));
-        }
-    }
-    for difference in &differences {
-        println!("DIFFERENT {difference}");
-    }
-    let ours: std::collections::BTreeMap<_, _> = ours.into_iter().collect();
-    assert!(ours["hashkv"].contains("members agree=true"), "{}", ours["hashkv"]);
-    assert!(
-        ours["hashkv --rev 3 after compaction 4"].contains("required revision has been compacted"),
-        "{}",
-        ours["hashkv --rev 3 after compaction 4"]
-    );
-    assert_eq!(ours["the follower leads"], "true");
-    assert!(differences.is_empty(), "etcdctl saw differences:\n{}", differences.join("\n"));
 }
