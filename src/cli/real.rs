@@ -6,8 +6,9 @@
 //! peers it must ignore whenever that set changes; a node that is paused or down is told when
 //! it comes back, so no call ever waits on a node that cannot answer. A node enforces a cut
 //! both ways, so a one-way cut is refused. Membership changes go to the leader's core through
-//! its admin port, as the simulator's go through its driver. Clock rates, link loss and latency are not
-//! implemented on real processes yet: those primitives fail, saying so.
+//! its admin port, as the simulator's go through its driver. Clock rates, link loss and latency
+//! fail here, saying so: a scenario replayed on real processes (`real_world.rs`) has them, through
+//! its shaping proxies and the admin port's `rate`.
 //!
 //! It blocks (on a runtime of its own), so it runs on a thread of its own, beside the clients.
 

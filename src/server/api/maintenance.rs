@@ -13,7 +13,7 @@ use crate::proto::etcdserverpb::maintenance_server::Maintenance;
 use crate::proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
     HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use crate::raft::{Error as RaftError, NodeId};
 use crate::server::calls::{Call, CallError, Consistency, Query, QueryAnswer};
@@ -30,9 +30,7 @@ impl<N: Net + Send + Sync> Api<N> {
     }
 
     /// This member's header, as of now.
-    async fn now_header(
-        &self,
-    ) -> Result<Option<crate::proto::etcdserverpb::ResponseHeader>, Status> {
+    async fn now_header(&self) -> Result<Option<ResponseHeader>, Status> {
         let (response, term, _) = self.local_status().await?;
         Ok(self.header(response.header, term))
     }
@@ -43,6 +41,11 @@ fn call_status(error: CallError) -> Status {
         CallError::Api(error) => status(&error),
         CallError::NotLeader(_) => status(&ApiError::not_leader()),
     }
+}
+
+/// A header at `revision`, for `Api::header` to complete.
+fn at_revision(revision: i64) -> ResponseHeader {
+    ResponseHeader { revision, ..ResponseHeader::default() }
 }
 
 fn failed(message: &str) -> Status {
@@ -112,10 +115,7 @@ impl<N: Net + Send + Sync> Maintenance for Api<N> {
         let QueryAnswer::HashKv(hash, current, compact_revision) = served.value else {
             return Err(Status::internal("HashKV answered with something else"));
         };
-        let mut header = self.now_header().await?;
-        if let Some(h) = header.as_mut() {
-            h.revision = current;
-        }
+        let header = self.header(Some(at_revision(current)), served.term);
         Ok(Response::new(HashKvResponse { header, hash, compact_revision }))
     }
 
@@ -139,10 +139,7 @@ impl<N: Net + Send + Sync> Maintenance for Api<N> {
         };
         let file = crate::storage::backup::encode(&state);
         let (body, digest) = file.split_at(file.len() - 32);
-        let mut header = self.now_header().await?;
-        if let Some(h) = header.as_mut() {
-            h.revision = revision;
-        }
+        let header = self.header(Some(at_revision(revision)), served.term);
         let mut sent = 0;
         let mut parts = Vec::new();
         for chunk in body.chunks(CHUNK) {
